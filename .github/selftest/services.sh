@@ -8,7 +8,7 @@ set -euo pipefail
 state="${RUNNER_TEMP:-/tmp}/trustfabric-selftest"
 if [ "${1:-}" = stop ]; then
   for f in "$state"/*.pid; do
-    [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    if [ -e "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
   done
   exit 0
 fi

@@ -112,3 +112,47 @@ func TestGitHubOIDC(t *testing.T) {
 		t.Errorf("minted %d tokens, want 1", g.Minted())
 	}
 }
+
+func TestGitLabOIDC(t *testing.T) {
+	g, err := NewGitLabOIDC(GitLabJob{ProjectPath: "acme/app", Ref: "v2", RefType: "tag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	g.SetBaseURL(srv.URL)
+	tok, err := g.Mint("https://id.example.org", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	getJSON(t, srv.URL+"/.well-known/openid-configuration", "", &disc)
+	var jwks struct{ Keys []struct{ Kid, N, E string } }
+	getJSON(t, disc.JWKSURI, "", &jwks)
+	if disc.Issuer != srv.URL || len(jwks.Keys) != 1 {
+		t.Fatalf("discovery %+v, jwks %+v", disc, jwks)
+	}
+	parts := strings.Split(tok, ".")
+	n, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].N)
+	e, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].E)
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
+		t.Fatalf("signature: %v", err)
+	}
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]any{"iss": srv.URL, "aud": "https://id.example.org",
+		"sub": "project_path:acme/app:ref_type:tag:ref:v2", "namespace_path": "acme", "ref_path": "refs/tags/v2"} {
+		if claims[k] != v {
+			t.Errorf("claim %s = %v, want %v", k, claims[k], v)
+		}
+	}
+}

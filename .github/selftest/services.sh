@@ -27,7 +27,6 @@ wait_http() {
   return 1
 }
 
-command -v crane >/dev/null || go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
 registry="${TF_SELFTEST_REGISTRY:-}"
 if [ -z "$registry" ]; then
   command -v olareg >/dev/null || go install github.com/olareg/olareg/cmd/olareg@v0.1.2

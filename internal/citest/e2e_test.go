@@ -105,7 +105,7 @@ func TestActionsEndToEnd(t *testing.T) {
 		"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push", "GITHUB_REPOSITORY": "trustfabric/trustfabric",
 		"GITHUB_REF": "refs/heads/main", "GITHUB_SHA": strings.Repeat("a1", 20),
 		"GITHUB_WORKFLOW_REF": "trustfabric/trustfabric/.github/workflows/selftest.yml@refs/heads/main",
-		"GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": "1", "GITHUB_RUN_ATTEMPT": "1",
+		"GITHUB_SERVER_URL":   "https://github.com", "GITHUB_RUN_ID": "1", "GITHUB_RUN_ATTEMPT": "1",
 		"ACTIONS_ID_TOKEN_REQUEST_URL": g.RequestURL(), "ACTIONS_ID_TOKEN_REQUEST_TOKEN": g.RequestToken,
 	}
 	opts := func(inputs map[string]string) RunOptions {

@@ -207,13 +207,13 @@ type Statement struct {
 	// Receipts holds the encoded receipts found under label 394.
 	Receipts [][]byte
 
-	msg         *cosewire.Sign1
-	hasCWT      bool
-	x5chain     bool
-	placeErr    error
-	algErr      error
-	hasLabel3   bool
-	registered  []byte
+	msg        *cosewire.Sign1
+	hasCWT     bool
+	x5chain    bool
+	placeErr   error
+	algErr     error
+	hasLabel3  bool
+	registered []byte
 }
 
 // ParseStatement parses a Signed or Transparent Statement strictly: one CBOR

@@ -35,11 +35,11 @@ type vectorExpected struct {
 }
 
 type vector struct {
-	name                string
-	statement, receipt  []byte
-	payload             []byte
-	issuerKey, logKey   KeySet
-	expected            vectorExpected
+	name               string
+	statement, receipt []byte
+	payload            []byte
+	issuerKey, logKey  KeySet
+	expected           vectorExpected
 }
 
 func loadVector(t testing.TB, dir string) vector {

@@ -90,10 +90,6 @@ func Parse(b []byte, maxSize int) (*Sign1, error) {
 	if len(b) > maxSize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds the limit of %d bytes", ErrMalformed, len(b), maxSize)
 	}
-	// One well-formed item, within the nesting and size limits.
-	if _, err := Dec.UnmarshalFirst(b, new(cbor.RawMessage)); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
 	switch {
 	case b[0] == 0x84:
 		return nil, fmt.Errorf("%w: untagged: COSE_Sign1 tag 18 is required", ErrMalformed)
@@ -102,6 +98,8 @@ func Parse(b []byte, maxSize int) (*Sign1, error) {
 	case len(b) < 2 || b[1] != 0x84:
 		return nil, fmt.Errorf("%w: tag 18 must hold an array of 4 items", ErrMalformed)
 	}
+	// Each item is decoded on its own: well-formedness, definite lengths,
+	// duplicate keys and the nesting limits are checked item by item.
 	var items [4]cbor.RawMessage
 	var offs [5]int
 	rest := b[2:]
@@ -125,14 +123,10 @@ func Parse(b []byte, maxSize int) (*Sign1, error) {
 	if err := Dec.Unmarshal(items[0], &m.Protected); err != nil {
 		return nil, fmt.Errorf("%w: protected header: %w", ErrMalformed, err)
 	}
-	if len(m.Protected) > 0 {
-		if major(m.Protected) != 5 {
-			return nil, fmt.Errorf("%w: protected header must wrap a map", ErrMalformed)
-		}
-		var hdr map[any]cbor.RawMessage
-		if err := Dec.Unmarshal(m.Protected, &hdr); err != nil {
-			return nil, fmt.Errorf("%w: protected header: %w", ErrMalformed, err)
-		}
+	// The map itself is decoded (duplicate keys and limits included) by
+	// ProtectedMap or the caller's own decoder.
+	if len(m.Protected) > 0 && major(m.Protected) != 5 {
+		return nil, fmt.Errorf("%w: protected header must wrap a map", ErrMalformed)
 	}
 	if major(items[1]) != 5 {
 		return nil, fmt.Errorf("%w: unprotected header must be a map", ErrMalformed)

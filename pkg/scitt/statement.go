@@ -433,6 +433,9 @@ func (s *Statement) Verify(keys KeySet, opts ...VerifyOption) (*Result, error) {
 	r.pass(CheckStatementPayload)
 
 	if _, err := verifyWithSet(keys, s.KID, s.Alg, cosewire.SigStructure(s.msg.Protected, payload), s.msg.Signature); err != nil {
+		if errors.Is(err, ErrBadSignature) && len(s.KID) > 0 && !namesAny(s.KID, keys) {
+			err = fmt.Errorf("%w: no given key has kid %x, and none verifies the statement: %w", ErrKeyNotFound, s.KID, err)
+		}
 		return r.fail(CheckStatementSignature, err)
 	}
 	r.pass(CheckStatementSignature)

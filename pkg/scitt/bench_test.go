@@ -1,0 +1,84 @@
+package scitt
+
+import (
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"os"
+	"testing"
+
+	"github.com/veraison/go-cose"
+)
+
+// The benchmarks put each operation beside a raw crypto/ecdsa verify of the
+// same key size, so the overhead reads as a ratio (docs/benchmarks.md).
+
+func BenchmarkRawECDSAVerifyP256(b *testing.B) {
+	key := mustKey(b, cose.AlgorithmES256)
+	digest := sha256.Sum256([]byte("hello"))
+	sig, err := ecdsa.SignASN1(nil, key.Signer.(*ecdsa.PrivateKey), digest[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := key.Signer.Public().(*ecdsa.PublicKey)
+	b.ResetTimer()
+	for b.Loop() {
+		if !ecdsa.VerifyASN1(pub, digest[:], sig) {
+			b.Fatal("verify failed")
+		}
+	}
+}
+
+func BenchmarkStatementSign(b *testing.B) {
+	key := mustKey(b, cose.AlgorithmES256)
+	payload := make([]byte, 2048)
+	for b.Loop() {
+		if _, err := SignStatement(ctx, key, testClaims(), payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStatementVerify(b *testing.B) {
+	key := mustKey(b, cose.AlgorithmES256)
+	payload := make([]byte, 2048)
+	raw, err := SignStatement(ctx, key, testClaims(), payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ks := KeySet{key.Public()}
+	b.ResetTimer()
+	for b.Loop() {
+		s, err := ParseStatement(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Verify(ks, WithPreimage(payload)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReceiptVerify(b *testing.B) {
+	stmt, err := os.ReadFile("../../testdata/trustfabric-v1/valid/statement.cose")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rb, err := os.ReadFile("../../testdata/trustfabric-v1/valid/receipt.cose")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ks, err := LoadPublicKeys("../../testdata/trustfabric-v1/valid/log-key.jwk")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		r, err := ParseReceipt(rb)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.VerifyInclusion(stmt, ks, LeafIETF); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -127,3 +127,26 @@ func newJOSESigner(k *SigningKey, typ string, withKID bool) (jose.Signer, error)
 	}
 	return s, nil
 }
+
+// KeyFromSigner wraps a signer (e.g. a scitt.PrivateKey's) as a SigningKey:
+// the algorithm follows the key (ES256/ES384/ES512 by curve, PS256 for RSA)
+// and the kid is the RFC 7638 thumbprint.
+func KeyFromSigner(s crypto.Signer) (*SigningKey, error) {
+	var alg jose.SignatureAlgorithm
+	switch k := s.Public().(type) {
+	case *ecdsa.PublicKey:
+		alg = map[elliptic.Curve]jose.SignatureAlgorithm{elliptic.P256(): jose.ES256, elliptic.P384(): jose.ES384, elliptic.P521(): jose.ES512}[k.Curve]
+	case *rsa.PublicKey:
+		alg = jose.PS256
+	}
+	if err := checkKeyAlg(s.Public(), alg); err != nil {
+		return nil, err
+	}
+	sk := &SigningKey{Signer: s, Algorithm: alg}
+	tp, err := sk.Thumbprint()
+	if err != nil {
+		return nil, err
+	}
+	sk.KeyID = tp
+	return sk, nil
+}

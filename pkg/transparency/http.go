@@ -1,6 +1,7 @@
 package transparency
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -284,22 +285,26 @@ func (h *handler) getKeys(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
 	kid := r.PathValue("kid")
-	raw, err := base64.RawURLEncoding.DecodeString(kid)
-	if err != nil || len(raw) == 0 {
-		raw, err = hex.DecodeString(kid)
+	var candidates [][]byte
+	if b, err := base64.RawURLEncoding.DecodeString(kid); err == nil {
+		candidates = append(candidates, b)
 	}
-	if err == nil {
-		for _, k := range h.s.Keys() {
-			if string(k.KID) == string(raw) {
-				b, err := k.MarshalCOSEKey()
-				if err != nil {
-					h.fail(w, r, err)
-					return
-				}
-				w.Header().Set("Content-Type", scrapi.MediaTypeCBOR)
-				w.Write(b)
+	if b, err := hex.DecodeString(kid); err == nil {
+		candidates = append(candidates, b)
+	}
+	for _, k := range h.s.Keys() {
+		for _, c := range candidates {
+			if len(c) == 0 || !bytes.Equal(k.KID, c) {
+				continue
+			}
+			b, err := k.MarshalCOSEKey()
+			if err != nil {
+				h.fail(w, r, err)
 				return
 			}
+			w.Header().Set("Content-Type", scrapi.MediaTypeCBOR)
+			w.Write(b)
+			return
 		}
 	}
 	h.problem(w, r, http.StatusNotFound, "No such key", fmt.Sprintf("no service key has kid %q (base64url without padding of the COSE key thumbprint)", kid))

@@ -153,16 +153,16 @@ func TestDecisionCacheAndCoalescing(t *testing.T) {
 func TestPolicyRejects(t *testing.T) {
 	base := basePolicy
 	for name, doc := range map[string]string{
-		"unknown field":          base + "allowEverything: true\n",
-		"empty workloads":        strings.Replace(base, "workloads:\n  - prefix: spiffe://ci.example.org/github/acme/widgets\n    require: {repository_id: \"42\"}\n", "workloads: []\n", 1),
-		"no services":            strings.Replace(base, "transparencyServices:\n  - issuer: https://ts.example.org\n    keys: [ts-keys.cbor]\n", "transparencyServices: []\n", 1),
-		"no identities":          strings.Replace(base, "identities:\n  - trustDomain: ci.example.org\n    bundle: bundle.json\n", "", 1),
-		"wrong apiVersion":       strings.Replace(base, "v1alpha1", "v9", 1),
-		"two rule kinds":         strings.Replace(base, "  - prefix: spiffe", "  - exact: x\n    prefix: spiffe", 1),
-		"bad duration":           base + "maxReceiptAge: forever\n",
-		"too many receipts":      base + "requiredReceipts: 2\n",
-		"empty":                  "",
-		"service without keys":   strings.Replace(base, "    keys: [ts-keys.cbor]\n", "", 1),
+		"unknown field":        base + "allowEverything: true\n",
+		"empty workloads":      strings.Replace(base, "workloads:\n  - prefix: spiffe://ci.example.org/github/acme/widgets\n    require: {repository_id: \"42\"}\n", "workloads: []\n", 1),
+		"no services":          strings.Replace(base, "transparencyServices:\n  - issuer: https://ts.example.org\n    keys: [ts-keys.cbor]\n", "transparencyServices: []\n", 1),
+		"no identities":        strings.Replace(base, "identities:\n  - trustDomain: ci.example.org\n    bundle: bundle.json\n", "", 1),
+		"wrong apiVersion":     strings.Replace(base, "v1alpha1", "v9", 1),
+		"two rule kinds":       strings.Replace(base, "  - prefix: spiffe", "  - exact: x\n    prefix: spiffe", 1),
+		"bad duration":         base + "maxReceiptAge: forever\n",
+		"too many receipts":    base + "requiredReceipts: 2\n",
+		"empty":                "",
+		"service without keys": strings.Replace(base, "    keys: [ts-keys.cbor]\n", "", 1),
 	} {
 		if _, err := Parse([]byte(doc), t.TempDir()); !errors.Is(err, ErrInvalidPolicy) {
 			t.Errorf("%s: %v, want ErrInvalidPolicy", name, err)

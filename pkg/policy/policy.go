@@ -317,3 +317,6 @@ func (p *Policy) loadKeys(files, inline []string) (scitt.KeySet, error) {
 	}
 	return ks, nil
 }
+
+// String renders the duration like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }

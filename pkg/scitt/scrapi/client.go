@@ -31,7 +31,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -451,8 +450,6 @@ func parseOperation(b []byte) (*operation, error) {
 	}
 	return &op, nil
 }
-
-
 
 // RegisterTransparent registers a Signed (or Transparent) Statement and
 // returns the Transparent Statement: the statement with the new receipt added

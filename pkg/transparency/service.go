@@ -59,7 +59,7 @@ const (
 	DefaultIssuer             = "https://localhost"
 
 	// maxPendingAppends bounds registrations stored but not yet in the log.
-	maxPendingAppends = 16384
+	maxPendingAppends = 4096
 )
 
 // Backend opens the storage of the service. signer signs checkpoints.
@@ -266,14 +266,26 @@ func (s *Service) recover(ctx context.Context) error {
 			}
 		}
 	}
+	// Re-append the rest concurrently, so that Tessera batches them.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	sem := make(chan struct{}, 1024)
 	for e := range want {
-		i, err := s.log.Append(ctx, e)
-		if err != nil {
-			return fmt.Errorf("recover: re-append %x: %w", e[:], err)
-		}
-		if err := s.store.SetIndex(ctx, e, i); err != nil {
-			return fmt.Errorf("recover: %w", err)
-		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := s.appendEntry(ctx, e)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("recover: re-append %x: %w", e[:], err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	s.logger.InfoContext(ctx, "recovered pending registrations", slog.Int("found_in_log", found), slog.Int("appended", len(want)))
 	return nil

@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -171,7 +172,7 @@ func ParsePrivateKey(data []byte) (*PrivateKey, error) {
 			k.Alg = alg
 		}
 		if j.KeyID != "" {
-			k.KID = []byte(j.KeyID)
+			k.KID = kidFromJWK(j.KeyID, k.Public())
 		}
 		return k, nil
 	case cosewire.Major(data) == 5:
@@ -288,11 +289,23 @@ func parseJWKPublic(data []byte) (KeySet, error) {
 			}
 		}
 		if j.KeyID != "" {
-			k.KID = []byte(j.KeyID)
+			k.KID = kidFromJWK(j.KeyID, k)
 		}
 		ks = append(ks, k)
 	}
 	return ks, nil
+}
+
+// kidFromJWK maps a JWK kid string back to kid bytes: a base64url-encoded
+// thumbprint of the key becomes the raw thumbprint (the form COSE headers
+// carry); any other kid is taken as its UTF-8 bytes.
+func kidFromJWK(kid string, k *PublicKey) []byte {
+	if raw, err := base64.RawURLEncoding.DecodeString(kid); err == nil {
+		if bytes.Equal(raw, k.JWKThumbprint()) || bytes.Equal(raw, k.COSEThumbprint()) {
+			return raw
+		}
+	}
+	return []byte(kid)
 }
 
 func algFromJOSE(name string) (cose.Algorithm, error) {
@@ -564,10 +577,13 @@ func (k *PublicKey) MarshalJWK() ([]byte, error) {
 
 func (k *PublicKey) jwk(key any) jose.JSONWebKey {
 	j := jose.JSONWebKey{Key: key, Use: "sig", Algorithm: algToJOSE(k.Alg)}
-	if k.KID != nil {
-		j.KeyID = string(k.KID)
-	} else {
+	switch {
+	case k.KID == nil:
 		j.KeyID = b64url(k.JWKThumbprint())
+	case printable(k.KID):
+		j.KeyID = string(k.KID)
+	default: // binary kids (thumbprints) travel base64url-encoded
+		j.KeyID = b64url(k.KID)
 	}
 	return j
 }

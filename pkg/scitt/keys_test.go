@@ -79,6 +79,9 @@ func TestKeyFormatsRoundTrip(t *testing.T) {
 				if k.Alg != alg || !bytes.Equal(k.Public().JWKThumbprint(), pub.JWKThumbprint()) {
 					t.Errorf("%s: alg %v or key differs", name, k.Alg)
 				}
+				if !bytes.Equal(k.KID, priv.KID) {
+					t.Errorf("%s: kid %x, want the raw JWK thumbprint %x", name, k.KID, priv.KID)
+				}
 			}
 			if _, err := ParsePrivateKey(jwk); !errors.Is(err, ErrInvalidKey) {
 				t.Errorf("public JWK as private key: %v", err)

@@ -25,7 +25,7 @@ var githubEnv = map[string]string{
 	"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/widgets",
 	"GITHUB_SHA": "8f2b1c3d4e5f60718293a4b5c6d7e8f901234567", "GITHUB_REF": "refs/heads/main", "GITHUB_EVENT_NAME": "push",
 	"GITHUB_WORKFLOW_REF": "acme/widgets/.github/workflows/release.yml@refs/heads/main",
-	"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "1", "RUNNER_ENVIRONMENT": "github-hosted",
+	"GITHUB_RUN_ID":       "42", "GITHUB_RUN_ATTEMPT": "1", "RUNNER_ENVIRONMENT": "github-hosted",
 	"GITLAB_CI": "", "TEKTON_TASKRUN_NAME": "",
 }
 
@@ -142,5 +142,48 @@ func TestProvenanceAttachDiscover(t *testing.T) {
 				t.Errorf("missing image: exit %d", code)
 			}
 		})
+	}
+}
+
+// TestExternalRegistry attaches three statements to an image on the registry named by
+// TRUSTFABRIC_TEST_REGISTRY (host:port, plain HTTP) and writes the image reference to
+// TRUSTFABRIC_TEST_OUT, for .ci/oci.sh to check with `oras discover`.
+func TestExternalRegistry(t *testing.T) {
+	host, outFile := os.Getenv("TRUSTFABRIC_TEST_REGISTRY"), os.Getenv("TRUSTFABRIC_TEST_OUT")
+	if host == "" || outFile == "" {
+		t.Skip("TRUSTFABRIC_TEST_REGISTRY and TRUSTFABRIC_TEST_OUT not set: no external registry (run .ci/oci.sh)")
+	}
+	for k, v := range githubEnv {
+		t.Setenv(k, v)
+	}
+	img, err := random.Image(128, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := host + "/acme/widgets:v1"
+	ref, _ := name.ParseReference(tag, name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	dig, _ := img.Digest()
+	imgRef := host + "/acme/widgets@" + dig.String()
+	dir := t.TempDir()
+	pre := filepath.Join(dir, "provenance.json")
+	mustRun(t, "provenance", "--subject", tag, "--out", pre, "--insecure-registry", host)
+	preimage, err := os.ReadFile(pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		stmtPath := filepath.Join(dir, "statement.cose")
+		if err := os.WriteFile(stmtPath, transparent(t, preimage, "oci://"+imgRef), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out := mustRun(t, "attach", imgRef, "--statement", stmtPath, "--preimage", pre, "--insecure-registry", host); i == 0 {
+			t.Log(out)
+		}
+	}
+	if err := os.WriteFile(outFile, []byte(imgRef), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -56,6 +57,9 @@ const (
 	DefaultBatchMaxAge        = 10 * time.Millisecond
 	DefaultPollInterval       = 5 * time.Millisecond
 	DefaultIssuer             = "https://localhost"
+
+	// maxPendingAppends bounds registrations stored but not yet in the log.
+	maxPendingAppends = 4096
 )
 
 // Backend opens the storage of the service. signer signs checkpoints.
@@ -111,15 +115,20 @@ type Service struct {
 
 	policyEntry storage.Entry
 
+	appendSlots chan struct{}
+	closing     atomic.Bool
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// operation is a registration being appended.
+// operation is a registration being stored and appended.
 type operation struct {
-	done  chan struct{}
-	index uint64
-	err   error
+	stored   chan struct{} // closed once the statement is durable (or failed)
+	storeErr error
+	done     chan struct{} // closed once the entry has an index (or failed)
+	index    uint64
+	err      error
 }
 
 // Open starts the service: keys, storage, recovery of pending
@@ -175,9 +184,10 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	s := &Service{
 		opts: opts, issuer: opts.Issuer, origin: signer.Name(), log: lg, store: st, keys: keys,
 		policy: opts.Policy, logger: opts.Logger,
-		proofs:   &proofCache{fetch: lg.ReadTile},
-		receipts: newReceiptCache(1 << 15),
-		inflight: map[storage.Entry]*operation{},
+		proofs:      newProofCache(lg.ReadTile),
+		receipts:    newReceiptCache(1 << 15),
+		inflight:    map[storage.Entry]*operation{},
+		appendSlots: make(chan struct{}, maxPendingAppends),
 	}
 	s.follow = newFollower(lg.ReadCheckpoint, s.origin, verifier, opts.PollInterval, opts.Logger)
 	if err := s.recover(ctx); err != nil {
@@ -256,14 +266,26 @@ func (s *Service) recover(ctx context.Context) error {
 			}
 		}
 	}
+	// Re-append the rest concurrently, so that Tessera batches them.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	sem := make(chan struct{}, 1024)
 	for e := range want {
-		i, err := s.log.Append(ctx, e)
-		if err != nil {
-			return fmt.Errorf("recover: re-append %x: %w", e[:], err)
-		}
-		if err := s.store.SetIndex(ctx, e, i); err != nil {
-			return fmt.Errorf("recover: %w", err)
-		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := s.appendEntry(ctx, e)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("recover: re-append %x: %w", e[:], err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	s.logger.InfoContext(ctx, "recovered pending registrations", slog.Int("found_in_log", found), slog.Int("appended", len(want)))
 	return nil
@@ -308,10 +330,12 @@ func (s *Service) registerPolicy(ctx context.Context) error {
 	return nil
 }
 
-// Registration is the outcome of a successful registration.
+// Registration is the outcome of a successful registration: the statement
+// is durable; Index is known once Indexed.
 type Registration struct {
-	Entry storage.Entry
-	Index uint64
+	Entry   storage.Entry
+	Index   uint64
+	Indexed bool
 }
 
 // ID is the entry id: lowercase hex of the entry.
@@ -347,59 +371,100 @@ func (s *Service) Register(ctx context.Context, statement []byte) (*Registration
 	return s.register(ctx, st)
 }
 
-// register stores and appends a checked statement (once per entry).
+// register stores a checked statement durably and starts its append to the
+// log (once per entry). It returns as soon as the statement is durable: from
+// then on the registration survives a restart (recover appends it), and its
+// entry id is the operation id of the pending registration.
 func (s *Service) register(ctx context.Context, st *scitt.Statement) (*Registration, error) {
 	registered := st.Registered()
 	entry := sha256.Sum256(registered)
 	if rec, err := s.store.Get(ctx, entry); err == nil && rec.Indexed {
-		return &Registration{Entry: entry, Index: rec.Index}, nil
+		return &Registration{Entry: entry, Index: rec.Index, Indexed: true}, nil
 	}
 	s.mu.Lock()
 	op, joined := s.inflight[entry]
 	if !joined {
-		op = &operation{done: make(chan struct{})}
+		op = &operation{stored: make(chan struct{}), done: make(chan struct{})}
 		s.inflight[entry] = op
 	}
 	s.mu.Unlock()
 	if !joined {
-		// Once started, the append completes even if the client goes away,
-		// so the store and the log never disagree for long.
-		op.index, op.err = s.appendEntry(context.WithoutCancel(ctx), entry, registered)
+		s.startAppend(ctx, op, entry, registered)
+	}
+	select {
+	case <-op.stored:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if op.storeErr != nil {
+		return nil, op.storeErr
+	}
+	return &Registration{Entry: entry}, nil
+}
+
+// startAppend stores the statement, then appends it in the background.
+// Storing completes even if the client goes away, so that the store and the
+// log never disagree for long.
+func (s *Service) startAppend(rctx context.Context, op *operation, entry storage.Entry, registered []byte) {
+	ctx := context.WithoutCancel(rctx)
+	finish := func(idx uint64, err error) {
+		op.index, op.err = idx, err
 		s.mu.Lock()
 		delete(s.inflight, entry)
 		s.mu.Unlock()
 		close(op.done)
 	}
+	// Bound the registrations waiting for the log (back-pressure on POST).
 	select {
-	case <-op.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case s.appendSlots <- struct{}{}:
+	case <-rctx.Done():
+		op.storeErr = fmt.Errorf("%w: too many registrations waiting for the log", ErrOverloaded)
+		close(op.stored)
+		finish(0, op.storeErr)
+		return
 	}
-	if op.err != nil {
-		return nil, op.err
-	}
-	return &Registration{Entry: entry, Index: op.index}, nil
-}
-
-func (s *Service) appendEntry(ctx context.Context, entry storage.Entry, registered []byte) (uint64, error) {
 	rec, _, err := s.store.Put(ctx, entry, registered, time.Now())
 	if err != nil {
-		return 0, fmt.Errorf("store statement: %w", err)
+		<-s.appendSlots
+		op.storeErr = fmt.Errorf("store statement: %w", err)
+		close(op.stored)
+		finish(0, op.storeErr)
+		return
 	}
+	close(op.stored)
 	if rec.Indexed {
-		return rec.Index, nil
+		<-s.appendSlots
+		finish(rec.Index, nil)
+		return
 	}
-	idx, err := s.log.Append(ctx, entry)
-	if err != nil {
-		if errors.Is(err, posix.ErrPushback) {
-			return 0, fmt.Errorf("%w: %w", ErrOverloaded, err)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.appendSlots }()
+		finish(s.appendEntry(ctx, entry))
+	}()
+}
+
+// appendEntry appends a stored entry to the log, retrying while the log
+// pushes back, and records its index.
+func (s *Service) appendEntry(ctx context.Context, entry storage.Entry) (uint64, error) {
+	wait := 10 * time.Millisecond
+	for {
+		idx, err := s.log.Append(ctx, entry)
+		if err == nil {
+			if err := s.store.SetIndex(ctx, entry, idx); err != nil {
+				return 0, fmt.Errorf("record index: %w", err)
+			}
+			return idx, nil
 		}
-		return 0, err
+		if !errors.Is(err, posix.ErrPushback) || s.closing.Load() {
+			s.logger.ErrorContext(ctx, "append to log failed; the statement stays pending until restart",
+				slog.String("entry", hex.EncodeToString(entry[:])), slog.Any("error", err))
+			return 0, err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
 	}
-	if err := s.store.SetIndex(ctx, entry, idx); err != nil {
-		return 0, fmt.Errorf("record index: %w", err)
-	}
-	return idx, nil
 }
 
 // Lookup returns the stored record of an entry.
@@ -469,6 +534,11 @@ func (s *Service) AwaitReceipt(ctx context.Context, entry storage.Entry) ([]byte
 // issueReceipt builds and signs the inclusion receipt of rec against cp,
 // checks the proof against the checkpoint root, and caches it.
 func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *checkpoint) ([]byte, error) {
+	// Prove against the newest checkpoint: its ProofBuilder is the shared,
+	// warm one (sizes only grow, so it covers rec too).
+	if latest := s.follow.latest(); latest != nil && latest.Size > cp.Size {
+		cp = latest
+	}
 	path, err := s.proofs.inclusion(ctx, cp.Size, rec.Index)
 	if err != nil {
 		return nil, err
@@ -540,6 +610,7 @@ func (s *Service) Log() storage.Log { return s.log }
 
 // Close stops the service; entries already sequenced are published first.
 func (s *Service) Close(ctx context.Context) error {
+	s.closing.Store(true)
 	if s.cancel != nil {
 		s.cancel()
 	}

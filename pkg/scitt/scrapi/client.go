@@ -31,8 +31,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -453,4 +451,17 @@ func parseOperation(b []byte) (*operation, error) {
 	return &op, nil
 }
 
-var _ = cbor.RawMessage{}
+// RegisterTransparent registers a Signed (or Transparent) Statement and
+// returns the Transparent Statement: the statement with the new receipt added
+// under label 394 (RFC 9943 §7), together with the receipt.
+func (c *Client) RegisterTransparent(ctx context.Context, statement []byte) (transparent []byte, reg *Registration, err error) {
+	reg, err = c.Register(ctx, statement)
+	if err != nil {
+		return nil, nil, err
+	}
+	transparent, err = scitt.AddReceipt(statement, reg.Receipt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("add receipt: %w", err)
+	}
+	return transparent, reg, nil
+}

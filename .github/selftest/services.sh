@@ -8,7 +8,7 @@ set -euo pipefail
 state="${RUNNER_TEMP:-/tmp}/trustfabric-selftest"
 if [ "${1:-}" = stop ]; then
   for f in "$state"/*.pid; do
-    [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    if [ -e "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
   done
   exit 0
 fi
@@ -35,26 +35,42 @@ if [ -z "$registry" ]; then
   olareg serve --addr 127.0.0.1 --port "$port" --store-type mem >"$state/registry.log" 2>&1 &
   echo $! >"$state/registry.pid"
   registry="127.0.0.1:$port"
-  wait_http "http://$registry/v2/"
+  wait_http "http://$registry/v2/" || { cat "$state/registry.log" >&2; exit 1; }
 fi
 
-port="$(free_port)"
+port="${TF_SELFTEST_PORT:-$(free_port)}"
 base="http://127.0.0.1:$port"
-issuer="${TF_SELFTEST_OIDC_ISSUER:-https://token.actions.githubusercontent.com}"
+provider="${TF_SELFTEST_PROVIDER:-github}"
+case "$provider" in
+github)
+  issuer="${TF_SELFTEST_OIDC_ISSUER:-https://token.actions.githubusercontent.com}"
+  project="${GITHUB_REPOSITORY:-trustfabric/trustfabric}"
+  allow="repository: [\"$project\"]"
+  ;;
+gitlab)
+  issuer="${TF_SELFTEST_OIDC_ISSUER:?the GitLab self-test needs the fake issuer in TF_SELFTEST_OIDC_ISSUER}"
+  project="${TF_SELFTEST_PROJECT:-acme/app}"
+  allow="project_path: [\"$project\"]"
+  ;;
+*)
+  echo "TF_SELFTEST_PROVIDER must be github or gitlab" >&2
+  exit 2
+  ;;
+esac
 cat >"$state/identity.yaml" <<YAML
 trustDomain: selftest.trustfabric.dev
 issuer: $base
 witLifetime: 10m
 providers:
-  - type: github
+  - type: $provider
     issuer: $issuer
     audience: $base
     allow:
-      repository: ["${GITHUB_REPOSITORY:-trustfabric/trustfabric}"]
+      $allow
 YAML
 "$tf" serve --addr "127.0.0.1:$port" --data "$state/data" --identity-config "$state/identity.yaml" >"$state/serve.log" 2>&1 &
 echo $! >"$state/serve.pid"
-wait_http "$base/healthz"
+wait_http "$base/healthz" || { cat "$state/serve.log" >&2; exit 1; }
 
 cat >"$state/policy.yaml" <<YAML
 apiVersion: trustfabric.dev/v1alpha1
@@ -66,7 +82,7 @@ identities:
   - trustDomain: selftest.trustfabric.dev
     bundleURL: $base/.well-known/wit-bundle
     allow:
-      - prefix: spiffe://selftest.trustfabric.dev/github/${GITHUB_REPOSITORY:-trustfabric/trustfabric}/
+      - prefix: spiffe://selftest.trustfabric.dev/$provider/
 provenance:
   predicateType: https://slsa.dev/provenance/v1
 YAML
@@ -76,4 +92,4 @@ YAML
   echo "identity-server=$base"
   echo "policy=$state/policy.yaml"
 } >>"${GITHUB_OUTPUT:-/dev/stdout}"
-echo "services: registry $registry, trustfabric $base (identity issuer trusted: $issuer)"
+echo "services: registry $registry, trustfabric $base ($provider issuer trusted: $issuer)"

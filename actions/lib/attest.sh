@@ -7,7 +7,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 . "$here/common.sh"
 
-cli="$(tf_cli)"
+tf_require_cli
+cli="$TRUSTFABRIC_CLI"
 work="$(tf_workdir)"
 
 rc=0
@@ -17,7 +18,8 @@ if [ "$rc" -eq 3 ]; then
   exit 0
 fi
 
-ref="$(tf_image_ref "${TF_IMAGE:-}" "${TF_DIGEST:-}")"
+tf_image_ref "${TF_IMAGE:-}" "${TF_DIGEST:-}"
+ref="$TF_REF"
 for pair in "ts-url:${TF_TS_URL:-}" "identity-server:${TF_IDENTITY_SERVER:-}"; do
   if [ -z "${pair#*:}" ]; then
     tf_error "trustfabric attest" "the ${pair%%:*} input is required"

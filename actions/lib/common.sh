@@ -121,15 +121,19 @@ PY
   return 1
 }
 
-# tf_image_ref joins IMAGE and an optional DIGEST input into IMAGE@DIGEST.
+# tf_image_ref joins IMAGE and an optional DIGEST input into IMAGE@DIGEST and
+# stores it in TF_REF (not printed: a command substitution would swallow the
+# error annotations).
 tf_image_ref() {
   local image="$1" digest="$2"
+  # shellcheck disable=SC2034 # read by the caller
+  TF_REF=""
   if [ -z "$image" ]; then
     tf_error "trustfabric" "the image input is empty: give the image name, e.g. ghcr.io/acme/app"
     return 2
   fi
   if [ -z "$digest" ]; then
-    printf '%s' "$image"
+    TF_REF="$image"
     return 0
   fi
   case "$digest" in
@@ -151,7 +155,8 @@ tf_image_ref() {
   if [[ "$last" == *:* ]]; then
     image="${image%:*}"
   fi
-  printf '%s@%s' "$image" "$digest"
+  # shellcheck disable=SC2034 # read by the caller
+  TF_REF="$image@$digest"
 }
 
 # tf_registry_of prints the registry host of an image reference.
@@ -214,11 +219,10 @@ tf_check_identity_available() {
   exit 1
 }
 
-# tf_cli prints the CLI path installed by install.sh.
-tf_cli() {
+# tf_require_cli checks the CLI path installed by install.sh (TRUSTFABRIC_CLI).
+tf_require_cli() {
   if [ -z "${TRUSTFABRIC_CLI:-}" ] || [ ! -x "$TRUSTFABRIC_CLI" ]; then
     tf_error "trustfabric" "the CLI was not installed by the previous step (TRUSTFABRIC_CLI=${TRUSTFABRIC_CLI:-unset})"
     exit 1
   fi
-  printf '%s' "$TRUSTFABRIC_CLI"
 }

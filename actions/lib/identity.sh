@@ -7,7 +7,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 . "$here/common.sh"
 
-cli="$(tf_cli)"
+tf_require_cli
+cli="$TRUSTFABRIC_CLI"
 work="$(tf_workdir)"
 provider="${TF_PROVIDER:-auto}"
 case "$provider" in

@@ -7,9 +7,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 . "$here/common.sh"
 
-cli="$(tf_cli)"
+tf_require_cli
+cli="$TRUSTFABRIC_CLI"
 work="$(tf_workdir)"
-ref="$(tf_image_ref "${TF_IMAGE:-}" "${TF_DIGEST:-}")"
+tf_image_ref "${TF_IMAGE:-}" "${TF_DIGEST:-}"
+ref="$TF_REF"
 if [ -z "${TF_POLICY:-}" ] || [ ! -f "$TF_POLICY" ]; then
   tf_error "trustfabric verify" "policy file \"${TF_POLICY:-}\" does not exist: give the path of a verification policy (see examples/policy/verify.yaml)"
   exit 2

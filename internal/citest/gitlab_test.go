@@ -150,6 +150,28 @@ func TestGitLabExamples(t *testing.T) {
 	}
 }
 
+// TestGitLabSelfTest validates the components' own pipeline, which
+// .ci/ci.sh runs under gitlab-ci-local.
+func TestGitLabSelfTest(t *testing.T) {
+	s := loadSchema(t)
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "gitlab", "selftest", ".gitlab-ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateGitLabDoc(s, doc); err != nil {
+		t.Error(err)
+	}
+	for _, c := range []string{"/attest@$CI_COMMIT_SHA", "/verify@$CI_COMMIT_SHA"} {
+		if !strings.Contains(string(b), "component: $CI_SERVER_FQDN/$CI_PROJECT_PATH"+c) {
+			t.Errorf("self-test does not include the component %s", c)
+		}
+	}
+}
+
 // TestGitLabSchemaCopy checks that the vendored schema still has the parts the
 // components rely on, so a careless refresh cannot silently weaken the check.
 func TestGitLabSchemaCopy(t *testing.T) {

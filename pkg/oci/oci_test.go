@@ -328,7 +328,12 @@ func TestRetryAfter429(t *testing.T) {
 	c := newClient(t)
 	var mu sync.Mutex
 	var slept []time.Duration
-	c.sleep = func(_ context.Context, d time.Duration) error { mu.Lock(); slept = append(slept, d); mu.Unlock(); return nil }
+	c.sleep = func(_ context.Context, d time.Duration) error {
+		mu.Lock()
+		slept = append(slept, d)
+		mu.Unlock()
+		return nil
+	}
 	if _, err := c.Attach(ctx, img, attachment(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -445,4 +450,6 @@ var errSentinelTransport = errors.New("transport reached")
 
 type failTransport struct{}
 
-func (failTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, errSentinelTransport }
+func (failTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errSentinelTransport
+}

@@ -442,6 +442,11 @@ func (s *Statement) Verify(keys KeySet, opts ...VerifyOption) (*Result, error) {
 	return r, nil
 }
 
+// CheckPreimage reports whether the statement covers preimage: its digest
+// under the envelope's hash algorithm, or the embedded payload itself. The
+// error wraps [ErrPayloadMismatch].
+func (s *Statement) CheckPreimage(preimage []byte) error { return s.checkPreimage(preimage) }
+
 func (s *Statement) checkPreimage(preimage []byte) error {
 	if !s.IsHashEnvelope() {
 		if !bytes.Equal(s.Payload, preimage) {

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+)
+
+// maxInputFile bounds the files the CLI reads (statements, payloads).
+const maxInputFile = 64 << 20
+
+func readInput(path string) ([]byte, error) {
+	var r io.Reader
+	if path == "-" {
+		r = os.Stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxInputFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxInputFile {
+		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxInputFile>>20)
+	}
+	return b, nil
+}
+
+// writeOutput writes b to path atomically (temp file + rename) with mode.
+func writeOutput(path string, b []byte, mode os.FileMode) error {
+	if path == "-" {
+		_, err := os.Stdout.Write(b)
+		return err
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".trustfabric-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// loadKeys reads and concatenates every key file given.
+func loadKeys(paths []string) (scitt.KeySet, error) {
+	var ks scitt.KeySet
+	for _, p := range paths {
+		k, err := scitt.LoadPublicKeys(p)
+		if err != nil {
+			return nil, err
+		}
+		ks = append(ks, k...)
+	}
+	return ks, nil
+}

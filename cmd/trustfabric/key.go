@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+)
+
+func init() { register(NewCmdKey) }
+
+// NewCmdKey returns `trustfabric key`.
+func NewCmdKey() *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Generate and convert signing keys"}
+	cmd.AddCommand(newCmdKeyGenerate())
+	return cmd
+}
+
+func newCmdKeyGenerate() *cobra.Command {
+	var out, pubOut, alg, format string
+	cmd := &cobra.Command{
+		Use:   "generate --out FILE [--public-out FILE] [--alg ES256]",
+		Short: "Generate a private key (JWK, mode 0600) and its public key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var a cose.Algorithm
+			switch alg {
+			case "ES256":
+				a = cose.AlgorithmES256
+			case "ES384":
+				a = cose.AlgorithmES384
+			case "ES512":
+				a = cose.AlgorithmES512
+			case "EdDSA":
+				a = cose.AlgorithmEdDSA
+			case "PS256":
+				a = cose.AlgorithmPS256
+			default:
+				return fmt.Errorf("--alg %q: want ES256, ES384, ES512, EdDSA or PS256", alg)
+			}
+			k, err := scitt.GenerateKey(a)
+			if err != nil {
+				return err
+			}
+			var priv, pub []byte
+			switch format {
+			case "jwk":
+				if priv, err = k.MarshalJWK(); err == nil {
+					pub, err = k.Public().MarshalJWK()
+				}
+			case "cose":
+				if priv, err = k.MarshalCOSEKey(); err == nil {
+					pub, err = k.Public().MarshalCOSEKey()
+				}
+			default:
+				return fmt.Errorf("--format %q: want jwk or cose", format)
+			}
+			if err != nil {
+				return err
+			}
+			if err := writeOutput(out, priv, 0o600); err != nil {
+				return err
+			}
+			if pubOut != "" {
+				if err := writeOutput(pubOut, pub, 0o644); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "generated %s key %x\n  private: %s (0600)\n", alg, k.KID, out)
+			if pubOut != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "  public:  %s\n", pubOut)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "private key file to write (required)")
+	cmd.Flags().StringVar(&pubOut, "public-out", "", "public key file to write")
+	cmd.Flags().StringVar(&alg, "alg", "ES256", "algorithm: ES256, ES384, ES512, EdDSA or PS256")
+	cmd.Flags().StringVar(&format, "format", "jwk", "key file format: jwk or cose")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}

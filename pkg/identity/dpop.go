@@ -1,0 +1,126 @@
+package identity
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
+)
+
+// DPoP proof limits (RFC 9449 §4.3, §11.1).
+const (
+	// TypeDPoP is the typ of a DPoP proof JWT.
+	TypeDPoP = "dpop+jwt"
+	// MaxDPoPAge is how old a proof's iat may be.
+	MaxDPoPAge = 5 * time.Minute
+	// MaxDPoPSize bounds the DPoP header.
+	MaxDPoPSize = 8 << 10
+)
+
+type dpopClaims struct {
+	jwt.Claims
+	HTM string `json:"htm"`
+	HTU string `json:"htu"`
+}
+
+// verifyDPoP checks a DPoP proof (RFC 9449 §4.3) for a POST to htu and returns
+// the public key it proves, with alg set to the proof's alg: typ dpop+jwt,
+// an asymmetric alg allowed for WIT keys, a public jwk header that verifies
+// the signature, htm POST, htu equal to the token endpoint (from
+// configuration, compared without query and fragment), iat within the window,
+// and a jti used once.
+func verifyDPoP(proof, htu string, now time.Time, replay *wimse.ReplayCache) (jose.JSONWebKey, error) {
+	var none jose.JSONWebKey
+	if len(proof) > MaxDPoPSize {
+		return none, fmt.Errorf("%w: %w: %d bytes", ErrDPoP, ErrTooLarge, len(proof))
+	}
+	tok, err := jwt.ParseSigned(proof, wimse.Algorithms)
+	if err != nil {
+		if alg := peekAlg(proof); alg != "" && !slices.Contains(wimse.Algorithms, jose.SignatureAlgorithm(alg)) {
+			return none, fmt.Errorf("%w: %w: %q", ErrDPoP, wimse.ErrUnsupportedAlgorithm, alg)
+		}
+		return none, fmt.Errorf("%w: %w: %w", ErrDPoP, wimse.ErrMalformed, err)
+	}
+	h := tok.Headers[0]
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != TypeDPoP {
+		return none, fmt.Errorf("%w: %w: typ %q", ErrDPoP, wimse.ErrWrongType, typ)
+	}
+	if h.JSONWebKey == nil || !h.JSONWebKey.IsPublic() || !h.JSONWebKey.Valid() {
+		return none, fmt.Errorf("%w: %w: the header needs a public jwk", ErrDPoP, wimse.ErrMalformed)
+	}
+	key := *h.JSONWebKey
+	var c dpopClaims
+	if err := tok.Claims(key.Key, &c); err != nil {
+		return none, fmt.Errorf("%w: %w: %w", ErrDPoP, wimse.ErrBadSignature, err)
+	}
+	if c.HTM != "POST" {
+		return none, fmt.Errorf("%w: htm %q, want POST", ErrDPoP, c.HTM)
+	}
+	if !sameURL(c.HTU, htu) {
+		return none, fmt.Errorf("%w: %w: htu %q is not this token endpoint", ErrDPoP, wimse.ErrAudience, c.HTU)
+	}
+	if c.IssuedAt == nil || c.ID == "" {
+		return none, fmt.Errorf("%w: %w: iat and jti are required", ErrDPoP, wimse.ErrMalformed)
+	}
+	iat := c.IssuedAt.Time()
+	switch {
+	case iat.After(now.Add(CITokenLeeway)):
+		return none, fmt.Errorf("%w: %w: iat is in the future", ErrDPoP, wimse.ErrNotYetValid)
+	case now.Sub(iat) > MaxDPoPAge:
+		return none, fmt.Errorf("%w: %w: iat is older than %s", ErrDPoP, wimse.ErrExpired, MaxDPoPAge)
+	}
+	id := sha256.Sum256([]byte(c.ID))
+	if err := replay.Use(hex.EncodeToString(id[:]), iat.Add(MaxDPoPAge+CITokenLeeway), now); err != nil {
+		return none, fmt.Errorf("%w: %w", ErrDPoP, err)
+	}
+	key.Algorithm = h.Algorithm
+	key.KeyID, key.Use = "", ""
+	return key, nil
+}
+
+// sameURL compares two URLs without query and fragment, scheme and host
+// case-insensitively (RFC 9449 §4.3 step 9).
+func sameURL(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	norm := func(u *url.URL) string {
+		p := u.EscapedPath()
+		if p == "" {
+			p = "/"
+		}
+		return fmt.Sprintf("%s://%s%s", lower(u.Scheme), lower(u.Host), p)
+	}
+	return norm(ua) == norm(ub)
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+// NewDPoPProof signs a DPoP proof for a POST to htu with key (RFC 9449 §4.2).
+func NewDPoPProof(key *wimse.SigningKey, htu string) (string, error) {
+	pub := jose.JSONWebKey{Key: key.Signer.Public()}
+	opts := (&jose.SignerOptions{EmbedJWK: false}).WithType(TypeDPoP).WithHeader("jwk", pub)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: key.Algorithm, Key: key.Signer}, opts)
+	if err != nil {
+		return "", fmt.Errorf("DPoP signer: %w", err)
+	}
+	return jwt.Signed(s).Claims(map[string]any{
+		"jti": randomJTI(), "htm": "POST", "htu": htu, "iat": time.Now().Unix(),
+	}).Serialize()
+}

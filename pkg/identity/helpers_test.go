@@ -1,0 +1,23 @@
+package identity
+
+import (
+	"crypto"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os"
+
+	"github.com/trustfabric/trustfabric/pkg/wimse"
+)
+
+const cryptoSHA256 = crypto.SHA256
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func decodeJSON(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+func writeFile(name string, data []byte) error { return os.WriteFile(name, data, 0o600) }
+
+func newKeyNoT() (*wimse.SigningKey, error) { return wimse.GenerateKey() }
+
+func newReplay() *wimse.ReplayCache { return wimse.NewReplayCache(1000) }

@@ -1,0 +1,131 @@
+package scitt
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// seedFiles adds every file called name from both vector sets to f.
+func seedFiles(f *testing.F, names ...string) {
+	for _, root := range []string{"../../testdata/scitt-cose-v1", "../../testdata/trustfabric-v1"} {
+		dirs, _ := os.ReadDir(root)
+		for _, d := range dirs {
+			for _, n := range names {
+				if b, err := os.ReadFile(filepath.Join(root, d.Name(), n)); err == nil {
+					f.Add(b)
+				}
+			}
+		}
+	}
+}
+
+// FuzzParseStatement: parsing never panics; whatever parses re-splits
+// byte-exactly, and a verification with any key never panics either.
+func FuzzParseStatement(f *testing.F) {
+	seedFiles(f, "statement.cose")
+	key := mustKey(f, -7).Public()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseStatement(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(s.Raw, b) {
+			t.Fatal("Raw differs from the input")
+		}
+		reg := s.Registered()
+		again, err := ParseStatement(reg)
+		if err != nil {
+			t.Fatalf("registered form does not parse: %v", err)
+		}
+		if !bytes.Equal(again.Registered(), reg) {
+			t.Fatal("registered form is not a fixed point")
+		}
+		_, _ = s.Verify(KeySet{key}, WithPreimage(b))
+	})
+}
+
+// FuzzParseReceipt: parsing and verification never panic; proofs that
+// parse have 32-byte nodes and bounded paths.
+func FuzzParseReceipt(f *testing.F) {
+	seedFiles(f, "receipt.cose")
+	key := mustKey(f, -7).Public()
+	stmt, _ := os.ReadFile("../../testdata/trustfabric-v1/valid/statement.cose")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseReceipt(b)
+		if err != nil {
+			return
+		}
+		for _, p := range r.Inclusion {
+			if len(p.Path) > maxPathLen {
+				t.Fatal("path longer than the limit")
+			}
+			for _, n := range p.Path {
+				if len(n) != 32 {
+					t.Fatal("node is not 32 bytes")
+				}
+			}
+		}
+		_, _ = r.VerifyInclusion(stmt, KeySet{key}, LeafIETF)
+		_, _ = r.VerifyConsistency(make([]byte, 32), KeySet{key})
+	})
+}
+
+// FuzzTransparentStatement: adding a receipt to anything that parses, then
+// removing it, gives back the registered bytes.
+func FuzzTransparentStatement(f *testing.F) {
+	seedFiles(f, "statement.cose")
+	receipt, _ := os.ReadFile("../../testdata/trustfabric-v1/valid/receipt.cose")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseStatement(b)
+		if err != nil {
+			return
+		}
+		with, err := AddReceipt(b, receipt)
+		if err != nil {
+			return // e.g. the receipt limit is reached
+		}
+		got, err := Receipts(with)
+		if err != nil || len(got) != len(s.Receipts)+1 || !bytes.Equal(got[len(got)-1], receipt) {
+			t.Fatalf("receipt not appended: %v", err)
+		}
+		st, err := ParseStatement(with)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(st.Registered(), s.Registered()) {
+			t.Fatal("adding a receipt changed the registered bytes")
+		}
+		without, err := RemoveReceipts(with)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, _ := ParseStatement(without); w == nil || len(w.Receipts) != 0 || !bytes.Equal(w.Registered(), s.Registered()) {
+			t.Fatal("remove receipts did not restore the statement")
+		}
+	})
+}
+
+// FuzzParseKeys: key parsing never panics and keys that parse have both
+// thumbprints.
+func FuzzParseKeys(f *testing.F) {
+	seedFiles(f, "issuer-key.pub", "log-key.pub", "issuer-key.jwk", "log-key.jwk")
+	k := mustKey(f, -7)
+	ck, _ := k.Public().MarshalCOSEKey()
+	cks, _ := MarshalCOSEKeySet(KeySet{k.Public()})
+	pj, _ := k.MarshalJWK()
+	f.Add(ck)
+	f.Add(cks)
+	f.Add(pj)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if ks, err := ParsePublicKeys(b); err == nil {
+			for _, k := range ks {
+				if len(k.JWKThumbprint()) != 32 || len(k.COSEThumbprint()) != 32 {
+					t.Fatal("parsed key without thumbprints")
+				}
+			}
+		}
+		_, _ = ParsePrivateKey(b)
+	})
+}

@@ -1,0 +1,217 @@
+package scitt
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/internal/cosewire"
+)
+
+// Header labels used by SCITT objects.
+const (
+	LabelAlg                 = 1   // RFC 9052
+	LabelCrit                = 2   // RFC 9052
+	LabelContentType         = 3   // RFC 9052
+	LabelKID                 = 4   // RFC 9052
+	LabelCWTClaims           = 15  // RFC 9597
+	LabelX5Chain             = 33  // RFC 9360
+	LabelX5T                 = 34  // RFC 9360
+	LabelPayloadHashAlg      = 258 // RFC 9995
+	LabelPreimageContentType = 259 // RFC 9995
+	LabelPayloadLocation     = 260 // RFC 9995
+	LabelReceipts            = 394 // RFC 9942
+	LabelVDS                 = 395 // RFC 9942
+	LabelVDP                 = 396 // RFC 9942
+	// LabelWIT is the text label carrying a WIMSE Workload Identity Token
+	// (design §2.1).
+	LabelWIT = "wit"
+)
+
+// CWT claim keys (RFC 8392).
+const (
+	claimIss = 1
+	claimSub = 2
+	claimIat = 6
+)
+
+// SHA-256 as a COSE algorithm (RFC 9054), the payload hash of our envelopes.
+const AlgSHA256 cose.Algorithm = -16
+
+// Media types.
+const (
+	MediaTypeInToto    = "application/vnd.in-toto+json"
+	MediaTypeOctets    = "application/octet-stream"
+	MediaTypeStatement = "application/scitt-statement+cose"
+	MediaTypeReceipt   = "application/scitt-receipt+cose"
+)
+
+// header is a decoded COSE header map keyed by int64 or string labels; the
+// values are raw encodings aliasing the message.
+type header map[any][]byte
+
+func decodeHeader(raw []byte, where string) (header, error) {
+	if len(raw) == 0 {
+		return header{}, nil
+	}
+	entries, err := cosewire.DecodeMap(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s header: %w", where, err)
+	}
+	h := make(header, len(entries))
+	for _, e := range entries {
+		h[e.Key] = e.Value
+	}
+	return h, nil
+}
+
+func (h header) has(label any) bool { _, ok := h[normLabel(label)]; return ok }
+
+func normLabel(label any) any {
+	if i, ok := label.(int); ok {
+		return int64(i)
+	}
+	return label
+}
+
+func (h header) raw(label any) []byte { return h[normLabel(label)] }
+
+func (h header) int(label any, name string) (int64, bool, error) {
+	raw := h.raw(label)
+	if raw == nil {
+		return 0, false, nil
+	}
+	v, err := cosewire.Int(raw)
+	if err != nil {
+		return 0, true, fmt.Errorf("%w: %s (%v) must be an integer", ErrMalformed, name, label)
+	}
+	return v, true, nil
+}
+
+func (h header) bstr(label any, name string) ([]byte, bool, error) {
+	raw := h.raw(label)
+	if raw == nil {
+		return nil, false, nil
+	}
+	v, err := cosewire.Bytes(raw)
+	if err != nil {
+		return nil, true, fmt.Errorf("%w: %s (%v) must be a byte string", ErrMalformed, name, label)
+	}
+	return v, true, nil
+}
+
+func (h header) tstr(label any, name string) (string, bool, error) {
+	raw := h.raw(label)
+	if raw == nil {
+		return "", false, nil
+	}
+	v, err := cosewire.Text(raw)
+	if err != nil {
+		return "", true, fmt.Errorf("%w: %s (%v) must be a text string", ErrMalformed, name, label)
+	}
+	return v, true, nil
+}
+
+// tstrOrUint reads a content-type-like value: a media type string, or a CoAP
+// Content-Format number rendered as "coap:NNN".
+func (h header) tstrOrUint(label any, name string) (string, bool, error) {
+	raw := h.raw(label)
+	if raw == nil {
+		return "", false, nil
+	}
+	if cosewire.Major(raw) == 0 {
+		v, err := cosewire.Uint(raw)
+		if err != nil {
+			return "", true, fmt.Errorf("%w: %s (%v): %w", ErrMalformed, name, label, err)
+		}
+		return "coap:" + strconv.FormatUint(v, 10), true, nil
+	}
+	return h.tstr(label, name)
+}
+
+// cwtClaims is the decoded CWT claims set of label 15.
+type cwtClaims struct {
+	present  bool
+	iss, sub string
+	iat      time.Time
+}
+
+func (h header) cwt() (cwtClaims, error) {
+	raw := h.raw(LabelCWTClaims)
+	if raw == nil {
+		return cwtClaims{}, nil
+	}
+	if cosewire.Major(raw) != 5 {
+		return cwtClaims{}, fmt.Errorf("%w: CWT claims (15) must be a map", ErrMalformed)
+	}
+	c, err := decodeHeader(raw, "CWT claims")
+	if err != nil {
+		return cwtClaims{}, err
+	}
+	out := cwtClaims{present: true}
+	if out.iss, _, err = c.tstr(claimIss, "CWT iss"); err != nil {
+		return out, err
+	}
+	if out.sub, _, err = c.tstr(claimSub, "CWT sub"); err != nil {
+		return out, err
+	}
+	if r := c.raw(claimIat); r != nil {
+		t, err := numericDate(r)
+		if err != nil {
+			return out, err
+		}
+		out.iat = t
+	}
+	return out, nil
+}
+
+// numericDate decodes an RFC 8392 NumericDate: an integer or float, also
+// accepted wrapped in tag 1 (as some issuers emit it).
+func numericDate(raw []byte) (time.Time, error) {
+	if n, err := cosewire.Int(raw); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	var v any
+	if err := cosewire.Dec.Unmarshal(raw, &v); err != nil {
+		return time.Time{}, fmt.Errorf("%w: CWT iat: %w", ErrMalformed, err)
+	}
+	switch t := v.(type) {
+	case int64:
+		return time.Unix(t, 0).UTC(), nil
+	case uint64:
+		if t > 1<<62 {
+			break
+		}
+		return time.Unix(int64(t), 0).UTC(), nil
+	case float64:
+		if t != t || t > 1<<40 || t < -(1<<40) {
+			break
+		}
+		return time.Unix(int64(t), 0).UTC(), nil
+	case time.Time:
+		return t.UTC(), nil
+	case cbor.Tag:
+		if t.Number == 1 {
+			if n, ok := t.Content.(int64); ok {
+				return time.Unix(n, 0).UTC(), nil
+			}
+		}
+	}
+	return time.Time{}, fmt.Errorf("%w: CWT iat must be a NumericDate", ErrMalformed)
+}
+
+// hashAlgSize returns the digest size of a COSE hash algorithm.
+func hashAlgSize(alg cose.Algorithm) int {
+	switch alg {
+	case -16: // SHA-256
+		return 32
+	case -43: // SHA-384
+		return 48
+	case -44: // SHA-512
+		return 64
+	}
+	return 0
+}

@@ -1,0 +1,343 @@
+package scitt
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+	"github.com/veraison/go-cose"
+)
+
+var ctx = context.Background()
+
+func mustKey(t testing.TB, alg cose.Algorithm) *PrivateKey {
+	t.Helper()
+	k, err := GenerateKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func testClaims() Claims {
+	return Claims{Issuer: "spiffe://ci.example.org/github/acme/widgets", Subject: "sha256:abcd", IssuedAt: time.Unix(1764410000, 0).UTC()}
+}
+
+func TestSignVerifyRoundTrip(t *testing.T) {
+	payload := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[]}`)
+	for _, alg := range []cose.Algorithm{cose.AlgorithmES256, cose.AlgorithmES384, cose.AlgorithmES512, cose.AlgorithmEdDSA, cose.AlgorithmPS256} {
+		for _, embed := range []bool{false, true} {
+			t.Run(alg.String()+map[bool]string{false: "/hash", true: "/embedded"}[embed], func(t *testing.T) {
+				key := mustKey(t, alg)
+				var opts []SignOption
+				if embed {
+					opts = append(opts, WithEmbeddedPayload())
+				} else {
+					opts = append(opts, WithLocation("oci://r.example/x@sha256:1"))
+				}
+				raw, err := SignStatement(ctx, key, testClaims(), payload, append(opts, WithWIT("a.b.c"))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := ParseStatement(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s.Issuer != testClaims().Issuer || s.Subject != testClaims().Subject || !s.IssuedAt.Equal(testClaims().IssuedAt) {
+					t.Errorf("claims %q %q %v", s.Issuer, s.Subject, s.IssuedAt)
+				}
+				if !bytes.Equal(s.KID, key.Public().JWKThumbprint()) || s.Alg != alg || s.WIT != "a.b.c" {
+					t.Errorf("kid %x alg %v wit %q", s.KID, s.Alg, s.WIT)
+				}
+				if embed {
+					if s.ContentType != MediaTypeInToto || s.IsHashEnvelope() || !bytes.Equal(s.Payload, payload) {
+						t.Errorf("embedded: ct %q payload %q", s.ContentType, s.Payload)
+					}
+				} else {
+					sum := sha256.Sum256(payload)
+					if s.PreimageContentType != MediaTypeInToto || s.PayloadHashAlg != AlgSHA256 || !bytes.Equal(s.Payload, sum[:]) || s.ContentType != "" || s.Location == "" {
+						t.Errorf("hash envelope: %+v", s)
+					}
+				}
+				res, err := s.Verify(KeySet{key.Public()}, WithPreimage(payload))
+				if err != nil || !res.OK() {
+					t.Fatalf("verify: %v\n%s", err, res)
+				}
+				if _, err := s.Verify(KeySet{key.Public()}, WithPreimage([]byte("other"))); !errors.Is(err, ErrPayloadMismatch) {
+					t.Errorf("other preimage: %v, want ErrPayloadMismatch", err)
+				}
+				other := mustKey(t, alg)
+				if _, err := s.Verify(KeySet{other.Public()}); !errors.Is(err, ErrBadSignature) {
+					t.Errorf("other key: %v, want ErrBadSignature", err)
+				}
+			})
+		}
+	}
+}
+
+func TestVerifyRejectsAlgorithmConfusion(t *testing.T) {
+	key := mustKey(t, cose.AlgorithmES256)
+	raw, err := SignStatement(ctx, key, testClaims(), []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseStatement(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := key.Public()
+	pinned.Alg = cose.AlgorithmES384 // the key is pinned to another algorithm
+	if _, err := s.Verify(KeySet{pinned}); !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrUnsupportedAlgorithm) {
+		t.Errorf("pinned alg: %v", err)
+	}
+	ed := mustKey(t, cose.AlgorithmEdDSA)
+	if _, err := s.Verify(KeySet{ed.Public()}); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("Ed25519 key for ES256 statement: %v", err)
+	}
+	if _, err := s.Verify(nil); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("no keys: %v", err)
+	}
+}
+
+// tree builds a log with the statement's entry at index among filler leaves.
+func testTree(registered []byte, index, size uint64, c LeafConvention) *testonly.Tree {
+	tr := testonly.New(rfc6962.DefaultHasher)
+	for i := uint64(0); i < size; i++ {
+		if i == index {
+			tr.Append(LeafHash(registered, c))
+			continue
+		}
+		tr.AppendData([]byte{byte(i), byte(i >> 8)})
+	}
+	return tr
+}
+
+func issueFor(t testing.TB, key *PrivateKey, stmt []byte, index, size uint64, c LeafConvention) []byte {
+	t.Helper()
+	s, err := ParseStatement(stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := testTree(s.Registered(), index, size, c)
+	path, err := tr.InclusionProof(index, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := IssueReceipt(ctx, key, ReceiptClaims{Issuer: "https://ts.example", Subject: "e", IssuedAt: time.Now()}, InclusionProof{TreeSize: size, LeafIndex: index, Path: path}, tr.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func serviceKey(t testing.TB) *PrivateKey {
+	k := mustKey(t, cose.AlgorithmES256)
+	k.KID = k.Public().COSEThumbprint()
+	return k
+}
+
+func TestReceiptsAddRemoveByteExact(t *testing.T) {
+	issuer := mustKey(t, cose.AlgorithmES256)
+	stmt, err := SignStatement(ctx, issuer, testClaims(), []byte("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts1, ts2 := serviceKey(t), serviceKey(t)
+	r1 := issueFor(t, ts1, stmt, 3, 7, LeafIETF)
+	r2 := issueFor(t, ts2, stmt, 0, 1, LeafDirect)
+	withOne, err := AddReceipt(stmt, r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTwo, err := AddReceipt(withOne, r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Receipts(withTwo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !bytes.Equal(got[0], r1) || !bytes.Equal(got[1], r2) {
+		t.Fatalf("receipts not kept in order")
+	}
+	// Both receipts verify against the transparent statement.
+	for i, c := range []struct {
+		key  *PrivateKey
+		leaf LeafConvention
+	}{{ts1, LeafIETF}, {ts2, LeafDirect}} {
+		r, err := ParseReceipt(got[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.VerifyInclusion(withTwo, KeySet{c.key.Public()}, c.leaf); err != nil {
+			t.Errorf("receipt %d: %v", i, err)
+		}
+		// The wrong leaf convention fails as a proof mismatch.
+		wrong := LeafDirect
+		if c.leaf == LeafDirect {
+			wrong = LeafIETF
+		}
+		if _, err := r.VerifyInclusion(withTwo, KeySet{c.key.Public()}, wrong); !errors.Is(err, ErrProofMismatch) {
+			t.Errorf("receipt %d with the other convention: %v", i, err)
+		}
+	}
+	// The statement inside is untouched and still verifies.
+	s, err := ParseStatement(withTwo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.Registered(), stmt) {
+		t.Fatal("registered bytes differ from the signed statement")
+	}
+	if _, err := s.Verify(KeySet{issuer.Public()}, WithPreimage([]byte("payload"))); err != nil {
+		t.Fatal(err)
+	}
+	back, err := RemoveReceipts(withTwo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, stmt) {
+		t.Fatalf("remove receipts is not byte-exact:\n%x\n%x", back, stmt)
+	}
+}
+
+func TestConsistencyReceipt(t *testing.T) {
+	key := serviceKey(t)
+	tr := testonly.New(rfc6962.DefaultHasher)
+	for i := 0; i < 21; i++ {
+		tr.AppendData([]byte{byte(i)})
+	}
+	for _, sizes := range [][2]uint64{{1, 2}, {3, 7}, {4, 8}, {5, 21}, {20, 21}, {7, 7}} {
+		path, err := tr.ConsistencyProof(sizes[0], sizes[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := IssueConsistencyReceipt(ctx, key, ReceiptClaims{Issuer: "https://ts"}, ConsistencyProof{TreeSize1: sizes[0], TreeSize2: sizes[1], Path: path}, tr.HashAt(sizes[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ParseReceipt(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := r.VerifyConsistency(tr.HashAt(sizes[0]), KeySet{key.Public()})
+		if err != nil {
+			t.Fatalf("%v: %v", sizes, err)
+		}
+		if !bytes.Equal(root, tr.HashAt(sizes[1])) {
+			t.Errorf("%v: wrong new root", sizes)
+		}
+		if _, err := r.VerifyConsistency(tr.HashAt(sizes[0]+1), KeySet{key.Public()}); !errors.Is(err, ErrProofMismatch) {
+			t.Errorf("%v with a wrong old root: %v", sizes, err)
+		}
+	}
+}
+
+func TestEmptyPathOnlyForOneLeafTree(t *testing.T) {
+	key := serviceKey(t)
+	stmt, err := SignStatement(ctx, mustKey(t, cose.AlgorithmES256), testClaims(), []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := issueFor(t, key, stmt, 0, 1, LeafIETF)
+	r, err := ParseReceipt(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.VerifyInclusion(stmt, KeySet{key.Public()}, LeafIETF); err != nil {
+		t.Fatalf("1-leaf tree: %v", err)
+	}
+	// An empty path for a 2-leaf tree has the wrong length.
+	s, _ := ParseStatement(stmt)
+	leaf := LeafHash(s.Registered(), LeafIETF)
+	raw, err := IssueReceipt(ctx, key, ReceiptClaims{}, InclusionProof{TreeSize: 2, LeafIndex: 0}, leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = ParseReceipt(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.VerifyInclusion(stmt, KeySet{key.Public()}, LeafIETF); !errors.Is(err, ErrProofMismatch) {
+		t.Fatalf("empty path in a 2-leaf tree: %v", err)
+	}
+}
+
+func TestParseStatementStrict(t *testing.T) {
+	key := mustKey(t, cose.AlgorithmES256)
+	good, err := SignStatement(ctx, key, testClaims(), []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dupKeys := bytes.Clone(good)
+	// Replace the unprotected {} with {1: 1, 1: 2}.
+	m, _ := ParseStatement(good)
+	dupKeys = m.msg.WithUnprotected([]byte{0xa2, 0x01, 0x01, 0x01, 0x02})
+	indef := m.msg.WithUnprotected([]byte{0xbf, 0xff})
+	deep := bytes.Repeat([]byte{0x81}, 40)
+	deep = append(deep, 0x00)
+	deepStmt := m.msg.WithUnprotected(append([]byte{0xa1, 0x18, 0x64}, deep...))
+	for name, b := range map[string][]byte{
+		"empty":           {},
+		"not cbor":        []byte("hello"),
+		"untagged":        good[1:],
+		"other tag":       append([]byte{0xd1}, good[1:]...),
+		"three items":     append([]byte{0xd2, 0x83}, good[2:]...),
+		"trailing":        append(bytes.Clone(good), 0xa0),
+		"truncated":       good[:len(good)-1],
+		"duplicate keys":  dupKeys,
+		"indefinite map":  indef,
+		"too deep":        deepStmt,
+		"oversize":        append(append([]byte{0xd2, 0x84, 0x40, 0xa0, 0x5a}, 0x01, 0, 0, 0), make([]byte, 1<<24)...),
+		"protected array": {0xd2, 0x84, 0x41, 0x80, 0xa0, 0x40, 0x41, 0x00},
+	} {
+		if _, err := ParseStatement(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func TestPlacementRules(t *testing.T) {
+	key := mustKey(t, cose.AlgorithmES256)
+	good, err := SignStatement(ctx, key, testClaims(), []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := ParseStatement(good)
+	for name, u := range map[string][]byte{
+		"258 unprotected": {0xa1, 0x19, 0x01, 0x02, 0x2f},      // {258: -16}
+		"259 unprotected": {0xa1, 0x19, 0x01, 0x03, 0x61, 'x'}, // {259: "x"}
+		"260 unprotected": {0xa1, 0x19, 0x01, 0x04, 0x61, 'x'}, // {260: "x"}
+		"3 unprotected":   {0xa1, 0x03, 0x63, 'a', '/', 'b'},   // {3: "a/b"}
+	} {
+		st, err := ParseStatement(s.msg.WithUnprotected(u))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := st.Verify(KeySet{key.Public()}); !errors.Is(err, ErrHeaderPlacement) {
+			t.Errorf("%s: %v, want ErrHeaderPlacement", name, err)
+		}
+	}
+}
+
+func TestUnsupportedVDS(t *testing.T) {
+	dir := vectorsDir(t)
+	v := loadVector(t, dir+"/fail-unsupported-vds")
+	r, err := ParseReceipt(v.receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.VerifyInclusion(v.statement, v.logKey, LeafIETF)
+	if !errors.Is(err, ErrUnsupportedVDS) {
+		t.Fatalf("%v", err)
+	}
+	var ce *CheckError
+	if !errors.As(err, &ce) || ce.Check != CheckReceiptVDS {
+		t.Fatalf("failed check %v", ce)
+	}
+}

@@ -1,0 +1,82 @@
+package wimse
+
+import (
+	"container/heap"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// MaxJTILen bounds the length of a jti kept in a ReplayCache.
+const MaxJTILen = 256
+
+// ReplayCache remembers token ids (jti) until they expire, with bounded memory:
+// at most Capacity live entries. Expired entries are dropped first (a min-heap
+// on expiry keeps that O(log n)); when every slot holds an unexpired id the
+// cache refuses the new one with [ErrReplayCacheFull] instead of forgetting an
+// id that could then be replayed. Size it for the expected rate times the
+// longest token lifetime. It is safe for concurrent use.
+type ReplayCache struct {
+	mu       sync.Mutex
+	capacity int
+	seen     map[string]time.Time
+	order    expiryHeap
+}
+
+// NewReplayCache returns a cache holding at most capacity unexpired ids
+// (minimum 1).
+func NewReplayCache(capacity int) *ReplayCache {
+	return &ReplayCache{capacity: max(capacity, 1), seen: map[string]time.Time{}}
+}
+
+// Use records id as used until expires. It returns an error wrapping
+// [ErrReplay] when id is already recorded and unexpired at now,
+// [ErrReplayCacheFull] when the cache is full, or [ErrMalformed] for an empty
+// or oversize id.
+func (c *ReplayCache) Use(id string, expires, now time.Time) error {
+	if id == "" || len(id) > MaxJTILen {
+		return fmt.Errorf("%w: jti must be 1 to %d bytes", ErrMalformed, MaxJTILen)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.order.Len() > 0 && !c.order[0].exp.After(now) {
+		e := heap.Pop(&c.order).(expiryEntry)
+		if c.seen[e.id].Equal(e.exp) {
+			delete(c.seen, e.id)
+		}
+	}
+	if exp, ok := c.seen[id]; ok && exp.After(now) {
+		return fmt.Errorf("%w: jti was already used", ErrReplay)
+	}
+	if len(c.seen) >= c.capacity {
+		return fmt.Errorf("%w: %d unexpired ids", ErrReplayCacheFull, len(c.seen))
+	}
+	c.seen[id] = expires
+	heap.Push(&c.order, expiryEntry{id: id, exp: expires})
+	return nil
+}
+
+// Len returns the number of ids currently remembered.
+func (c *ReplayCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+type expiryEntry struct {
+	id  string
+	exp time.Time
+}
+
+type expiryHeap []expiryEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].exp.Before(h[j].exp) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryEntry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}

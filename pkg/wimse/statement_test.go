@@ -1,0 +1,140 @@
+package wimse
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/veraison/go-cose"
+)
+
+// witSigner returns a scitt key, a WIT bound to it, and the issuer bundle.
+func witSigner(t *testing.T, lifetime time.Duration) (*scitt.PrivateKey, string, *Bundle, Identifier) {
+	t.Helper()
+	iss, _ := GenerateKey()
+	sk, err := scitt.GenerateKey(cose.AlgorithmES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk, err := KeyFromSigner(sk.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := RequireIdentifier("spiffe://ci.example.org/github/acme/widgets/.github/workflows/release.yml/refs/heads/main")
+	wit, err := MintWIT(iss, WITClaims{Subject: id, Issuer: "https://id.example.org", Expiry: time.Now().Add(lifetime), Key: wk.PublicJWK()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sk, wit, &Bundle{TrustDomain: "ci.example.org", Keys: []jose.JSONWebKey{iss.PublicJWK()}}, id
+}
+
+func signWithWIT(t *testing.T, key *scitt.PrivateKey, wit, iss string, iat time.Time) []byte {
+	t.Helper()
+	st, err := scitt.SignStatement(context.Background(), key, scitt.Claims{Issuer: iss, Subject: "sha256:abc", IssuedAt: iat},
+		[]byte(`{"_type":"https://in-toto.io/Statement/v1"}`), scitt.WithWIT(wit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestVerifyStatementWITBound(t *testing.T) {
+	key, wit, b, id := witSigner(t, 10*time.Minute)
+	iss, err := StatementIssuer(wit, key.Signer.Public())
+	if err != nil || iss != id {
+		t.Fatalf("StatementIssuer = %v, %v", iss, err)
+	}
+	st := signWithWIT(t, key, wit, iss.String(), time.Now())
+	got, err := VerifyStatement(st, Bundles{b}, WithStatementPreimage([]byte(`{"_type":"https://in-toto.io/Statement/v1"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.WIT.ID != id || got.Source != "iat" || !got.Result.OK() {
+		t.Fatalf("got %+v", got)
+	}
+	// A verifier that does not trust the identity server refuses it.
+	other, _ := GenerateKey()
+	if _, err := VerifyStatement(st, Bundles{{TrustDomain: "ci.example.org", Keys: []jose.JSONWebKey{other.PublicJWK()}}}); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("untrusted bundle: err = %v, want ErrKeyNotFound", err)
+	}
+	if _, err := VerifyStatement(st, Bundles{}); !errors.Is(err, ErrUntrustedDomain) {
+		t.Fatalf("no bundle: err = %v, want ErrUntrustedDomain", err)
+	}
+}
+
+func TestVerifyStatementIssuerMismatch(t *testing.T) {
+	key, wit, b, _ := witSigner(t, 10*time.Minute)
+	st := signWithWIT(t, key, wit, "spiffe://ci.example.org/someone/else", time.Now())
+	if _, err := VerifyStatement(st, Bundles{b}); !errors.Is(err, ErrIssuerMismatch) {
+		t.Fatalf("err = %v, want ErrIssuerMismatch", err)
+	}
+}
+
+func TestVerifyStatementSignedByOtherKey(t *testing.T) {
+	_, wit, b, id := witSigner(t, 10*time.Minute)
+	other, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	if _, err := StatementIssuer(wit, other.Signer.Public()); !errors.Is(err, ErrIssuerMismatch) {
+		t.Fatalf("StatementIssuer with another key: err = %v", err)
+	}
+	st := signWithWIT(t, other, wit, id.String(), time.Now())
+	if _, err := VerifyStatement(st, Bundles{b}); !errors.Is(err, scitt.ErrBadSignature) && !errors.Is(err, scitt.ErrKeyNotFound) {
+		t.Fatalf("err = %v, want a signature failure", err)
+	}
+}
+
+func TestVerifyStatementWITExpiredAtIAT(t *testing.T) {
+	key, wit, b, id := witSigner(t, 2*time.Minute)
+	st := signWithWIT(t, key, wit, id.String(), time.Now().Add(time.Hour))
+	if _, err := VerifyStatement(st, Bundles{b}); !errors.Is(err, ErrExpired) {
+		t.Fatalf("err = %v, want ErrExpired", err)
+	}
+}
+
+func TestVerifyStatementRegistrationTimeFromReceipt(t *testing.T) {
+	key, wit, b, id := witSigner(t, 10*time.Minute)
+	st := signWithWIT(t, key, wit, id.String(), time.Now())
+	ts, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	s, _ := scitt.ParseStatement(st)
+	reg := s.Registered()
+	entry := sha256.Sum256(reg)
+	root := scitt.LeafHash(reg, scitt.LeafIETF)
+	// Registered 5 minutes after signing; still within the WIT's lifetime.
+	regTime := time.Now().Add(5 * time.Minute).Truncate(time.Second)
+	rc, err := scitt.IssueReceipt(context.Background(), ts, scitt.ReceiptClaims{Issuer: "https://ts.example", Subject: hex.EncodeToString(entry[:]), IssuedAt: regTime},
+		scitt.InclusionProof{TreeSize: 1, LeafIndex: 0}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transparent, err := scitt.AddReceipt(st, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := VerifyStatement(transparent, Bundles{b}, WithReceiptKeys(scitt.KeySet{ts.Public()}, scitt.LeafIETF))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Source != "receipt" || !got.CheckedAt.Equal(regTime) {
+		t.Fatalf("checked at %s from %s", got.CheckedAt, got.Source)
+	}
+	// Registered after the WIT expired: refused.
+	late := time.Now().Add(time.Hour).Truncate(time.Second)
+	rc2, _ := scitt.IssueReceipt(context.Background(), ts, scitt.ReceiptClaims{Issuer: "https://ts.example", Subject: "x", IssuedAt: late},
+		scitt.InclusionProof{TreeSize: 1, LeafIndex: 0}, root)
+	t2, _ := scitt.AddReceipt(st, rc2)
+	if _, err := VerifyStatement(t2, Bundles{b}, WithReceiptKeys(scitt.KeySet{ts.Public()}, scitt.LeafIETF)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("late registration: err = %v, want ErrExpired", err)
+	}
+}
+
+func TestVerifyStatementWithoutWIT(t *testing.T) {
+	key, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	st, _ := scitt.SignStatement(context.Background(), key, scitt.Claims{Issuer: "x", Subject: "y"}, []byte("p"))
+	if _, err := VerifyStatement(st, Bundles{}); !errors.Is(err, ErrNotWITBound) {
+		t.Fatalf("err = %v, want ErrNotWITBound", err)
+	}
+}

@@ -62,14 +62,17 @@ case "$rc" in
   mapfile -t reasons < <(sed -n 's/^deny: //p' "$errlog")
   [ "${#reasons[@]}" -eq 0 ] && mapfile -t reasons < <(grep -v '^[[:space:]]*$' "$errlog" || true)
   [ "${#reasons[@]}" -eq 0 ] && reasons=("denied without a reason on stderr")
+  # Errors when the deny fails the step, warnings when it does not.
+  annotate=tf_error
+  [ "${TF_FAIL_ON_DENY:-true}" = "false" ] && annotate=tf_warning
   i=0
   for r in "${reasons[@]}"; do
     i=$((i + 1))
-    # The runner shows at most 10 error annotations per step.
+    # The runner shows at most 10 annotations of a kind per step.
     if [ "$i" -le 9 ]; then
-      tf_error "trustfabric gate: denied" "$r"
+      "$annotate" "trustfabric gate: denied" "$r"
     elif [ "$i" -eq 10 ]; then
-      tf_error "trustfabric gate: denied" "$((${#reasons[@]} - 9)) more reasons: see the job summary"
+      "$annotate" "trustfabric gate: denied" "$((${#reasons[@]} - 9)) more reasons: see the job summary"
     fi
   done
   {

@@ -178,4 +178,3 @@ func tamperedProof(ctx context.Context, env *attesttest.Env, reg *oci.Client, di
 	}
 	return image, attach(ctx, reg, image, tampered, pre)
 }
-

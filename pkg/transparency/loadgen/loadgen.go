@@ -39,12 +39,15 @@ type Config struct {
 	// durably sequenced, and a fetcher collects the receipt from the
 	// Location while the client submits the next statement.
 	Sync bool
+	// Window bounds, per client, the registrations submitted but still
+	// waiting for their receipt (pipelined mode). Default 16.
+	Window int
 }
 
 // Report is the outcome of a run.
 type Report struct {
-	Count, Concurrency, PayloadSize int
-	Sync                            bool
+	Count, Concurrency, PayloadSize, Window int
+	Sync                                    bool
 	// Elapsed runs from the first submission to the last receipt.
 	Elapsed time.Duration
 	// SubmitElapsed runs from the first submission to the last 303/201.
@@ -63,17 +66,17 @@ func (r *Report) Rate() float64 { return float64(r.Count) / r.Elapsed.Seconds() 
 
 // String formats the report.
 func (r *Report) String() string {
-	mode := "pipelined (Prefer: respond-async, receipt fetched from the 303 Location)"
+	mode := "pipelined (Prefer: respond-async; 303 once durable, receipt fetched from the Location)"
 	if r.Sync {
 		mode = "synchronous (each client waits for its receipt)"
 	}
 	return fmt.Sprintf(`mode:           %s
-registrations:  %d with %d concurrent clients, %d-byte payloads
+registrations:  %d with %d concurrent clients (window %d), %d-byte payloads
 elapsed:        %s (all submitted after %s)
 throughput:     %.0f registrations/s (receipt in hand)
 receipt latency p50 %s  p90 %s  p99 %s  max %s
 verified:       %d/%d receipts (%s, %.0f verifications/s)
-`, mode, r.Count, r.Concurrency, r.PayloadSize, r.Elapsed.Round(time.Millisecond), r.SubmitElapsed.Round(time.Millisecond),
+`, mode, r.Count, r.Concurrency, r.Window, r.PayloadSize, r.Elapsed.Round(time.Millisecond), r.SubmitElapsed.Round(time.Millisecond),
 		r.Rate(), ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), r.Verified, r.Count, r.VerifyElapsed.Round(time.Millisecond),
 		float64(r.Verified)/r.VerifyElapsed.Seconds())
 }
@@ -97,6 +100,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.PayloadSize <= 0 {
 		cfg.PayloadSize = 1024
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 16
 	}
 	stmts, err := presign(ctx, cfg)
 	if err != nil {
@@ -127,10 +133,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	for range cfg.Concurrency {
 		clients.Go(func() {
+			window := make(chan struct{}, cfg.Window)
 			for {
+				if !cfg.Sync {
+					window <- struct{}{}
+				}
 				i := int(next.Add(1) - 1)
 				if i >= len(stmts) || ctx.Err() != nil {
 					return
+				}
+				release := func() {
+					if !cfg.Sync {
+						<-window
+					}
 				}
 				res := &results[i]
 				res.stmt = stmts[i]
@@ -140,8 +155,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				switch {
 				case err != nil:
 					res.err = err
+					release()
 				case reg != nil:
 					res.receipt, res.latency = reg.Receipt, time.Since(t0)
+					release()
 				case cfg.Sync:
 					reg, err := c.Await(ctx, loc)
 					res.latency, res.err = time.Since(t0), err
@@ -150,6 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					}
 				default:
 					fetchers.Go(func() {
+						defer release()
 						reg, err := c.Await(ctx, loc)
 						res.latency, res.err = time.Since(t0), err
 						if err == nil {
@@ -162,7 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	clients.Wait()
 	fetchers.Wait()
-	rep := &Report{Count: len(stmts), Concurrency: cfg.Concurrency, PayloadSize: cfg.PayloadSize, Sync: cfg.Sync,
+	rep := &Report{Count: len(stmts), Concurrency: cfg.Concurrency, PayloadSize: cfg.PayloadSize, Window: cfg.Window, Sync: cfg.Sync,
 		Elapsed: time.Since(start), SubmitElapsed: time.Duration(lastSubmit.Load())}
 	if err := ctx.Err(); err != nil {
 		return nil, err

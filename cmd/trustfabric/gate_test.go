@@ -29,7 +29,8 @@ func TestGateEndToEnd(t *testing.T) {
 		t.Setenv(k, v)
 	}
 
-	out := mustRun(t, "attest", env.ImageTag, "--ts", env.TSURL, "--identity-server", env.IdentityURL, "--output", "json")
+	stmtFile := filepath.Join(dir, "transparent.cose")
+	out := mustRun(t, "attest", env.ImageTag, "--ts", env.TSURL, "--identity-server", env.IdentityURL, "--output", "json", "--statement-out", stmtFile)
 	var res struct {
 		EntryID        string `json:"entryId"`
 		TreeSize       uint64 `json:"treeSize"`
@@ -40,6 +41,11 @@ func TestGateEndToEnd(t *testing.T) {
 	}
 	if len(res.EntryID) != 64 || res.TreeSize == 0 || !strings.HasPrefix(res.ReferrerDigest, "sha256:") {
 		t.Fatalf("attest result %+v", res)
+	}
+
+	// The receipt verifies with the key set fetched from the service's URL.
+	if out := mustRun(t, "receipt", "verify", stmtFile, "--service-key", env.TSURL); !strings.Contains(out, "valid") {
+		t.Errorf("receipt verify with the service URL:\n%s", out)
 	}
 
 	policyFile, err := quickstart.WritePolicy(dir, env)

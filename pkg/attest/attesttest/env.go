@@ -60,6 +60,9 @@ type Config struct {
 	// Repository and Tag name the random image pushed. Defaults
 	// DefaultRepository and DefaultTag.
 	Repository, Tag string
+	// RegistryMiddleware, when set, wraps the registry's handler (fault
+	// injection: see the ocitest middleware). The image is pushed through it.
+	RegistryMiddleware func(http.Handler) http.Handler
 }
 
 // Env is a running environment. Its fields are read-only.
@@ -184,7 +187,11 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	e.serve(tsl, h)
 
 	// The registry and the image.
-	e.Registry = ocitest.NewOlareg(nil)
+	rh, stop := ocitest.NewOlaregHandler(nil)
+	if cfg.RegistryMiddleware != nil {
+		rh = cfg.RegistryMiddleware(rh)
+	}
+	e.Registry = ocitest.Serve(rh, stop)
 	e.closers = append(e.closers, func() error { e.Registry.Close(); return nil })
 	e.RegistryHost = e.Registry.Host
 	e.ImageTag = e.RegistryHost + "/" + cfg.Repository + ":" + cfg.Tag

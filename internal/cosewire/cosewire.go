@@ -67,7 +67,7 @@ type Sign1 struct {
 	// header map, exactly as signed. It is empty for an empty header.
 	Protected []byte
 	// Unprotected is the encoded unprotected header map.
-	Unprotected cbor.RawMessage
+	Unprotected []byte
 	// Payload is the payload; nil when the payload is detached (CBOR nil).
 	Payload []byte
 	// Detached reports whether the payload was CBOR nil.
@@ -98,33 +98,30 @@ func Parse(b []byte, maxSize int) (*Sign1, error) {
 	case len(b) < 2 || b[1] != 0x84:
 		return nil, fmt.Errorf("%w: tag 18 must hold an array of 4 items", ErrMalformed)
 	}
-	// Each item is decoded on its own: well-formedness, definite lengths,
-	// duplicate keys and the nesting limits are checked item by item.
-	var items [4]cbor.RawMessage
+	// Each item is checked on its own: well-formedness, definite lengths,
+	// duplicate keys at any depth, UTF-8 and the nesting limits.
+	var items [4][]byte
 	var offs [5]int
-	rest := b[2:]
 	offs[0] = 2
 	for i := range items {
-		r, err := Dec.UnmarshalFirst(rest, &items[i])
+		n, err := skip(b[offs[i]:], 2)
 		if err != nil {
-			return nil, fmt.Errorf("%w: item %d: %w", ErrMalformed, i, err)
+			return nil, fmt.Errorf("item %d: %w", i, err)
 		}
-		rest = r
-		offs[i+1] = len(b) - len(rest)
+		items[i] = b[offs[i] : offs[i]+n]
+		offs[i+1] = offs[i] + n
 	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes after the message", ErrMalformed, len(rest))
+	if offs[4] != len(b) {
+		return nil, fmt.Errorf("%w: %d trailing bytes after the message", ErrMalformed, len(b)-offs[4])
 	}
 	m := &Sign1{Raw: b, uStart: offs[1], uEnd: offs[2]}
 
-	if major(items[0]) != 2 {
+	var err error
+	if m.Protected, err = Bytes(items[0]); err != nil {
 		return nil, fmt.Errorf("%w: protected header must be a byte string", ErrMalformed)
 	}
-	if err := Dec.Unmarshal(items[0], &m.Protected); err != nil {
-		return nil, fmt.Errorf("%w: protected header: %w", ErrMalformed, err)
-	}
-	// The map itself is decoded (duplicate keys and limits included) by
-	// ProtectedMap or the caller's own decoder.
+	// The map inside is decoded, with the same checks, by DecodeMap when
+	// the caller reads it.
 	if len(m.Protected) > 0 && major(m.Protected) != 5 {
 		return nil, fmt.Errorf("%w: protected header must wrap a map", ErrMalformed)
 	}
@@ -133,23 +130,15 @@ func Parse(b []byte, maxSize int) (*Sign1, error) {
 	}
 	m.Unprotected = items[1]
 	switch {
-	case bytes.Equal(items[2], []byte{0xf6}):
+	case len(items[2]) == 1 && items[2][0] == 0xf6:
 		m.Detached = true
 	case major(items[2]) == 2:
-		if err := Dec.Unmarshal(items[2], &m.Payload); err != nil {
-			return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
-		}
-		if m.Payload == nil {
-			m.Payload = []byte{}
-		}
+		m.Payload, _ = Bytes(items[2])
 	default:
 		return nil, fmt.Errorf("%w: payload must be a byte string or nil", ErrMalformed)
 	}
-	if major(items[3]) != 2 {
+	if m.Signature, err = Bytes(items[3]); err != nil {
 		return nil, fmt.Errorf("%w: signature must be a byte string", ErrMalformed)
-	}
-	if err := Dec.Unmarshal(items[3], &m.Signature); err != nil {
-		return nil, fmt.Errorf("%w: signature: %w", ErrMalformed, err)
 	}
 	if len(m.Signature) == 0 {
 		return nil, fmt.Errorf("%w: empty signature", ErrMalformed)
@@ -175,27 +164,6 @@ func (m *Sign1) Stripped() []byte {
 		return m.Raw
 	}
 	return m.WithUnprotected(EmptyMap)
-}
-
-// UnprotectedMap decodes the unprotected header.
-func (m *Sign1) UnprotectedMap() (map[any]cbor.RawMessage, error) {
-	var u map[any]cbor.RawMessage
-	if err := Dec.Unmarshal(m.Unprotected, &u); err != nil {
-		return nil, fmt.Errorf("%w: unprotected header: %w", ErrMalformed, err)
-	}
-	return u, nil
-}
-
-// ProtectedMap decodes the protected header (empty map when empty).
-func (m *Sign1) ProtectedMap() (map[any]cbor.RawMessage, error) {
-	if len(m.Protected) == 0 {
-		return map[any]cbor.RawMessage{}, nil
-	}
-	var p map[any]cbor.RawMessage
-	if err := Dec.Unmarshal(m.Protected, &p); err != nil {
-		return nil, fmt.Errorf("%w: protected header: %w", ErrMalformed, err)
-	}
-	return p, nil
 }
 
 // SigStructure returns ToBeSigned for COSE_Sign1 (RFC 9052 §4.4):

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/veraison/go-cose"
 )
@@ -81,4 +82,54 @@ func BenchmarkReceiptVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkVerifyRatio interleaves a raw ES256 verify with a statement
+// verify and a receipt verify in every iteration, so that load on the
+// machine affects all three alike, and reports each as a ratio to the raw
+// verify (the budget in design.md §7 is 1.3×).
+func BenchmarkVerifyRatio(b *testing.B) {
+	key := mustKey(b, cose.AlgorithmES256)
+	digest := sha256.Sum256([]byte("hello"))
+	sig, err := ecdsa.SignASN1(nil, key.Signer.(*ecdsa.PrivateKey), digest[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := key.Signer.Public().(*ecdsa.PublicKey)
+	payload := make([]byte, 2048)
+	stmt, err := SignStatement(ctx, key, testClaims(), payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := serviceKey(b)
+	receipt := issueFor(b, ts, stmt, 5, 1000, LeafIETF)
+	sks, tks := KeySet{key.Public()}, KeySet{ts.Public()}
+	var raw, st, rc time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if !ecdsa.VerifyASN1(pub, digest[:], sig) {
+			b.Fatal("raw verify failed")
+		}
+		t1 := time.Now()
+		s, err := ParseStatement(stmt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Verify(sks, WithPreimage(payload)); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		r, err := ParseReceipt(receipt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.VerifyInclusion(stmt, tks, LeafIETF); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		raw, st, rc = raw+t1.Sub(t0), st+t2.Sub(t1), rc+t3.Sub(t2)
+	}
+	b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "raw-ns/op")
+	b.ReportMetric(float64(st)/float64(raw), "statement/raw")
+	b.ReportMetric(float64(rc)/float64(raw), "receipt/raw")
 }

@@ -49,25 +49,23 @@ const (
 	MediaTypeReceipt   = "application/scitt-receipt+cose"
 )
 
-// header is a decoded COSE header map keyed by int64 or string labels.
-type header map[any]cbor.RawMessage
+// header is a decoded COSE header map keyed by int64 or string labels; the
+// values are raw encodings aliasing the message.
+type header map[any][]byte
 
 func decodeHeader(raw []byte, where string) (header, error) {
-	var m map[any]cbor.RawMessage
 	if len(raw) == 0 {
 		return header{}, nil
 	}
-	if err := cosewire.Dec.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%w: %s header: %w", ErrMalformed, where, err)
+	entries, err := cosewire.DecodeMap(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s header: %w", where, err)
 	}
-	for k := range m {
-		switch k.(type) {
-		case int64, string:
-		default:
-			return nil, fmt.Errorf("%w: %s header: label %v is neither an integer nor a text string", ErrMalformed, where, k)
-		}
+	h := make(header, len(entries))
+	for _, e := range entries {
+		h[e.Key] = e.Value
 	}
-	return m, nil
+	return h, nil
 }
 
 func (h header) has(label any) bool { _, ok := h[normLabel(label)]; return ok }
@@ -79,19 +77,16 @@ func normLabel(label any) any {
 	return label
 }
 
-func (h header) raw(label any) cbor.RawMessage { return h[normLabel(label)] }
+func (h header) raw(label any) []byte { return h[normLabel(label)] }
 
 func (h header) int(label any, name string) (int64, bool, error) {
 	raw := h.raw(label)
 	if raw == nil {
 		return 0, false, nil
 	}
-	var v int64
-	if m := cosewire.Major(raw); m > 1 {
+	v, err := cosewire.Int(raw)
+	if err != nil {
 		return 0, true, fmt.Errorf("%w: %s (%v) must be an integer", ErrMalformed, name, label)
-	}
-	if err := cosewire.Dec.Unmarshal(raw, &v); err != nil {
-		return 0, true, fmt.Errorf("%w: %s (%v): %w", ErrMalformed, name, label, err)
 	}
 	return v, true, nil
 }
@@ -101,12 +96,9 @@ func (h header) bstr(label any, name string) ([]byte, bool, error) {
 	if raw == nil {
 		return nil, false, nil
 	}
-	if cosewire.Major(raw) != 2 {
+	v, err := cosewire.Bytes(raw)
+	if err != nil {
 		return nil, true, fmt.Errorf("%w: %s (%v) must be a byte string", ErrMalformed, name, label)
-	}
-	var v []byte
-	if err := cosewire.Dec.Unmarshal(raw, &v); err != nil {
-		return nil, true, fmt.Errorf("%w: %s (%v): %w", ErrMalformed, name, label, err)
 	}
 	return v, true, nil
 }
@@ -116,12 +108,9 @@ func (h header) tstr(label any, name string) (string, bool, error) {
 	if raw == nil {
 		return "", false, nil
 	}
-	if cosewire.Major(raw) != 3 {
+	v, err := cosewire.Text(raw)
+	if err != nil {
 		return "", true, fmt.Errorf("%w: %s (%v) must be a text string", ErrMalformed, name, label)
-	}
-	var v string
-	if err := cosewire.Dec.Unmarshal(raw, &v); err != nil {
-		return "", true, fmt.Errorf("%w: %s (%v): %w", ErrMalformed, name, label, err)
 	}
 	return v, true, nil
 }
@@ -134,8 +123,11 @@ func (h header) tstrOrUint(label any, name string) (string, bool, error) {
 		return "", false, nil
 	}
 	if cosewire.Major(raw) == 0 {
-		v, _, err := h.int(label, name)
-		return "coap:" + strconv.FormatInt(v, 10), true, err
+		v, err := cosewire.Uint(raw)
+		if err != nil {
+			return "", true, fmt.Errorf("%w: %s (%v): %w", ErrMalformed, name, label, err)
+		}
+		return "coap:" + strconv.FormatUint(v, 10), true, nil
 	}
 	return h.tstr(label, name)
 }
@@ -178,7 +170,10 @@ func (h header) cwt() (cwtClaims, error) {
 
 // numericDate decodes an RFC 8392 NumericDate: an integer or float, also
 // accepted wrapped in tag 1 (as some issuers emit it).
-func numericDate(raw cbor.RawMessage) (time.Time, error) {
+func numericDate(raw []byte) (time.Time, error) {
+	if n, err := cosewire.Int(raw); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
 	var v any
 	if err := cosewire.Dec.Unmarshal(raw, &v); err != nil {
 		return time.Time{}, fmt.Errorf("%w: CWT iat: %w", ErrMalformed, err)

@@ -273,3 +273,7 @@ func bigBytes(n *big.Int, size int) []byte {
 	b := make([]byte, size)
 	return n.FillBytes(b)
 }
+
+// Names reports whether kid names a key of the set by its published kid or
+// either thumbprint. An empty kid names every key of a non-empty set.
+func (ks KeySet) Names(kid []byte) bool { return namesAny(kid, ks) }

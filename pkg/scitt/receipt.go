@@ -286,53 +286,42 @@ type rawProof struct {
 	path [][]byte
 }
 
-func decodeProofs(raw cbor.RawMessage, kind string) ([]rawProof, error) {
+func decodeProofs(raw []byte, kind string) ([]rawProof, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	var items [][]byte
-	if cosewire.Major(raw) != 4 {
-		return nil, fmt.Errorf("%w: %s proofs must be an array of byte strings", ErrMalformed, kind)
-	}
-	if err := cosewire.Dec.Unmarshal(raw, &items); err != nil {
-		return nil, fmt.Errorf("%w: %s proofs: %w", ErrMalformed, kind, err)
+	items, err := cosewire.Array(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s proofs must be an array of byte strings: %w", kind, err)
 	}
 	if len(items) == 0 || len(items) > maxProofs {
 		return nil, fmt.Errorf("%w: %d %s proofs (want 1 to %d)", ErrMalformed, len(items), kind, maxProofs)
 	}
 	out := make([]rawProof, 0, len(items))
 	for i, it := range items {
-		var parts []cbor.RawMessage
-		if cosewire.Major(it) != 4 {
-			return nil, fmt.Errorf("%w: %s proof %d is not a CBOR array", ErrMalformed, kind, i)
+		inner, err := cosewire.Bytes(it)
+		if err != nil {
+			return nil, fmt.Errorf("%s proof %d is not a byte string: %w", kind, i, err)
 		}
-		if err := cosewire.Dec.Unmarshal(it, &parts); err != nil {
-			return nil, fmt.Errorf("%w: %s proof %d: %w", ErrMalformed, kind, i, err)
-		}
-		if len(parts) != 3 || cosewire.Major(parts[0]) != 0 || cosewire.Major(parts[1]) != 0 || cosewire.Major(parts[2]) != 4 {
+		parts, err := cosewire.Array(inner)
+		if err != nil || len(parts) != 3 {
 			return nil, fmt.Errorf("%w: %s proof %d must be [uint, uint, [bstr…]]", ErrMalformed, kind, i)
 		}
 		var pr rawProof
-		if err := cosewire.Dec.Unmarshal(parts[0], &pr.a); err != nil {
-			return nil, fmt.Errorf("%w: %s proof %d: %w", ErrMalformed, kind, i, err)
-		}
-		if err := cosewire.Dec.Unmarshal(parts[1], &pr.b); err != nil {
-			return nil, fmt.Errorf("%w: %s proof %d: %w", ErrMalformed, kind, i, err)
-		}
-		var nodes []cbor.RawMessage
-		if err := cosewire.Dec.Unmarshal(parts[2], &nodes); err != nil {
-			return nil, fmt.Errorf("%w: %s proof %d path: %w", ErrMalformed, kind, i, err)
+		var errA, errB error
+		pr.a, errA = cosewire.Uint(parts[0])
+		pr.b, errB = cosewire.Uint(parts[1])
+		nodes, errC := cosewire.Array(parts[2])
+		if errA != nil || errB != nil || errC != nil {
+			return nil, fmt.Errorf("%w: %s proof %d must be [uint, uint, [bstr…]]", ErrMalformed, kind, i)
 		}
 		if len(nodes) > maxPathLen {
 			return nil, fmt.Errorf("%w: %s proof %d path has %d nodes (at most %d)", ErrMalformed, kind, i, len(nodes), maxPathLen)
 		}
 		pr.path = make([][]byte, 0, len(nodes))
 		for j, n := range nodes {
-			var h []byte
-			if cosewire.Major(n) != 2 {
-				return nil, fmt.Errorf("%w: %s proof %d node %d is not a byte string", ErrMalformed, kind, i, j)
-			}
-			if err := cosewire.Dec.Unmarshal(n, &h); err != nil || len(h) != sha256.Size {
+			h, err := cosewire.Bytes(n)
+			if err != nil || len(h) != sha256.Size {
 				return nil, fmt.Errorf("%w: %s proof %d node %d is not a 32-byte hash", ErrMalformed, kind, i, j)
 			}
 			pr.path = append(pr.path, h)

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
@@ -276,7 +275,6 @@ func statementFrom(m *cosewire.Sign1) (*Statement, error) {
 	if s.WIT, _, err = p.tstr(LabelWIT, "wit"); err != nil {
 		return nil, err
 	}
-	s.x5chain = p.has(LabelX5Chain) || p.has(LabelX5T)
 
 	// RFC 9995 §2 placement rules.
 	switch {
@@ -297,25 +295,19 @@ func statementFrom(m *cosewire.Sign1) (*Statement, error) {
 	return s, nil
 }
 
-func decodeReceiptList(raw cbor.RawMessage) ([][]byte, error) {
-	if cosewire.Major(raw) != 4 {
-		return nil, fmt.Errorf("%w: receipts (394) must be an array of byte strings", ErrMalformed)
-	}
-	var list []cbor.RawMessage
-	if err := cosewire.Dec.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("%w: receipts (394): %w", ErrMalformed, err)
+func decodeReceiptList(raw []byte) ([][]byte, error) {
+	list, err := cosewire.Array(raw)
+	if err != nil {
+		return nil, fmt.Errorf("receipts (394) must be an array of byte strings: %w", err)
 	}
 	if len(list) > maxReceiptsPerStatement {
 		return nil, fmt.Errorf("%w: %d receipts exceed the limit of %d", ErrMalformed, len(list), maxReceiptsPerStatement)
 	}
 	out := make([][]byte, 0, len(list))
 	for i, item := range list {
-		if cosewire.Major(item) != 2 {
-			return nil, fmt.Errorf("%w: receipt %d under 394 is not a byte string", ErrMalformed, i)
-		}
-		var b []byte
-		if err := cosewire.Dec.Unmarshal(item, &b); err != nil {
-			return nil, fmt.Errorf("%w: receipt %d: %w", ErrMalformed, i, err)
+		b, err := cosewire.Bytes(item)
+		if err != nil {
+			return nil, fmt.Errorf("receipt %d under 394 is not a byte string: %w", i, err)
 		}
 		out = append(out, b)
 	}
@@ -448,6 +440,11 @@ func (s *Statement) Verify(keys KeySet, opts ...VerifyOption) (*Result, error) {
 	}
 	return r, nil
 }
+
+// CheckPreimage reports whether the statement covers preimage: its digest
+// under the envelope's hash algorithm, or the embedded payload itself. The
+// error wraps [ErrPayloadMismatch].
+func (s *Statement) CheckPreimage(preimage []byte) error { return s.checkPreimage(preimage) }
 
 func (s *Statement) checkPreimage(preimage []byte) error {
 	if !s.IsHashEnvelope() {

@@ -74,7 +74,7 @@ func spliceUnprotected(m *cosewire.Sign1, u header) ([]byte, error) {
 	}
 	out := make(map[any]cbor.RawMessage, len(u))
 	for k, v := range u {
-		out[k] = v
+		out[k] = cbor.RawMessage(v)
 	}
 	enc, err := cosewire.Enc.Marshal(out)
 	if err != nil {

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds a one-layer image holding random bytes and pushes it with crane.
+# Usage: image.sh REPOSITORY TAG. Writes the step output digest.
+set -euo pipefail
+repo="$1" tag="$2"
+dir="$(mktemp -d)"
+trap 'rm -rf "$dir"' EXIT
+head -c 4096 /dev/urandom >"$dir/payload"
+tar -C "$dir" -cf "$dir/layer.tar" payload
+crane="${CRANE:-crane}"
+"$crane" append --insecure -f "$dir/layer.tar" -t "$repo:$tag" >/dev/null
+digest="$("$crane" digest --insecure "$repo:$tag")"
+echo "pushed $repo:$tag@$digest"
+echo "digest=$digest" >>"${GITHUB_OUTPUT:-/dev/stdout}"

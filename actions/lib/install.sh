@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Makes the trustfabric CLI available to a composite action, in this order:
+#   1. TF_CLI_PATH (the cli-path input): a binary already on the runner;
+#   2. a release binary for this OS/arch, downloaded from the action's own
+#      repository and verified against actions/lib/checksums.txt (committed in
+#      the repository at the same ref as this script); the version is
+#      TF_CLI_VERSION (cli-version input) or the action's ref when it is a
+#      release tag vX.Y.Z;
+#   3. otherwise a build from the action's source ($GITHUB_ACTION_PATH) with the
+#      runner's Go toolchain (a SHA or branch ref, or `uses: ./`).
+# Writes the outputs path, version and source, and with TF_ADD_TO_PATH=true
+# puts the binary's directory on $GITHUB_PATH.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+. "$here/common.sh"
+
+root="$(cd "$here/../.." && pwd)"
+work="$(tf_workdir)"
+bindir="$work/bin"
+mkdir -p "$bindir"
+
+cli_path="${TF_CLI_PATH:-}"
+want="${TF_CLI_VERSION:-}"
+action_ref="${TF_ACTION_REF:-}"
+action_repo="${TF_ACTION_REPOSITORY:-}"
+[ -z "$action_repo" ] && action_repo="trustfabric/trustfabric"
+server="${GITHUB_SERVER_URL:-https://github.com}"
+
+finish() {
+  local path="$1" version="$2" source="$3"
+  if ! "$path" --version >/dev/null 2>&1; then
+    tf_error "trustfabric setup" "$path does not run (\"$path --version\" failed): is it a trustfabric binary for $(uname -s)/$(uname -m)?"
+    exit 1
+  fi
+  tf_output path "$path"
+  tf_output version "$version"
+  tf_output source "$source"
+  if [ "${TF_ADD_TO_PATH:-false}" = "true" ] && [ -n "${GITHUB_PATH:-}" ]; then
+    dirname "$path" >>"$GITHUB_PATH"
+  fi
+  echo "trustfabric: using $path ($source, $version)"
+  exit 0
+}
+
+# 1. An explicit binary.
+if [ -n "$cli_path" ]; then
+  if [ ! -f "$cli_path" ] || [ ! -x "$cli_path" ]; then
+    tf_error "trustfabric setup" "cli-path \"$cli_path\" is not an executable file"
+    exit 1
+  fi
+  cli_path="$(cd "$(dirname "$cli_path")" && pwd)/$(basename "$cli_path")"
+  finish "$cli_path" "$("$cli_path" --version 2>/dev/null | awk '{print $NF}' || true)" path
+fi
+
+# 2. A verified release binary.
+os="$(uname -s | tr '[:upper:]' '[:lower:]')"
+case "$(uname -m)" in
+x86_64 | amd64) arch=amd64 ;;
+aarch64 | arm64) arch=arm64 ;;
+*) arch="$(uname -m)" ;;
+esac
+case "$os" in mingw* | msys* | cygwin*) os=windows ;; esac
+
+version="$want"
+if [ -z "$version" ] && [[ "$action_ref" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+  version="$action_ref"
+fi
+
+if [ -n "$version" ]; then
+  asset="trustfabric_${version}_${os}_${arch}"
+  [ "$os" = windows ] && asset="$asset.exe"
+  sum="$(awk -v a="$asset" '$1 !~ /^#/ && $2 == a {print $1}' "$here/checksums.txt" | head -n1)"
+  if [ -n "$sum" ]; then
+    mkdir -p "$bindir/$version"
+    dest="$bindir/$version/trustfabric"
+    if [ ! -x "$dest" ] || ! echo "$sum  $dest" | sha256sum -c --status 2>/dev/null; then
+      url="$server/$action_repo/releases/download/$version/$asset"
+      echo "trustfabric: downloading $url"
+      tmp="$(mktemp "$bindir/$version/download.XXXXXX")"
+      if ! curl -fsSL --retry 3 --proto '=https' -o "$tmp" "$url"; then
+        rm -f "$tmp"
+        tf_error "trustfabric setup" "could not download $url; set cli-path to a preinstalled binary on runners without access to $server"
+        exit 1
+      fi
+      got="$(sha256sum "$tmp" | awk '{print $1}')"
+      if [ "$got" != "$sum" ]; then
+        rm -f "$tmp"
+        tf_error "trustfabric setup" "checksum mismatch for $asset: got $got, want $sum (actions/lib/checksums.txt); refusing to run it"
+        exit 1
+      fi
+      chmod 755 "$tmp"
+      mv "$tmp" "$dest"
+    fi
+    finish "$dest" "$version" release
+  fi
+  if [ -n "$want" ]; then
+    tf_error "trustfabric setup" "cli-version $want has no checksum for $os/$arch in actions/lib/checksums.txt at this action's ref, so it cannot be verified; use the action at tag $want, or cli-path"
+    exit 1
+  fi
+  echo "trustfabric: no release checksum for $asset; building from source"
+fi
+
+# 3. Build from the action's own source.
+if ! command -v go >/dev/null 2>&1; then
+  tf_error "trustfabric setup" "no release binary for this ref and no Go toolchain to build one: add actions/setup-go before this step (go-version-file: go.mod of the action), pin the action to a release tag, or set cli-path"
+  exit 1
+fi
+if [ ! -f "$root/go.mod" ] || [ ! -d "$root/cmd/trustfabric" ]; then
+  tf_error "trustfabric setup" "$root does not hold the trustfabric source (go.mod, cmd/trustfabric)"
+  exit 1
+fi
+src_version="${action_ref:-source}"
+mkdir -p "$bindir/source"
+dest="$bindir/source/trustfabric"
+stamp="$root@$src_version"
+if [ -x "$dest" ] && [ "$(cat "$dest.stamp" 2>/dev/null || true)" = "$stamp" ]; then
+  finish "$dest" "$src_version" source
+fi
+echo "trustfabric: building the CLI from $root with $(go version)"
+(
+  cd "$root"
+  CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -buildvcs=false" \
+    go build -trimpath -ldflags "-X main.version=$src_version" -o "$dest.tmp" ./cmd/trustfabric
+)
+mv "$dest.tmp" "$dest"
+printf '%s' "$stamp" >"$dest.stamp"
+finish "$dest" "$src_version" source

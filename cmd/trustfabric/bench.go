@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/transparency/loadgen"
+)
+
+func init() { register(NewCmdBench) }
+
+// NewCmdBench returns `trustfabric bench` with its `register` subcommand.
+func NewCmdBench() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Load generators"}
+	cmd.AddCommand(newCmdBenchRegister())
+	return cmd
+}
+
+func newCmdBenchRegister() *cobra.Command {
+	var cfg loadgen.Config
+	var keyFile string
+	cmd := &cobra.Command{
+		Use:   "register --ts URL --key FILE --count N --concurrency C [--payload-size B] [--window W | --sync]",
+		Short: "Register N pre-signed statements from C concurrent clients and report rate and receipt latency",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := scitt.LoadPrivateKey(keyFile)
+			if err != nil {
+				return err
+			}
+			cfg.Key = k
+			rep, err := loadgen.Run(cmd.Context(), cfg)
+			if rep != nil {
+				fmt.Fprint(cmd.OutOrStdout(), rep)
+			}
+			if err != nil {
+				return &invalidError{err}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.TS, "ts", "", "Transparency Service base URL")
+	f.StringVar(&keyFile, "key", "", "issuer private key file the service trusts")
+	f.IntVar(&cfg.Count, "count", 10000, "number of statements")
+	f.IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent clients")
+	f.IntVar(&cfg.PayloadSize, "payload-size", 1024, "payload bytes per statement")
+	f.IntVar(&cfg.Window, "window", 16, "pipelined mode: registrations a client may have waiting for their receipt")
+	f.BoolVar(&cfg.Sync, "sync", false, "each client waits for its receipt before submitting the next statement")
+	cmd.MarkFlagRequired("ts")
+	cmd.MarkFlagRequired("key")
+	return cmd
+}

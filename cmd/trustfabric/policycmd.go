@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustfabric/trustfabric/pkg/policy"
+)
+
+func init() { register(NewCmdPolicy) }
+
+// NewCmdPolicy returns `trustfabric policy`.
+func NewCmdPolicy() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Work with verification policies"}
+	check := &cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a verification policy and print what it trusts",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := policy.Load(args[0])
+			if err != nil {
+				return err
+			}
+			// Load every key and bundle the policy names (offline), so that
+			// a missing or malformed file is reported now.
+			if _, err := policy.NewVerifier(cmd.Context(), p, policy.WithOffline()); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%s: valid (sha256 %x)\n", args[0], p.Hash())
+			fmt.Fprintf(w, "transparency services (%d receipt(s) required):\n", p.RequiredReceipts)
+			for _, ts := range p.TransparencyServices {
+				fmt.Fprintf(w, "  - %s leaf=%s keys=%v inline=%d url=%s\n", orDash(ts.Issuer), orDefault(ts.Leaf, "ietf"), ts.Keys, len(ts.InlineKeys), orDash(ts.URL))
+			}
+			if p.MaxReceiptAge > 0 {
+				fmt.Fprintf(w, "receipts older than %s are refused\n", p.MaxReceiptAge.String())
+			}
+			fmt.Fprintln(w, "identity trust domains:")
+			for _, d := range p.Identities {
+				fmt.Fprintf(w, "  - %s bundle=%s\n", d.TrustDomain, orDefault(d.Bundle, d.BundleURL))
+			}
+			for _, is := range p.Issuers {
+				fmt.Fprintf(w, "static issuer: %s keys=%v\n", is.Issuer, is.Keys)
+			}
+			fmt.Fprintln(w, "allowed workloads:")
+			for _, wl := range p.Workloads {
+				fmt.Fprintf(w, "  - %s", wl)
+				for k, v := range wl.Require {
+					fmt.Fprintf(w, " %s=%s", k, v)
+				}
+				fmt.Fprintln(w)
+			}
+			pr := p.Provenance
+			fmt.Fprintf(w, "provenance: predicateTypes=%v builderIDs=%v sourceRepositories=%v refs=%v triggers=%v\n",
+				pr.PredicateTypes, pr.BuilderIDs, pr.SourceRepositories, pr.Refs, pr.Triggers)
+			return nil
+		},
+	}
+	cmd.AddCommand(check)
+	return cmd
+}
+
+func orDash(s string) string { return orDefault(s, "-") }
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
+)
+
+func init() { register(NewCmdRegister) }
+
+// NewCmdRegister returns `trustfabric register`.
+func NewCmdRegister() *cobra.Command {
+	var ts, out, receiptOut string
+	cmd := &cobra.Command{
+		Use:   "register --ts URL STATEMENT --out TRANSPARENT_STATEMENT [--receipt-out FILE]",
+		Short: "Register a Signed Statement with a Transparency Service and write the Transparent Statement",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			stmt, err := os.ReadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("read statement: %w", err)
+			}
+			c, err := scrapi.NewClient(ts)
+			if err != nil {
+				return err
+			}
+			transparent, reg, err := c.RegisterTransparent(cmd.Context(), stmt)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, transparent, 0o644); err != nil {
+				return fmt.Errorf("write transparent statement: %w", err)
+			}
+			if receiptOut != "" {
+				if err := os.WriteFile(receiptOut, reg.Receipt, 0o644); err != nil {
+					return fmt.Errorf("write receipt: %w", err)
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "registered entry %s\n", reg.EntryID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&ts, "ts", "", "Transparency Service base URL, e.g. http://127.0.0.1:8080")
+	cmd.Flags().StringVar(&out, "out", "", "where to write the Transparent Statement (statement + receipt under 394)")
+	cmd.Flags().StringVar(&receiptOut, "receipt-out", "", "also write the bare receipt here")
+	cmd.MarkFlagRequired("ts")
+	cmd.MarkFlagRequired("out")
+	return cmd
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustfabric/trustfabric/pkg/oci"
+	"github.com/trustfabric/trustfabric/pkg/policy"
+)
+
+func init() { register(NewCmdVerify) }
+
+// NewCmdVerify returns `trustfabric verify`, the deployment gate.
+func NewCmdVerify() *cobra.Command {
+	var policyFile, output string
+	var offline bool
+	var insecure []string
+	cmd := &cobra.Command{
+		Use:   "verify IMAGE[@DIGEST] --policy FILE [--output json] [--offline]",
+		Short: "Allow or deny an image on its SCITT statements, receipts and identities (exit 0 allow, 1 deny)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			p, err := policy.Load(policyFile)
+			if err != nil {
+				return err
+			}
+			var ociOpts []oci.Option
+			for _, h := range insecure {
+				ociOpts = append(ociOpts, oci.WithInsecureRegistry(h))
+			}
+			client, err := oci.New(ociOpts...)
+			if err != nil {
+				return err
+			}
+			opts := []policy.Option{policy.WithOCIClient(client)}
+			if offline {
+				opts = append(opts, policy.WithOffline())
+			}
+			v, err := policy.NewVerifier(cmd.Context(), p, opts...)
+			if err != nil {
+				return err
+			}
+			d, err := v.Verify(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				b, err := d.JSON()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			} else {
+				printDecision(cmd, d)
+			}
+			if !d.Allowed {
+				for _, r := range d.Reasons {
+					fmt.Fprintln(cmd.ErrOrStderr(), "deny: "+r)
+				}
+				return &invalidError{errors.New("denied: " + d.Image)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&policyFile, "policy", "", "verification policy file (required)")
+	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	f.BoolVar(&offline, "offline", false, "use only pinned keys and bundle files, and the registry")
+	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")
+	_ = cmd.MarkFlagRequired("policy")
+	return cmd
+}
+
+func printDecision(cmd *cobra.Command, d *policy.Decision) {
+	w := cmd.OutOrStdout()
+	verdict := "DENY"
+	if d.Allowed {
+		verdict = "ALLOW"
+	}
+	cached := ""
+	if d.Cached {
+		cached = " (cached)"
+	}
+	fmt.Fprintf(w, "%s %s%s\n", verdict, d.Image, cached)
+	for _, c := range d.Candidates {
+		mark := "rejected"
+		if c.OK {
+			mark = "accepted"
+		}
+		fmt.Fprintf(w, "  referrer %s %s\n", c.Referrer, mark)
+		if c.Issuer != "" {
+			fmt.Fprintf(w, "    issuer:  %s\n", c.Issuer)
+		}
+		if len(c.Services) > 0 {
+			fmt.Fprintf(w, "    registered with %s at %s\n", strings.Join(c.Services, ", "), c.RegisteredAt.Format("2006-01-02T15:04:05Z07:00"))
+		}
+		for _, ch := range c.Checks {
+			if ch.OK {
+				detail := ""
+				if ch.Reason != "" {
+					detail = ": " + ch.Reason
+				}
+				fmt.Fprintf(w, "    ok   %s%s\n", ch.Name, detail)
+			} else {
+				fmt.Fprintf(w, "    FAIL %s: %s\n", ch.Name, ch.Reason)
+			}
+		}
+	}
+	if len(d.Candidates) == 0 {
+		fmt.Fprintln(w, "  no SCITT statement is attached to this image")
+	}
+}

@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+tf_output other "$x"

@@ -1,0 +1,413 @@
+package attest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/oci"
+	"github.com/trustfabric/trustfabric/pkg/provenance"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
+)
+
+// Step names, in the order Run performs them.
+const (
+	StepIdentity   = "identity"
+	StepProvenance = "provenance"
+	StepSign       = "sign"
+	StepRegister   = "register"
+	StepAttach     = "attach"
+)
+
+// CredentialsSource returns the workload identity to sign with: a WIT and the
+// private key its cnf.jwk confirms. A source may return credentials without a
+// WIT (a static key whose ID names the issuer); the statement then carries no
+// "wit" header and the registration no WIMSE headers.
+type CredentialsSource func(ctx context.Context) (*identity.Credentials, error)
+
+// Options configure Run. Image and TS are required, and IdentityServer unless
+// Credentials is set.
+type Options struct {
+	// Image is the image to attest: name[:tag] or name@sha256:<hex>. A tag is
+	// resolved to a digest once.
+	Image string
+	// TS is the Transparency Service base URL.
+	TS string
+	// IdentityServer is the Identity Server URL the CI token is exchanged at.
+	IdentityServer string
+	// Audience is the audience requested for the CI token. Default:
+	// IdentityServer.
+	Audience string
+	// Provider is auto (default), github, gitlab, kubernetes or spiffe.
+	Provider string
+	// Credentials, when set, replaces identity.Obtain (tests, quickstart).
+	Credentials CredentialsSource
+
+	// PredicateFile, when set, is an in-toto statement (or DSSE envelope) used
+	// as given, which must list the image among its subjects, or a bare
+	// predicate (a JSON object) wrapped in a statement about the image.
+	// Default: SLSA provenance built from the CI context.
+	PredicateFile string
+	// PredicateType is the predicateType of a bare predicate. Default: SLSA
+	// Provenance v1 when the predicate has its shape, otherwise required.
+	PredicateType string
+	// Location is the payload location (label 260) put in the statement.
+	// Default: none (the preimage travels in the referrer next to it).
+	Location string
+
+	// StatementOut, when set, receives the transparent statement, and
+	// StatementOut+".intoto.json" its preimage, before the attach step.
+	StatementOut string
+	// InsecureRegistry allows plain HTTP to the image's registry. Default:
+	// plain HTTP only for loopback registries.
+	InsecureRegistry bool
+	// Registry is the OCI client. Default: oci.New with the credentials of
+	// oci.Keychain(Getenv).
+	Registry *oci.Client
+	// TSOptions are extra SCRAPI client options (retries, backoff). Default
+	// none.
+	TSOptions []scrapi.Option
+	// HTTPClient carries the token exchange and the registration (its
+	// Transport is wrapped to add the WIMSE headers). Default: a client with a
+	// 60 s timeout over http.DefaultTransport.
+	HTTPClient *http.Client
+
+	// Getenv reads the environment (CI context, tokens, registry
+	// credentials). Default os.Getenv.
+	Getenv func(string) string
+	// Out receives CI workflow commands (GitHub's ::add-mask:: for the CI
+	// token). Default os.Stderr.
+	Out io.Writer
+	// Progress, when set, is called after each step with its outcome.
+	Progress func(Step)
+	// Now is the clock (statement iat). Default time.Now.
+	Now func() time.Time
+}
+
+// Run attests o.Image: identity, provenance, sign, register, attach. The
+// returned Result holds the steps done so far even when err is not nil.
+// Errors wrap ErrInput for bad options, ErrRefused when a service refused the
+// request, and are a *StepError naming the failed step; an attach failure
+// after registration is a *NotAttachedError.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	r := &run{o: o, res: &Result{Image: o.Image, TSURL: o.TS}}
+	err := r.do(ctx)
+	return r.res, err
+}
+
+type run struct {
+	o   Options
+	res *Result
+
+	creds     *identity.Credentials
+	preimage  *provenance.Statement
+	signed    []byte
+	receipt   *scitt.Receipt
+	statement []byte
+}
+
+func (o *Options) defaults() error {
+	if o.Image == "" {
+		return fmt.Errorf("%w: the image is required", ErrInput)
+	}
+	if o.TS == "" {
+		return fmt.Errorf("%w: the transparency service URL is required (--ts)", ErrInput)
+	}
+	if o.IdentityServer == "" && o.Credentials == nil && o.Provider != identity.ProviderSPIFFE {
+		return fmt.Errorf("%w: the identity server URL is required (--identity-server)", ErrInput)
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Out == nil {
+		o.Out = os.Stderr
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	if o.Registry == nil {
+		opts := []oci.Option{oci.WithKeychain(oci.Keychain(o.Getenv))}
+		if o.InsecureRegistry {
+			opts = append(opts, oci.WithInsecureRegistry(registryHost(o.Image)))
+		}
+		c, err := oci.New(opts...)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInput, err)
+		}
+		o.Registry = c
+	}
+	return nil
+}
+
+// registryHost returns the registry part of an image reference, as
+// go-containerregistry reads it (a first segment with '.', ':' or "localhost").
+func registryHost(image string) string {
+	first, _, ok := strings.Cut(image, "/")
+	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return first
+	}
+	return "index.docker.io"
+}
+
+func (r *run) do(ctx context.Context) error {
+	steps := []struct {
+		name string
+		f    func(context.Context) error
+	}{
+		{StepIdentity, r.identity},
+		{StepProvenance, r.provenance},
+		{StepSign, r.sign},
+		{StepRegister, r.register},
+		{StepAttach, r.attach},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		err := s.f(ctx)
+		st := Step{Name: s.name, Duration: time.Since(start)}
+		if err != nil {
+			st.Err = err
+		}
+		r.res.Steps = append(r.res.Steps, st)
+		if r.o.Progress != nil {
+			r.o.Progress(st)
+		}
+		if err != nil {
+			var na *NotAttachedError
+			if errors.As(err, &na) {
+				return err
+			}
+			return &StepError{Step: s.name, Err: err}
+		}
+	}
+	return nil
+}
+
+func (r *run) identity(ctx context.Context) error {
+	src := r.o.Credentials
+	if src == nil {
+		src = func(ctx context.Context) (*identity.Credentials, error) {
+			return identity.Obtain(ctx, identity.ObtainOptions{
+				Server: r.o.IdentityServer, Audience: r.o.Audience, Provider: r.o.Provider,
+				Getenv: r.o.Getenv, HTTPClient: r.o.HTTPClient, Out: r.o.Out,
+			})
+		}
+	}
+	creds, err := src(ctx)
+	if err != nil {
+		if errors.Is(err, identity.ErrExchange) {
+			return fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		return err
+	}
+	if creds == nil || creds.Key == nil || creds.Key.Signer == nil {
+		return fmt.Errorf("%w: the credentials source returned no key", ErrInput)
+	}
+	if creds.ID.IsZero() {
+		return fmt.Errorf("%w: the credentials source returned no workload identifier", ErrInput)
+	}
+	r.creds = creds
+	r.res.WorkloadID = creds.ID.String()
+	r.res.Provider = creds.Provider
+	return nil
+}
+
+func (r *run) provenance(ctx context.Context) error {
+	repo, dig, err := r.o.Registry.Resolve(ctx, r.o.Image)
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", r.o.Image, err)
+	}
+	hexd, ok := strings.CutPrefix(dig, "sha256:")
+	if !ok {
+		return fmt.Errorf("%w: %s has a %q digest; only sha256 is supported", ErrInput, r.o.Image, dig)
+	}
+	r.res.Repository, r.res.Digest = repo, dig
+	r.res.Subject = "oci://" + repo + "@" + dig
+	subject := provenance.Subject{Name: repo, Digest: map[string]string{"sha256": hexd}}
+	var st *provenance.Statement
+	if r.o.PredicateFile != "" {
+		st, err = loadPredicate(r.o.PredicateFile, r.o.PredicateType, subject)
+	} else {
+		st, err = provenance.Generate(ctx, provenance.Request{Images: []string{repo + "@" + dig}, Getenv: r.o.Getenv},
+			provenance.WithClock(r.o.Now))
+	}
+	if err != nil {
+		return err
+	}
+	r.preimage = st
+	r.res.PredicateType = st.PredicateType
+	r.res.Preimage = st.Raw
+	return nil
+}
+
+func (r *run) sign(ctx context.Context) error {
+	opts := []scitt.SignOption{scitt.WithContentType(r.preimage.MediaType)}
+	if r.creds.WIT != "" {
+		opts = append(opts, scitt.WithWIT(r.creds.WIT))
+	}
+	if r.o.Location != "" {
+		opts = append(opts, scitt.WithLocation(r.o.Location))
+	}
+	claims := scitt.Claims{Issuer: r.res.WorkloadID, Subject: r.res.Subject, IssuedAt: r.o.Now()}
+	signed, err := scitt.SignStatement(ctx, r.creds.Key, claims, r.preimage.Raw, opts...)
+	if err != nil {
+		return err
+	}
+	entry, err := scitt.EntryHash(signed)
+	if err != nil {
+		return err
+	}
+	r.signed = signed
+	r.res.EntryID = fmt.Sprintf("%x", entry)
+	return nil
+}
+
+func (r *run) register(ctx context.Context) error {
+	hc := *r.o.HTTPClient
+	if r.creds.WIT != "" {
+		wk, err := wimse.KeyFromSigner(r.creds.Key.Signer)
+		if err != nil {
+			return err
+		}
+		hc.Transport = &wimse.Transport{Base: hc.Transport, Credentials: wimse.Credentials{WIT: r.creds.WIT, Key: wk}}
+	}
+	c, err := scrapi.NewClient(r.o.TS, append([]scrapi.Option{scrapi.WithHTTPClient(&hc)}, r.o.TSOptions...)...)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	reg, err := c.Register(ctx, r.signed)
+	if err != nil {
+		var p *scrapi.Problem
+		if errors.As(err, &p) && p.Status >= 400 && p.Status < 500 && p.Status != http.StatusTooManyRequests {
+			return fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		return err
+	}
+	if reg.EntryID != "" && reg.EntryID != r.res.EntryID {
+		return fmt.Errorf("%w: the service named entry %s for a statement whose entry id is %s", ErrBadReceipt, reg.EntryID, r.res.EntryID)
+	}
+	rcpt, err := scitt.ParseReceipt(reg.Receipt)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadReceipt, err)
+	}
+	keys, err := c.Keys(ctx)
+	if err != nil {
+		return fmt.Errorf("fetch the service keys to check the receipt: %w", err)
+	}
+	if _, err := rcpt.VerifyInclusion(r.signed, keys, scitt.LeafIETF); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadReceipt, err)
+	}
+	if len(rcpt.Inclusion) == 0 {
+		return fmt.Errorf("%w: no inclusion proof", ErrBadReceipt)
+	}
+	r.receipt = rcpt
+	r.res.LogIndex = rcpt.Inclusion[0].LeafIndex
+	r.res.TreeSize = rcpt.Inclusion[0].TreeSize
+	r.res.TS = rcpt.Issuer
+	ts, err := scitt.AddReceipt(r.signed, reg.Receipt)
+	if err != nil {
+		return err
+	}
+	r.statement = ts
+	r.res.Statement = ts
+	return nil
+}
+
+func (r *run) attach(ctx context.Context) error {
+	if r.o.StatementOut != "" {
+		if err := r.save(r.o.StatementOut); err != nil {
+			return r.notAttached(err)
+		}
+	}
+	a := oci.Attachment{
+		Statement: r.statement, Preimage: r.preimage.Raw, PreimageMediaType: r.preimage.MediaType,
+		Annotations: oci.Annotations{
+			Created: r.o.Now(), Issuer: r.res.WorkloadID, Subject: r.res.Subject, EntryID: r.res.EntryID,
+			PredicateType: r.res.PredicateType, TS: nonEmpty(r.res.TS),
+		},
+	}
+	atts, err := r.o.Registry.Attach(ctx, r.res.Repository+"@"+r.res.Digest, a)
+	if err != nil {
+		return r.notAttached(err)
+	}
+	if len(atts) == 0 {
+		return r.notAttached(errors.New("the registry client attached nothing"))
+	}
+	r.res.Referrer = atts[0].Referrer
+	_, r.res.ReferrerDigest, _ = strings.Cut(atts[0].Referrer, "@")
+	r.res.ReferrerMode = string(atts[0].Mode)
+	return nil
+}
+
+// save writes the transparent statement to path and its preimage next to it.
+func (r *run) save(path string) error {
+	if err := writeFile(path, r.statement); err != nil {
+		return fmt.Errorf("write statement: %w", err)
+	}
+	if err := writeFile(path+PreimageSuffix, r.preimage.Raw); err != nil {
+		return fmt.Errorf("write preimage: %w", err)
+	}
+	r.res.StatementPath, r.res.PreimagePath = path, path+PreimageSuffix
+	return nil
+}
+
+// notAttached saves the statement when it is not saved yet (so that the
+// registered statement is never lost) and builds the error.
+func (r *run) notAttached(cause error) error {
+	e := &NotAttachedError{EntryID: r.res.EntryID, Image: r.res.Repository + "@" + r.res.Digest, Err: cause}
+	if r.res.StatementPath == "" {
+		if dir, err := os.MkdirTemp("", "trustfabric-attest-"); err == nil {
+			if err := r.save(filepath.Join(dir, "statement.cose")); err != nil {
+				e.SaveErr = err
+			}
+		} else {
+			e.SaveErr = err
+		}
+	}
+	e.StatementPath, e.PreimagePath = r.res.StatementPath, r.res.PreimagePath
+	return e
+}
+
+// PreimageSuffix is appended to the statement path to name the preimage file.
+const PreimageSuffix = ".intoto.json"
+
+func writeFile(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".trustfabric-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}

@@ -1,0 +1,322 @@
+package policy
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/trustfabric/trustfabric/pkg/oci"
+	"github.com/trustfabric/trustfabric/pkg/provenance"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
+)
+
+// evaluate runs the chain of design §1 step 6 on one referrer.
+func (v *Verifier) evaluate(e *oci.Entry, digest string) Candidate {
+	c := Candidate{Referrer: e.Descriptor.Digest}
+	if e.Err != nil {
+		c.fail(CheckReferrer, e.Err)
+		return c
+	}
+	if len(e.Statement) == 0 {
+		c.fail(CheckReferrer, errors.New("the referrer has no statement layer"))
+		return c
+	}
+	c.pass(CheckReferrer, "")
+
+	s, err := scitt.ParseStatement(e.Statement)
+	if err != nil {
+		c.fail(CheckStatement, err)
+		return c
+	}
+	c.Issuer, c.Subject = s.Issuer, s.Subject
+	entry := s.EntryHash()
+	c.EntryID = hex.EncodeToString(entry[:])
+	c.pass(CheckStatement, "")
+
+	if !aboutDigest(s.Subject, digest) {
+		c.fail(CheckSubject, fmt.Errorf("%w: the statement is about %q, not %s", ErrWrongSubject, s.Subject, digest))
+		return c
+	}
+	c.pass(CheckSubject, s.Subject)
+
+	regTime, services, err := v.checkReceipts(s)
+	if err != nil {
+		c.fail(CheckReceipts, err)
+		return c
+	}
+	c.RegisteredAt, c.Services = regTime, services
+	c.pass(CheckReceipts, "registered with "+strings.Join(services, ", "))
+
+	claims, err := v.checkSignature(s, regTime)
+	if err != nil {
+		c.fail(CheckSignature, err)
+		return c
+	}
+	c.pass(CheckSignature, "")
+
+	if len(e.Preimage) == 0 {
+		c.fail(CheckPreimage, errors.New("the referrer has no preimage layer"))
+		return c
+	}
+	if err := s.CheckPreimage(e.Preimage); err != nil {
+		c.fail(CheckPreimage, fmt.Errorf("the attached in-toto statement is not the one that was signed: %w", err))
+		return c
+	}
+	c.pass(CheckPreimage, "")
+
+	rule, err := v.checkIdentity(s.Issuer, claims)
+	if err != nil {
+		c.fail(CheckIdentity, err)
+		return c
+	}
+	c.pass(CheckIdentity, "allowed by "+rule)
+
+	if err := v.checkProvenance(e.Preimage, digest); err != nil {
+		c.fail(CheckProvenance, err)
+		return c
+	}
+	c.pass(CheckProvenance, "")
+	c.OK = true
+	return c
+}
+
+// aboutDigest reports whether a statement subject names the image digest:
+// "oci://registry/repo@sha256:…", "repo@sha256:…" or "sha256:…". Only the
+// digest is compared: registries are reached under several names.
+func aboutDigest(subject, digest string) bool {
+	if subject == digest {
+		return true
+	}
+	i := strings.LastIndexByte(subject, '@')
+	return i >= 0 && subject[i+1:] == digest
+}
+
+// checkReceipts verifies the receipts of trusted services and returns the
+// earliest registration time and the services that registered it.
+func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error) {
+	if len(s.Receipts) == 0 {
+		return time.Time{}, nil, fmt.Errorf("%w: the statement carries no receipts", ErrNoTrustedReceipt)
+	}
+	var (
+		regTime time.Time
+		names   []string
+		counted = make([]bool, len(v.services))
+		seen    []string
+	)
+	for i, rb := range s.Receipts {
+		r, err := scitt.ParseReceipt(rb)
+		if err != nil {
+			return time.Time{}, nil, fmt.Errorf("receipt %d: %w", i, err)
+		}
+		if r.Issuer != "" {
+			seen = append(seen, r.Issuer)
+		}
+		for j, svc := range v.services {
+			if counted[j] || (svc.issuer != "" && r.Issuer != svc.issuer) || !svc.keys.Names(r.KID) {
+				continue
+			}
+			if _, err := r.VerifyInclusion(s.Registered(), svc.keys, svc.leaf); err != nil {
+				if errors.Is(err, scitt.ErrKeyNotFound) && len(r.KID) == 0 {
+					continue // an unnamed receipt of another service
+				}
+				return time.Time{}, nil, fmt.Errorf("receipt %d from %s: %w", i, svc.name, err)
+			}
+			if max := time.Duration(v.p.MaxReceiptAge); max > 0 && !r.IssuedAt.IsZero() && v.now().Sub(r.IssuedAt) > max {
+				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s was issued %s ago (at most %s)", ErrReceiptTooOld, i, svc.name, v.now().Sub(r.IssuedAt).Round(time.Second), max)
+			}
+			counted[j] = true
+			names = append(names, svc.name)
+			if !r.IssuedAt.IsZero() && (regTime.IsZero() || r.IssuedAt.Before(regTime)) {
+				regTime = r.IssuedAt
+			}
+			break
+		}
+	}
+	if len(names) < v.p.RequiredReceipts {
+		from := "no trusted service"
+		if len(names) > 0 {
+			from = strings.Join(names, ", ")
+		}
+		detail := ""
+		if len(seen) > 0 {
+			detail = fmt.Sprintf(" (its receipts are from %s)", strings.Join(seen, ", "))
+		}
+		return time.Time{}, nil, fmt.Errorf("%w: %d of %d required receipts verify, from %s%s", ErrNoTrustedReceipt, len(names), v.p.RequiredReceipts, from, detail)
+	}
+	return regTime, names, nil
+}
+
+// checkSignature verifies the statement's signature: with the key of its WIT
+// (the WIT checked against the trusted bundles at the registration time), or
+// with a pinned static issuer key. It returns the WIT's CI claims.
+func (v *Verifier) checkSignature(s *scitt.Statement, regTime time.Time) (map[string]any, error) {
+	if s.WIT != "" {
+		if len(v.bundles) == 0 {
+			return nil, fmt.Errorf("%w: the statement is signed by a workload identity, and the policy trusts no identity trust domain", ErrUntrustedIssuer)
+		}
+		var opts []wimse.StatementOption
+		if !regTime.IsZero() {
+			opts = append(opts, wimse.AtTime(regTime))
+		}
+		id, err := wimse.VerifyStatement(s.Raw, v.bundles, opts...)
+		if err != nil {
+			return nil, err
+		}
+		claims := map[string]any{}
+		if raw, ok := id.WIT.Claims[ciClaim]; ok {
+			_ = json.Unmarshal(raw, &claims)
+		}
+		return claims, nil
+	}
+	for _, is := range v.issuers {
+		if is.issuer != s.Issuer {
+			continue
+		}
+		if _, err := s.Verify(is.keys); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: %q carries no workload identity token and has no pinned key in the policy", ErrUntrustedIssuer, s.Issuer)
+}
+
+// checkIdentity matches the workload identifier and the immutable claims.
+func (v *Verifier) checkIdentity(id string, claims map[string]any) (string, error) {
+	var mismatch error
+	for _, w := range v.p.Workloads {
+		if !w.match(id) {
+			continue
+		}
+		ok := true
+		for k, want := range w.Require {
+			got, present := claims[k]
+			if !present || fmt.Sprint(got) != want {
+				ok = false
+				if mismatch == nil {
+					mismatch = fmt.Errorf("%w: %s matches %s, but its %s is %q, not %q", ErrNotAllowed, id, w, k, fmtClaim(got, present), want)
+				}
+				break
+			}
+		}
+		if ok {
+			return w.String(), nil
+		}
+	}
+	if mismatch != nil {
+		return "", mismatch
+	}
+	return "", fmt.Errorf("%w: %s matches no workload rule of the policy", ErrNotAllowed, id)
+}
+
+func fmtClaim(v any, present bool) string {
+	if !present {
+		return "(absent)"
+	}
+	return fmt.Sprint(v)
+}
+
+// slsa is the part of a SLSA v1 provenance predicate the rules read.
+type slsa struct {
+	BuildDefinition struct {
+		BuildType            string         `json:"buildType"`
+		ExternalParameters   map[string]any `json:"externalParameters"`
+		InternalParameters   map[string]any `json:"internalParameters"`
+		ResolvedDependencies []struct {
+			URI string `json:"uri"`
+		} `json:"resolvedDependencies"`
+	} `json:"buildDefinition"`
+	RunDetails struct {
+		Builder struct {
+			ID string `json:"id"`
+		} `json:"builder"`
+	} `json:"runDetails"`
+}
+
+// checkProvenance applies the provenance rules to the in-toto statement.
+func (v *Verifier) checkProvenance(preimage []byte, digest string) error {
+	st, err := provenance.ParseStatement(preimage)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrProvenance, err)
+	}
+	algo, hexDigest, _ := strings.Cut(digest, ":")
+	covered := false
+	for _, sub := range st.Subjects {
+		if sub.Digest[algo] == hexDigest {
+			covered = true
+		}
+	}
+	if !covered {
+		return fmt.Errorf("%w: no subject of the provenance has digest %s", ErrProvenance, digest)
+	}
+	rules := v.p.Provenance
+	if !contains(rules.PredicateTypes, st.PredicateType) {
+		return fmt.Errorf("%w: predicate type %q is not one of %s", ErrProvenance, st.PredicateType, strings.Join(rules.PredicateTypes, ", "))
+	}
+	if len(rules.BuilderIDs)+len(rules.SourceRepositories)+len(rules.Refs)+len(rules.Triggers) == 0 {
+		return nil
+	}
+	var env struct {
+		Predicate slsa `json:"predicate"`
+	}
+	payload := st.Raw
+	if st.MediaType == provenance.DSSEMediaType {
+		var dsse struct {
+			Payload []byte `json:"payload"`
+		}
+		if err := json.Unmarshal(st.Raw, &dsse); err != nil {
+			return fmt.Errorf("%w: DSSE envelope: %w", ErrProvenance, err)
+		}
+		payload = dsse.Payload
+	}
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return fmt.Errorf("%w: SLSA predicate: %w", ErrProvenance, err)
+	}
+	p := env.Predicate
+	if len(rules.BuilderIDs) > 0 && !anyGlob(rules.BuilderIDs, p.RunDetails.Builder.ID) {
+		return fmt.Errorf("%w: builder %q is not allowed", ErrProvenance, p.RunDetails.Builder.ID)
+	}
+	repo, ref := "", ""
+	if deps := p.BuildDefinition.ResolvedDependencies; len(deps) > 0 {
+		repo, ref, _ = strings.Cut(strings.TrimPrefix(deps[0].URI, "git+"), "@")
+	}
+	if len(rules.SourceRepositories) > 0 && !anyGlob(rules.SourceRepositories, repo) {
+		return fmt.Errorf("%w: source repository %q is not allowed", ErrProvenance, repo)
+	}
+	if len(rules.Refs) > 0 && !anyGlob(rules.Refs, ref) {
+		return fmt.Errorf("%w: source ref %q is not allowed", ErrProvenance, ref)
+	}
+	if len(rules.Triggers) > 0 {
+		trigger := triggerOf(p)
+		if !contains(rules.Triggers, trigger) {
+			return fmt.Errorf("%w: build trigger %q is not one of %s", ErrProvenance, trigger, strings.Join(rules.Triggers, ", "))
+		}
+	}
+	return nil
+}
+
+// triggerOf reads the event that started the build: GitHub's event_name,
+// GitLab's pipeline source.
+func triggerOf(p slsa) string {
+	if gh, ok := p.BuildDefinition.InternalParameters["github"].(map[string]any); ok {
+		if ev, ok := gh["event_name"].(string); ok {
+			return ev
+		}
+	}
+	if src, ok := p.BuildDefinition.ExternalParameters["source"].(string); ok {
+		return src
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

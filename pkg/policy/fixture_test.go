@@ -1,0 +1,252 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/oci"
+	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
+)
+
+const (
+	trustDomain = "ci.example.org"
+	goodID      = "spiffe://ci.example.org/github/acme/widgets/.github/workflows/release.yml/refs/heads/main"
+	tsIssuer    = "https://ts.example.org"
+)
+
+// world is a registry, an identity server key, a transparency service key
+// and a policy directory: everything the gate trusts, built from the real
+// libraries.
+type world struct {
+	t       *testing.T
+	ctx     context.Context
+	host    string
+	counter *ocitest.Counter
+	oci     *oci.Client
+	idKey   *wimse.SigningKey
+	tsKey   *scitt.PrivateKey
+	dir     string
+	now     time.Time
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	h, stop := ocitest.NewOlaregHandler(nil)
+	counter := &ocitest.Counter{Next: h}
+	reg := ocitest.Serve(counter, stop)
+	t.Cleanup(reg.Close)
+	c, err := oci.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idKey, err := wimse.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsKey, err := scitt.GenerateKey(cose.AlgorithmES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsKey.KID = tsKey.Public().COSEThumbprint()
+	w := &world{t: t, ctx: context.Background(), host: reg.Host, counter: counter, oci: c, idKey: idKey, tsKey: tsKey, dir: t.TempDir(), now: time.Now()}
+	bundle := &wimse.Bundle{TrustDomain: trustDomain, Keys: []jose.JSONWebKey{idKey.PublicJWK()}}
+	bb, err := bundle.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.write("bundle.json", bb)
+	ks, err := scitt.MarshalCOSEKeySet(scitt.KeySet{tsKey.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.write("ts-keys.cbor", ks)
+	return w
+}
+
+// with returns the world reporting to t (a subtest).
+func (w *world) with(t *testing.T) *world {
+	c := *w
+	c.t = t
+	return &c
+}
+
+func (w *world) write(name string, b []byte) string {
+	p := filepath.Join(w.dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+// pushImage pushes a random image and returns repo@digest and the digest.
+func (w *world) pushImage(repo string) (string, string) {
+	img, err := random.Image(128, 1)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(w.host + "/" + repo + ":v1")
+	if err := remote.Write(ref, img); err != nil {
+		w.t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return w.host + "/" + repo + "@" + d.String(), d.String()
+}
+
+const basePolicy = `apiVersion: trustfabric.dev/v1alpha1
+kind: VerificationPolicy
+transparencyServices:
+  - issuer: https://ts.example.org
+    keys: [ts-keys.cbor]
+identities:
+  - trustDomain: ci.example.org
+    bundle: bundle.json
+workloads:
+  - prefix: spiffe://ci.example.org/github/acme/widgets
+    require: {repository_id: "42"}
+provenance:
+  sourceRepositories: ["https://github.com/acme/*"]
+  refs: [refs/heads/main]
+  triggers: [push]
+  builderIDs: ["https://github.com/acme/widgets/.github/workflows/*@refs/heads/main"]
+`
+
+func (w *world) verifier(policyYAML string, opts ...Option) *Verifier {
+	w.t.Helper()
+	path := w.write("policy.yaml", []byte(policyYAML))
+	p, err := Load(path)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	v, err := NewVerifier(w.ctx, p, append([]Option{WithOCIClient(w.oci), WithOffline()}, opts...)...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return v
+}
+
+// evidence describes one attestation to build; the zero value (with the
+// image filled in) is a good one.
+type evidence struct {
+	image, digest string
+	id            string
+	repoID        string
+	witExpiry     time.Time
+	subject       string
+	tsKey         *scitt.PrivateKey
+	tamperPath    bool
+	swapPreimage  bool
+	ref           string
+}
+
+func (w *world) provenance(digest string, ref string) []byte {
+	st := map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"name": "widgets", "digest": map[string]string{"sha256": digest[len("sha256:"):]}}},
+		"predicateType": "https://slsa.dev/provenance/v1",
+		"predicate": map[string]any{
+			"buildDefinition": map[string]any{
+				"buildType":            "https://actions.github.io/buildtypes/workflow/v1",
+				"externalParameters":   map[string]any{"workflow": map[string]any{"ref": ref, "path": ".github/workflows/release.yml"}},
+				"internalParameters":   map[string]any{"github": map[string]any{"event_name": "push", "repository_id": "42"}},
+				"resolvedDependencies": []any{map[string]any{"uri": "git+https://github.com/acme/widgets@" + ref, "digest": map[string]string{"gitCommit": "0123456789abcdef0123456789abcdef01234567"}}},
+			},
+			"runDetails": map[string]any{"builder": map[string]any{"id": "https://github.com/acme/widgets/.github/workflows/release.yml@" + ref}},
+		},
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return b
+}
+
+// attest builds the evidence and attaches it to the image.
+func (w *world) attest(e evidence) {
+	w.t.Helper()
+	if e.id == "" {
+		e.id = goodID
+	}
+	if e.repoID == "" {
+		e.repoID = "42"
+	}
+	if e.witExpiry.IsZero() {
+		e.witExpiry = w.now.Add(10 * time.Minute)
+	}
+	if e.subject == "" {
+		e.subject = "oci://" + e.image
+	}
+	if e.tsKey == nil {
+		e.tsKey = w.tsKey
+	}
+	if e.ref == "" {
+		e.ref = "refs/heads/main"
+	}
+	wk, err := wimse.GenerateKey()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	id, err := wimse.ParseIdentifier(e.id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	wit, err := wimse.MintWIT(w.idKey, wimse.WITClaims{
+		Subject: id, Issuer: "https://id.example.org", IssuedAt: e.witExpiry.Add(-10 * time.Minute), Expiry: e.witExpiry,
+		Key: wk.PublicJWK(), Extra: map[string]any{ciClaim: map[string]any{"repository": "acme/widgets", "repository_id": e.repoID}},
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	key, err := scitt.NewPrivateKey(wk.Signer)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	preimage := w.provenance(e.digest, e.ref)
+	stmt, err := scitt.SignStatement(w.ctx, key, scitt.Claims{Issuer: e.id, Subject: e.subject, IssuedAt: w.now}, preimage, scitt.WithWIT(wit))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	tree := testonly.New(rfc6962.DefaultHasher)
+	tree.AppendData([]byte("x"), []byte("y"), []byte("z"))
+	tree.Append(scitt.LeafHash(stmt, scitt.LeafIETF))
+	path, err := tree.InclusionProof(3, 4)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if e.tamperPath {
+		path[0] = append([]byte{}, path[0]...)
+		path[0][0] ^= 1
+	}
+	entry := sha256.Sum256(stmt)
+	receipt, err := scitt.IssueReceipt(w.ctx, e.tsKey, scitt.ReceiptClaims{Issuer: tsIssuer, Subject: hex.EncodeToString(entry[:]), IssuedAt: w.now}, scitt.InclusionProof{TreeSize: 4, LeafIndex: 3, Path: path}, tree.Hash())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	transparent, err := scitt.AddReceipt(stmt, receipt)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if e.swapPreimage {
+		preimage = w.provenance(e.digest, "refs/heads/evil")
+	}
+	_, err = w.oci.Attach(w.ctx, e.image, oci.Attachment{Statement: transparent, Preimage: preimage,
+		Annotations: oci.Annotations{Issuer: e.id, Subject: e.subject, TS: []string{tsIssuer}, PredicateType: "https://slsa.dev/provenance/v1"}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+}

@@ -1,0 +1,322 @@
+// Package policy is the deployment gate: a verification policy (YAML) and
+// the decision to allow or deny an OCI image on the SCITT evidence attached
+// to it (design.md §1 step 6 and §4).
+//
+// # The chain
+//
+// For each referrer of type application/scitt-statement+cose the [Verifier]
+// checks, in order: the statement parses and is about the image's digest;
+// enough of its receipts verify offline against pinned Transparency Service
+// keys (RFC 9942, vds 1); the statement's signature verifies with the key of
+// its WIMSE Workload Identity Token, and the WIT verifies against the trusted
+// identity bundle at the registration time the receipt records (or with a
+// pinned static issuer key); the preimage hashes to the payload; the workload
+// identifier and its immutable CI claims are allowed; and the in-toto/SLSA
+// provenance satisfies the provenance rules. The image is allowed when one
+// candidate passes every check; otherwise the [Decision] lists every
+// candidate with each check and its reason.
+//
+// # The policy file
+//
+//	apiVersion: trustfabric.dev/v1alpha1
+//	kind: VerificationPolicy
+//	transparencyServices:
+//	  - issuer: https://ts.example.org      # the receipts' CWT iss, when they carry one
+//	    keys: [ts-keys.cbor]               # pinned COSE_KeySet/JWK/PEM files (relative to this file)
+//	    leaf: ietf                         # or direct
+//	requiredReceipts: 1
+//	maxReceiptAge: 8760h
+//	identities:
+//	  - trustDomain: ci.example.org
+//	    bundle: wit-bundle.json            # or bundleURL (not with --offline)
+//	workloads:
+//	  - prefix: spiffe://ci.example.org/github/acme/widgets/
+//	    require: {repository_id: "123456"}
+//	provenance:
+//	  predicateTypes: [https://slsa.dev/provenance/v1]
+//	  sourceRepositories: ["https://github.com/acme/*"]
+//	  refs: [refs/heads/main, "refs/tags/v*"]
+//	  triggers: [push, workflow_dispatch]
+//
+// Unknown fields are errors. A policy that trusts nothing (no service keys,
+// no identities or issuer keys, no allowed workloads) is an error, never an
+// allow-all.
+package policy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+)
+
+// APIVersion and Kind identify a verification policy document.
+const (
+	APIVersion = "trustfabric.dev/v1alpha1"
+	Kind       = "VerificationPolicy"
+	// MaxPolicySize bounds a policy file.
+	MaxPolicySize = 1 << 20
+	// DefaultPredicateType is required when the policy names none.
+	DefaultPredicateType = "https://slsa.dev/provenance/v1"
+)
+
+// ErrInvalidPolicy is wrapped by every error about the policy document.
+var ErrInvalidPolicy = errors.New("invalid policy")
+
+// Policy is a parsed, validated verification policy.
+type Policy struct {
+	APIVersion           string                `yaml:"apiVersion"`
+	Kind                 string                `yaml:"kind"`
+	TransparencyServices []TransparencyService `yaml:"transparencyServices"`
+	// RequiredReceipts is how many distinct trusted services must have
+	// registered the statement (default 1).
+	RequiredReceipts int `yaml:"requiredReceipts"`
+	// MaxReceiptAge, when set, refuses receipts issued longer ago.
+	MaxReceiptAge Duration         `yaml:"maxReceiptAge"`
+	Identities    []IdentityDomain `yaml:"identities"`
+	// Issuers are static issuer keys, for statements signed without a WIT.
+	Issuers    []StaticIssuer `yaml:"issuers"`
+	Workloads  []Workload     `yaml:"workloads"`
+	Provenance Provenance     `yaml:"provenance"`
+
+	dir    string
+	digest [32]byte
+	tsKeys []scitt.KeySet
+}
+
+// TransparencyService is a trusted Transparency Service.
+type TransparencyService struct {
+	// Name labels the service in decisions (default: the issuer).
+	Name string `yaml:"name"`
+	// Issuer, when set, must equal the CWT iss of its receipts.
+	Issuer string `yaml:"issuer"`
+	// Keys are key files (COSE_Key/KeySet, JWK/JWK Set, PEM), relative to
+	// the policy file; InlineKeys holds the same formats inline.
+	Keys       []string `yaml:"keys"`
+	InlineKeys []string `yaml:"inlineKeys"`
+	// URL, with Kids, fetches /.well-known/scitt-keys and keeps only the
+	// pinned kids (hex). Not used with --offline.
+	URL  string   `yaml:"url"`
+	Kids []string `yaml:"kids"`
+	// Leaf is the service's leaf convention: ietf (default) or direct.
+	Leaf string `yaml:"leaf"`
+}
+
+// IdentityDomain is a trusted WIMSE trust domain.
+type IdentityDomain struct {
+	TrustDomain string `yaml:"trustDomain"`
+	// Bundle is a WIT bundle file (JWK Set); BundleURL fetches one (not
+	// with --offline).
+	Bundle    string `yaml:"bundle"`
+	BundleURL string `yaml:"bundleURL"`
+}
+
+// StaticIssuer trusts statements whose iss is Issuer, signed by Keys.
+type StaticIssuer struct {
+	Issuer     string   `yaml:"issuer"`
+	Keys       []string `yaml:"keys"`
+	InlineKeys []string `yaml:"inlineKeys"`
+}
+
+// Workload allows workload identifiers (statement issuers). Exactly one of
+// Exact, Prefix (matched on path-segment boundaries) or Glob (path.Match
+// syntax: * never crosses a /) is set. Require pins claims of the WIT's
+// https://trustfabric.dev/ci claim set, e.g. repository_id, to exact values.
+type Workload struct {
+	Exact   string            `yaml:"exact"`
+	Prefix  string            `yaml:"prefix"`
+	Glob    string            `yaml:"glob"`
+	Require map[string]string `yaml:"require"`
+}
+
+// Provenance are the rules on the in-toto statement (the preimage). Each
+// list, when not empty, must match; patterns are globs where * matches any
+// run of characters except /.
+type Provenance struct {
+	PredicateTypes     []string `yaml:"predicateTypes"`
+	BuilderIDs         []string `yaml:"builderIDs"`
+	SourceRepositories []string `yaml:"sourceRepositories"`
+	Refs               []string `yaml:"refs"`
+	Triggers           []string `yaml:"triggers"`
+}
+
+// Duration is a time.Duration written as "720h" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 720h: %w", n.Line, n.Value, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Load reads and validates a policy file. Relative key and bundle paths are
+// resolved against the file's directory.
+func Load(path string) (*Policy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxPolicySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	p, err := parse(b, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Parse reads and validates a policy; relative paths resolve against dir.
+func Parse(b []byte, dir string) (*Policy, error) { return parse(b, dir) }
+
+func parse(b []byte, dir string) (*Policy, error) {
+	if len(b) > MaxPolicySize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidPolicy, MaxPolicySize)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var p Policy
+	if err := dec.Decode(&p); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: the policy is empty", ErrInvalidPolicy)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: more than one YAML document", ErrInvalidPolicy)
+	}
+	p.dir = dir
+	p.digest = sha256.Sum256(b)
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (p *Policy) invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidPolicy, fmt.Sprintf(format, args...))
+}
+
+func (p *Policy) validate() error {
+	if p.APIVersion != APIVersion {
+		return p.invalid("apiVersion %q: want %s", p.APIVersion, APIVersion)
+	}
+	if p.Kind != Kind {
+		return p.invalid("kind %q: want %s", p.Kind, Kind)
+	}
+	if len(p.TransparencyServices) == 0 {
+		return p.invalid("transparencyServices is empty: a policy must trust at least one Transparency Service")
+	}
+	for i, ts := range p.TransparencyServices {
+		if len(ts.Keys) == 0 && len(ts.InlineKeys) == 0 && (ts.URL == "" || len(ts.Kids) == 0) {
+			return p.invalid("transparencyServices[%d]: give keys, inlineKeys, or url with pinned kids", i)
+		}
+		if _, err := scitt.ParseLeafConvention(ts.Leaf); err != nil {
+			return p.invalid("transparencyServices[%d]: %v", i, err)
+		}
+	}
+	if p.RequiredReceipts == 0 {
+		p.RequiredReceipts = 1
+	}
+	if p.RequiredReceipts < 0 || p.RequiredReceipts > len(p.TransparencyServices) {
+		return p.invalid("requiredReceipts %d: must be between 1 and the %d trusted services", p.RequiredReceipts, len(p.TransparencyServices))
+	}
+	if p.MaxReceiptAge < 0 {
+		return p.invalid("maxReceiptAge must not be negative")
+	}
+	if len(p.Identities) == 0 && len(p.Issuers) == 0 {
+		return p.invalid("identities and issuers are both empty: a policy must trust an identity trust domain or a static issuer key")
+	}
+	for i, d := range p.Identities {
+		if d.TrustDomain == "" || strings.ContainsAny(d.TrustDomain, "/:@") {
+			return p.invalid("identities[%d]: trustDomain %q must be a bare domain like ci.example.org", i, d.TrustDomain)
+		}
+		if (d.Bundle == "") == (d.BundleURL == "") {
+			return p.invalid("identities[%d]: give exactly one of bundle or bundleURL", i)
+		}
+	}
+	for i, is := range p.Issuers {
+		if is.Issuer == "" || len(is.Keys)+len(is.InlineKeys) == 0 {
+			return p.invalid("issuers[%d]: give issuer and keys", i)
+		}
+	}
+	if len(p.Workloads) == 0 {
+		return p.invalid("workloads is empty: list the workload identifiers allowed to deploy (exact, prefix or glob)")
+	}
+	for i, w := range p.Workloads {
+		n := 0
+		for _, s := range []string{w.Exact, w.Prefix, w.Glob} {
+			if s != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			return p.invalid("workloads[%d]: give exactly one of exact, prefix or glob", i)
+		}
+		if w.Glob != "" {
+			if err := checkGlob(w.Glob); err != nil {
+				return p.invalid("workloads[%d]: %v", i, err)
+			}
+		}
+	}
+	if len(p.Provenance.PredicateTypes) == 0 {
+		p.Provenance.PredicateTypes = []string{DefaultPredicateType}
+	}
+	for _, list := range [][]string{p.Provenance.BuilderIDs, p.Provenance.SourceRepositories, p.Provenance.Refs} {
+		for _, g := range list {
+			if err := checkGlob(g); err != nil {
+				return p.invalid("provenance: %v", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Hash identifies the policy document (SHA-256 of its bytes), for caching
+// decisions.
+func (p *Policy) Hash() [32]byte { return p.digest }
+
+func (p *Policy) path(f string) string {
+	if filepath.IsAbs(f) || p.dir == "" {
+		return f
+	}
+	return filepath.Join(p.dir, f)
+}
+
+func (p *Policy) loadKeys(files, inline []string) (scitt.KeySet, error) {
+	var ks scitt.KeySet
+	for _, f := range files {
+		k, err := scitt.LoadPublicKeys(p.path(f))
+		if err != nil {
+			return nil, err
+		}
+		ks = append(ks, k...)
+	}
+	for i, s := range inline {
+		k, err := scitt.ParsePublicKeys([]byte(s))
+		if err != nil {
+			return nil, fmt.Errorf("inline key %d: %w", i, err)
+		}
+		ks = append(ks, k...)
+	}
+	return ks, nil
+}
+
+// String renders the duration like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }

@@ -1,0 +1,389 @@
+package policy
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trustfabric/trustfabric/pkg/oci"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
+)
+
+// ciClaim is the WIT claim carrying the CI facts (pkg/identity.CIClaim).
+const ciClaim = "https://trustfabric.dev/ci"
+
+// Check names, in the order the chain runs them.
+const (
+	CheckReferrer   = "referrer"
+	CheckStatement  = "statement"
+	CheckSubject    = "subject"
+	CheckReceipts   = "receipts"
+	CheckSignature  = "signature"
+	CheckPreimage   = "preimage"
+	CheckIdentity   = "identity"
+	CheckProvenance = "provenance"
+)
+
+// Decision is the gate's verdict on one image.
+type Decision struct {
+	Allowed bool   `json:"allowed"`
+	Image   string `json:"image"`
+	Digest  string `json:"digest"`
+	// Policy is the hex SHA-256 of the policy document.
+	Policy string `json:"policy"`
+	// SatisfiedBy is the candidate that met the policy (when allowed).
+	SatisfiedBy *Candidate `json:"satisfiedBy,omitempty"`
+	// Candidates are every referrer considered, allowed or not.
+	Candidates []Candidate `json:"candidates"`
+	// Reasons say, one line per rejected candidate, why (when denied).
+	Reasons []string `json:"reasons,omitempty"`
+	// Cached reports whether the decision came from the cache.
+	Cached bool `json:"cached"`
+}
+
+// Candidate is one referrer and the checks it went through. The chain stops
+// at the first failed check.
+type Candidate struct {
+	Referrer     string    `json:"referrer"`
+	Issuer       string    `json:"issuer,omitempty"`
+	Subject      string    `json:"subject,omitempty"`
+	EntryID      string    `json:"entryID,omitempty"`
+	Services     []string  `json:"transparencyServices,omitempty"`
+	RegisteredAt time.Time `json:"registeredAt,omitzero"`
+	OK           bool      `json:"ok"`
+	Checks       []Check   `json:"checks"`
+}
+
+// Check is one step of the chain.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason,omitempty"`
+	err    error
+}
+
+// Err returns the error of a failed check (nil when it passed).
+func (c Check) Err() error { return c.err }
+
+func (c *Candidate) pass(name, detail string) {
+	c.Checks = append(c.Checks, Check{Name: name, OK: true, Reason: detail})
+}
+
+func (c *Candidate) fail(name string, err error) {
+	c.Checks = append(c.Checks, Check{Name: name, Reason: err.Error(), err: err})
+}
+
+// Failed returns the failed check of a rejected candidate.
+func (c *Candidate) Failed() (Check, bool) {
+	for _, ch := range c.Checks {
+		if !ch.OK {
+			return ch, true
+		}
+	}
+	return Check{}, false
+}
+
+// Errors the checks wrap, for callers that branch on the cause.
+var (
+	ErrNoEvidence       = errors.New("no SCITT statement is attached to the image")
+	ErrWrongSubject     = errors.New("statement is about another artifact")
+	ErrNoTrustedReceipt = errors.New("not registered with a trusted transparency service")
+	ErrUntrustedIssuer  = errors.New("issuer is not trusted")
+	ErrNotAllowed       = errors.New("workload identity is not allowed")
+	ErrProvenance       = errors.New("provenance does not satisfy the policy")
+	ErrReceiptTooOld    = errors.New("receipt is older than the policy allows")
+)
+
+type service struct {
+	name, issuer string
+	keys         scitt.KeySet
+	leaf         scitt.LeafConvention
+}
+
+type staticIssuer struct {
+	issuer string
+	keys   scitt.KeySet
+}
+
+// Verifier applies one policy. It is safe for concurrent use: decisions are
+// cached per image digest (allow for CacheTTL, deny briefly), and concurrent
+// verifications of one digest share one run.
+type Verifier struct {
+	p        *Policy
+	oci      *oci.Client
+	now      func() time.Time
+	services []service
+	bundles  wimse.Bundles
+	issuers  []staticIssuer
+	allowTTL time.Duration
+	denyTTL  time.Duration
+
+	mu       sync.Mutex
+	cache    map[string]cached
+	inflight map[string]*flight
+}
+
+type cached struct {
+	d       *Decision
+	expires time.Time
+}
+
+type flight struct {
+	done chan struct{}
+	d    *Decision
+	err  error
+}
+
+type options struct {
+	oci      *oci.Client
+	offline  bool
+	hc       *http.Client
+	now      func() time.Time
+	allowTTL time.Duration
+	denyTTL  time.Duration
+}
+
+// Option configures a Verifier.
+type Option func(*options) error
+
+// WithOCIClient sets the registry client. Default: oci.New().
+func WithOCIClient(c *oci.Client) Option { return func(o *options) error { o.oci = c; return nil } }
+
+// WithOffline uses only pinned keys and bundle files; a policy that needs a
+// URL is an error. Default: URLs in the policy are fetched once.
+func WithOffline() Option { return func(o *options) error { o.offline = true; return nil } }
+
+// WithHTTPClient is used to fetch key sets and bundles. Default:
+// http.DefaultClient with a 10 s timeout.
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) error { o.hc = hc; return nil } }
+
+// WithClock sets the clock for receipt ages and cache expiry. Default:
+// time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) error { o.now = now; return nil }
+}
+
+// WithCacheTTL sets how long allow and deny decisions are cached. Default:
+// 5 minutes and 10 seconds; zero disables that cache.
+func WithCacheTTL(allow, deny time.Duration) Option {
+	return func(o *options) error { o.allowTTL, o.denyTTL = allow, deny; return nil }
+}
+
+// NewVerifier loads the keys and bundles the policy names.
+func NewVerifier(ctx context.Context, p *Policy, opts ...Option) (*Verifier, error) {
+	o := options{now: time.Now, allowTTL: 5 * time.Minute, denyTTL: 10 * time.Second, hc: &http.Client{Timeout: 10 * time.Second}}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.oci == nil {
+		c, err := oci.New()
+		if err != nil {
+			return nil, err
+		}
+		o.oci = c
+	}
+	v := &Verifier{p: p, oci: o.oci, now: o.now, allowTTL: o.allowTTL, denyTTL: o.denyTTL,
+		cache: map[string]cached{}, inflight: map[string]*flight{}}
+	for i, ts := range p.TransparencyServices {
+		keys, err := p.loadKeys(ts.Keys, ts.InlineKeys)
+		if err != nil {
+			return nil, fmt.Errorf("transparencyServices[%d]: %w", i, err)
+		}
+		if ts.URL != "" && len(ts.Kids) > 0 {
+			if o.offline {
+				if len(keys) == 0 {
+					return nil, fmt.Errorf("transparencyServices[%d]: --offline needs pinned keys, not url %s", i, ts.URL)
+				}
+			} else {
+				fetched, err := fetchPinned(ctx, ts.URL, ts.Kids)
+				if err != nil {
+					return nil, fmt.Errorf("transparencyServices[%d]: %w", i, err)
+				}
+				keys = append(keys, fetched...)
+			}
+		}
+		leaf, _ := scitt.ParseLeafConvention(ts.Leaf)
+		name := ts.Name
+		if name == "" {
+			name = ts.Issuer
+		}
+		if name == "" {
+			name = fmt.Sprintf("transparencyServices[%d]", i)
+		}
+		v.services = append(v.services, service{name: name, issuer: ts.Issuer, keys: keys, leaf: leaf})
+	}
+	for i, d := range p.Identities {
+		var data []byte
+		var err error
+		if d.Bundle != "" {
+			data, err = readLimited(p.path(d.Bundle))
+		} else if o.offline {
+			return nil, fmt.Errorf("identities[%d]: --offline needs a bundle file, not bundleURL %s", i, d.BundleURL)
+		} else {
+			data, err = fetch(ctx, o.hc, d.BundleURL)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("identities[%d]: %w", i, err)
+		}
+		b, err := wimse.ParseBundle(d.TrustDomain, data)
+		if err != nil {
+			return nil, fmt.Errorf("identities[%d]: %w", i, err)
+		}
+		v.bundles = append(v.bundles, b)
+	}
+	for i, is := range p.Issuers {
+		keys, err := p.loadKeys(is.Keys, is.InlineKeys)
+		if err != nil {
+			return nil, fmt.Errorf("issuers[%d]: %w", i, err)
+		}
+		v.issuers = append(v.issuers, staticIssuer{issuer: is.Issuer, keys: keys})
+	}
+	return v, nil
+}
+
+func fetchPinned(ctx context.Context, url string, kids []string) (scitt.KeySet, error) {
+	all, err := scrapi.FetchKeys(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("fetch keys from %s: %w", url, err)
+	}
+	var out scitt.KeySet
+	for _, kid := range kids {
+		raw, err := hex.DecodeString(kid)
+		if err != nil {
+			raw = []byte(kid)
+		}
+		found := false
+		for _, k := range all {
+			if (scitt.KeySet{k}).Names(raw) && len(raw) > 0 {
+				out, found = append(out, k), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%s publishes no key with the pinned kid %s", url, kid)
+		}
+	}
+	return out, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, wimse.MaxBundleSize))
+}
+
+func fetch(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch %s: HTTP %d", url, resp.StatusCode)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, wimse.MaxBundleSize))
+}
+
+// Verify decides whether the image ref (a digest reference, or a tag that
+// is resolved once) may be deployed. The error is for failures to decide
+// (registry unreachable, image missing); a deny is a Decision.
+func (v *Verifier) Verify(ctx context.Context, ref string) (*Decision, error) {
+	repo, digest, err := v.oci.Resolve(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", ref, err)
+	}
+	key := digest + "|" + hex.EncodeToString(v.p.digest[:]) + "|" + repo
+	v.mu.Lock()
+	if c, ok := v.cache[key]; ok && v.now().Before(c.expires) {
+		v.mu.Unlock()
+		d := *c.d
+		d.Cached = true
+		return &d, nil
+	}
+	if f, ok := v.inflight[key]; ok {
+		v.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.d, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	v.inflight[key] = f
+	v.mu.Unlock()
+
+	f.d, f.err = v.decide(ctx, repo, digest)
+	v.mu.Lock()
+	delete(v.inflight, key)
+	if f.err == nil {
+		ttl := v.denyTTL
+		if f.d.Allowed {
+			ttl = v.allowTTL
+		}
+		if ttl > 0 {
+			v.cache[key] = cached{d: f.d, expires: v.now().Add(ttl)}
+		}
+	}
+	v.mu.Unlock()
+	close(f.done)
+	return f.d, f.err
+}
+
+func (v *Verifier) decide(ctx context.Context, repo, digest string) (*Decision, error) {
+	disc, err := v.oci.Discover(ctx, repo+"@"+digest, oci.WithArtifactType(scitt.MediaTypeStatement), oci.WithContent())
+	if err != nil {
+		return nil, fmt.Errorf("discover referrers of %s@%s: %w", repo, digest, err)
+	}
+	d := &Decision{Image: repo + "@" + digest, Digest: digest, Policy: hex.EncodeToString(v.p.digest[:])}
+	// Candidates are evaluated in listing order until one satisfies the
+	// policy; a deny evaluates (and reports) every candidate.
+	for i := range disc.Entries {
+		c := v.evaluate(&disc.Entries[i], digest)
+		d.Candidates = append(d.Candidates, c)
+		if c.OK {
+			d.SatisfiedBy = &d.Candidates[len(d.Candidates)-1]
+			break
+		}
+	}
+	d.Allowed = d.SatisfiedBy != nil
+	if !d.Allowed {
+		if len(d.Candidates) == 0 {
+			d.Reasons = []string{fmt.Sprintf("%s: %v", d.Image, ErrNoEvidence)}
+		}
+		for _, c := range d.Candidates {
+			if ch, ok := c.Failed(); ok {
+				d.Reasons = append(d.Reasons, fmt.Sprintf("referrer %s: %s: %s", short(c.Referrer), ch.Name, ch.Reason))
+			}
+		}
+	}
+	return d, nil
+}
+
+func short(digest string) string {
+	if i := strings.IndexByte(digest, ':'); i >= 0 && len(digest) > i+13 {
+		return digest[:i+13]
+	}
+	return digest
+}
+
+// MarshalJSON-friendly helper for CLIs.
+func (d *Decision) JSON() ([]byte, error) { return json.MarshalIndent(d, "", "  ") }

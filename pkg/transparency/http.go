@@ -1,0 +1,446 @@
+package transparency
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
+)
+
+// HandlerOptions tunes [Service.Handler].
+type HandlerOptions struct {
+	// MaxInflight bounds concurrent registrations; more get 503 with
+	// Retry-After (SCRAPI's DoS mitigation). Default 8192.
+	MaxInflight int
+}
+
+// Handler returns the HTTP handler tree of the service:
+//
+//	POST /entries                          register (201 + receipt, or 303)
+//	GET  /entries/{id}                     receipt (200), pending (302), unknown (404)
+//	GET  /entries/{id}/statement           the registered statement
+//	GET  /.well-known/scitt-keys[/{kid}]   COSE_KeySet / COSE_Key
+//	GET  /.well-known/transparency-configuration   legacy configuration
+//	GET  /jwks                             the key set as a JWK Set (legacy clients)
+//	GET  /consistency?from=N[&to=M]        consistency receipt (non-standard)
+//	GET  /checkpoint, /tile/…              the log, read-only (C2SP tlog-tiles)
+//	GET  /healthz                          liveness
+//
+// Errors are RFC 9290 concise problem details in CBOR.
+func (s *Service) Handler(o HandlerOptions) http.Handler {
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = 8192
+	}
+	h := &handler{s: s, sem: make(chan struct{}, o.MaxInflight)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /entries", h.postEntry)
+	mux.HandleFunc("GET /entries/{id}", h.getEntry)
+	mux.HandleFunc("GET /entries/{id}/statement", h.getStatement)
+	mux.HandleFunc("GET /.well-known/scitt-keys", h.getKeys)
+	mux.HandleFunc("GET /.well-known/scitt-keys/{kid}", h.getKey)
+	mux.HandleFunc("GET /.well-known/transparency-configuration", h.getConfiguration)
+	mux.HandleFunc("GET /jwks", h.getJWKS)
+	mux.HandleFunc("GET /consistency", h.getConsistency)
+	mux.HandleFunc("GET /checkpoint", h.getCheckpoint)
+	mux.HandleFunc("GET /tile/{path...}", h.getTile)
+	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.problem(w, r, http.StatusNotFound, "Not Found", fmt.Sprintf("no resource %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+type handler struct {
+	s   *Service
+	sem chan struct{}
+}
+
+func (h *handler) problem(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
+	b, _ := (&scrapi.Problem{Title: title, Detail: detail, Status: status}).MarshalCBOR()
+	w.Header().Set("Content-Type", scrapi.MediaTypeProblemDetails)
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	w.Write(b)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	h.s.logger.Log(r.Context(), level, "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", status), slog.String("title", title), slog.String("detail", detail))
+}
+
+// problemFor maps a registration or lookup error to a status and title.
+func problemFor(err error) (int, string) {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, "Payload Too Large"
+	case errors.Is(err, scitt.ErrMalformed):
+		return http.StatusBadRequest, "Malformed Statement"
+	case errors.Is(err, scitt.ErrUnsupportedAlgorithm):
+		return http.StatusBadRequest, "Bad Signature Algorithm"
+	case errors.Is(err, scitt.ErrMissingClaims):
+		return http.StatusBadRequest, "Missing CWT Claims"
+	case errors.Is(err, scitt.ErrHeaderPlacement):
+		return http.StatusBadRequest, "Invalid Headers"
+	case errors.Is(err, scitt.ErrPayloadMismatch):
+		return http.StatusBadRequest, "Payload Missing"
+	case errors.Is(err, ErrUnknownKey):
+		return http.StatusBadRequest, "Unknown Key"
+	case errors.Is(err, ErrUntrustedIssuer):
+		return http.StatusBadRequest, "Untrusted Issuer"
+	case errors.Is(err, scitt.ErrBadSignature), errors.Is(err, scitt.ErrKeyNotFound):
+		return http.StatusBadRequest, "Bad Signature"
+	case errors.Is(err, ErrRejected):
+		return http.StatusBadRequest, "Rejected"
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, "Not Found"
+	case errors.Is(err, ErrBadRange):
+		return http.StatusBadRequest, "Bad Tree Size"
+	case errors.Is(err, ErrOverloaded):
+		return http.StatusServiceUnavailable, "Service Unavailable"
+	case errors.Is(err, ErrPending):
+		return http.StatusServiceUnavailable, "Not Yet Available"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "Request Cancelled"
+	}
+	return http.StatusInternalServerError, "Internal Error"
+}
+
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, title := problemFor(err)
+	detail := err.Error()
+	if status == http.StatusInternalServerError {
+		h.s.logger.ErrorContext(r.Context(), "internal error", slog.String("path", r.URL.Path), slog.Any("error", err))
+		detail = "the service failed to process the request; see the service logs"
+	}
+	h.problem(w, r, status, title, detail)
+}
+
+// preferences reads RFC 7240 Prefer: respond-async and wait=N.
+func preferences(r *http.Request) (async bool, wait time.Duration) {
+	wait = -1
+	for _, v := range r.Header.Values("Prefer") {
+		for p := range strings.SplitSeq(v, ",") {
+			p = strings.TrimSpace(p)
+			switch {
+			case strings.EqualFold(p, "respond-async"):
+				async = true
+			case strings.HasPrefix(strings.ToLower(p), "wait="):
+				if n, err := strconv.Atoi(p[5:]); err == nil && n >= 0 {
+					wait = time.Duration(n) * time.Second
+				}
+			}
+		}
+	}
+	return async, wait
+}
+
+func (h *handler) waitFor(r *http.Request) (bool, time.Duration) {
+	async, wait := preferences(r)
+	if wait < 0 || wait > h.s.opts.RegistrationWait {
+		wait = h.s.opts.RegistrationWait
+	}
+	return async, wait
+}
+
+func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (ct != scrapi.MediaTypeCOSE && ct != scrapi.MediaTypeStatement) {
+		h.problem(w, r, http.StatusUnsupportedMediaType, "Unsupported Media Type",
+			fmt.Sprintf("Content-Type %q; send a Signed Statement as %s or %s", r.Header.Get("Content-Type"), scrapi.MediaTypeCOSE, scrapi.MediaTypeStatement))
+		return
+	}
+	limit := h.s.policy.MaxStatementSize()
+	if r.ContentLength > limit {
+		h.problem(w, r, http.StatusRequestEntityTooLarge, "Payload Too Large",
+			fmt.Sprintf("the statement is %d bytes; this service accepts at most %d", r.ContentLength, limit))
+		return
+	}
+	select {
+	case h.sem <- struct{}{}:
+		defer func() { <-h.sem }()
+	default:
+		h.fail(w, r, fmt.Errorf("%w: too many registrations in flight", ErrOverloaded))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.problem(w, r, http.StatusRequestEntityTooLarge, "Payload Too Large",
+				fmt.Sprintf("the statement is larger than this service's limit of %d bytes", limit))
+			return
+		}
+		h.problem(w, r, http.StatusBadRequest, "Incomplete Request", fmt.Sprintf("reading the statement failed: %v", err))
+		return
+	}
+	reg, err := h.s.Register(r.Context(), body)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	loc := "/entries/" + reg.ID()
+	async, wait := h.waitFor(r)
+	if !async && wait > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		receipt, err := h.s.AwaitReceipt(ctx, reg.Entry)
+		cancel()
+		if err == nil {
+			w.Header().Set("Location", loc)
+			h.writeReceipt(w, r, http.StatusCreated, receipt)
+			return
+		}
+		if !errors.Is(err, ErrPending) {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	// No Retry-After: GET /entries/{id} waits for the receipt itself.
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+func (h *handler) writeReceipt(w http.ResponseWriter, r *http.Request, status int, receipt []byte) {
+	ct := scrapi.MediaTypeCOSE
+	if strings.Contains(r.Header.Get("Accept"), scrapi.MediaTypeReceipt) {
+		ct = scrapi.MediaTypeReceipt
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", strconv.Itoa(len(receipt)))
+	w.WriteHeader(status)
+	w.Write(receipt)
+}
+
+func (h *handler) entryID(w http.ResponseWriter, r *http.Request) ([32]byte, bool) {
+	e, err := ParseEntryID(r.PathValue("id"))
+	if err != nil {
+		h.problem(w, r, http.StatusNotFound, "Not Found", err.Error())
+		return e, false
+	}
+	return e, true
+}
+
+func (h *handler) getEntry(w http.ResponseWriter, r *http.Request) {
+	e, ok := h.entryID(w, r)
+	if !ok {
+		return
+	}
+	_, wait := h.waitFor(r)
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	receipt, err := h.s.AwaitReceipt(ctx, e)
+	cancel()
+	switch {
+	case err == nil:
+		h.writeReceipt(w, r, http.StatusOK, receipt)
+	case errors.Is(err, ErrPending):
+		w.Header().Set("Location", r.URL.Path)
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusFound)
+	default:
+		h.fail(w, r, err)
+	}
+}
+
+func (h *handler) getStatement(w http.ResponseWriter, r *http.Request) {
+	e, ok := h.entryID(w, r)
+	if !ok {
+		return
+	}
+	b, err := h.s.Statement(r.Context(), e)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", scrapi.MediaTypeStatement)
+	w.Write(b)
+}
+
+func (h *handler) getKeys(w http.ResponseWriter, r *http.Request) {
+	b, err := scitt.MarshalCOSEKeySet(h.s.Keys())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", scrapi.MediaTypeCBOR)
+	w.Write(b)
+}
+
+func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
+	kid := r.PathValue("kid")
+	var candidates [][]byte
+	if b, err := base64.RawURLEncoding.DecodeString(kid); err == nil {
+		candidates = append(candidates, b)
+	}
+	if b, err := hex.DecodeString(kid); err == nil {
+		candidates = append(candidates, b)
+	}
+	for _, k := range h.s.Keys() {
+		for _, c := range candidates {
+			if len(c) == 0 || !bytes.Equal(k.KID, c) {
+				continue
+			}
+			b, err := k.MarshalCOSEKey()
+			if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			w.Header().Set("Content-Type", scrapi.MediaTypeCBOR)
+			w.Write(b)
+			return
+		}
+	}
+	h.problem(w, r, http.StatusNotFound, "No such key", fmt.Sprintf("no service key has kid %q (base64url without padding of the COSE key thumbprint)", kid))
+}
+
+func (h *handler) getJWKS(w http.ResponseWriter, r *http.Request) {
+	b, err := scitt.MarshalJWKSet(h.s.Keys())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Write(b)
+}
+
+func (h *handler) getConfiguration(w http.ResponseWriter, r *http.Request) {
+	base := baseURL(r)
+	b, err := cbor.Marshal(map[string]string{
+		"issuer":                    h.s.Issuer(),
+		"jwks_uri":                  base + "/jwks",
+		"scitt_keys_uri":            base + "/.well-known/scitt-keys",
+		"registration_policy_entry": h.s.PolicyEntry(),
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", scrapi.MediaTypeCBOR)
+	w.Write(b)
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (h *handler) getConsistency(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, err := strconv.ParseUint(q.Get("from"), 10, 64)
+	if err != nil {
+		h.problem(w, r, http.StatusBadRequest, "Bad Tree Size", "from must be a tree size (decimal)")
+		return
+	}
+	var to uint64
+	if v := q.Get("to"); v != "" {
+		if to, err = strconv.ParseUint(v, 10, 64); err != nil {
+			h.problem(w, r, http.StatusBadRequest, "Bad Tree Size", "to must be a tree size (decimal)")
+			return
+		}
+	}
+	b, err := h.s.ConsistencyReceipt(r.Context(), from, to)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", scrapi.MediaTypeCOSE)
+	w.Write(b)
+}
+
+func (h *handler) getCheckpoint(w http.ResponseWriter, r *http.Request) {
+	b, err := h.s.log.ReadCheckpoint(r.Context())
+	if err != nil {
+		h.tileError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(b)
+}
+
+// getTile serves hash tiles (tile/<L>/<N>[.p/<W>]) and entry bundles
+// (tile/entries/<N>[.p/<W>]) of the C2SP tlog-tiles layout.
+func (h *handler) getTile(w http.ResponseWriter, r *http.Request) {
+	p := r.PathValue("path")
+	var b []byte
+	var partial uint8
+	var err error
+	if rest, ok := strings.CutPrefix(p, "entries/"); ok {
+		var idx uint64
+		idx, partial, err = layout.ParseTileIndexPartial(rest)
+		if err != nil {
+			h.problem(w, r, http.StatusNotFound, "Not Found", fmt.Sprintf("bad entry bundle path %q", p))
+			return
+		}
+		b, err = h.s.log.ReadEntryBundle(r.Context(), idx, partial)
+	} else {
+		level, rest, _ := strings.Cut(p, "/")
+		var l, idx uint64
+		l, idx, partial, err = layout.ParseTileLevelIndexPartial(level, rest)
+		if err != nil {
+			h.problem(w, r, http.StatusNotFound, "Not Found", fmt.Sprintf("bad tile path %q", p))
+			return
+		}
+		b, err = h.s.log.ReadTile(r.Context(), l, idx, partial)
+	}
+	if err != nil {
+		h.tileError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if partial == 0 {
+		w.Header().Set("Cache-Control", "max-age=604800, immutable")
+	}
+	w.Write(b)
+}
+
+func (h *handler) tileError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		h.problem(w, r, http.StatusNotFound, "Not Found", "no such log resource")
+		return
+	}
+	h.fail(w, r, err)
+}
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	if h.s.follow.latest() == nil {
+		h.problem(w, r, http.StatusServiceUnavailable, "Starting", "no checkpoint published yet")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+// NewServer wraps a handler in an http.Server with timeouts on every phase.
+func NewServer(addr string, h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}

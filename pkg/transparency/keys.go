@@ -1,0 +1,174 @@
+package transparency
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/veraison/go-cose"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+)
+
+// Files in the keys directory of the data directory (all private files 0600):
+//
+//	keys/service.jwk        the current receipt signing key (ES256, private JWK)
+//	keys/public/<kid>.cbor  every service public key ever used (COSE_Key), so
+//	                        retired keys stay in the published key set
+//	keys/checkpoint.key     the checkpoint note signer (Ed25519, note format)
+const (
+	keysDir         = "keys"
+	serviceKeyFile  = "service.jwk"
+	publicKeysDir   = "public"
+	noteKeyFile     = "checkpoint.key"
+	noteVerifierExt = ".vkey"
+)
+
+// serviceKeys is the receipt signing key plus every public key the service
+// has used, current first.
+type serviceKeys struct {
+	current *scitt.PrivateKey
+	all     scitt.KeySet
+}
+
+// loadServiceKeys loads the service key from keyFile (when set) or from the
+// data directory, generating it on first start; rotate retires the current key
+// and generates a new one. Every public key ever used is kept.
+func loadServiceKeys(dataDir, keyFile string, rotate bool) (*serviceKeys, error) {
+	dir := filepath.Join(dataDir, keysDir)
+	if err := os.MkdirAll(filepath.Join(dir, publicKeysDir), 0o700); err != nil {
+		return nil, fmt.Errorf("create keys directory: %w", err)
+	}
+	var key *scitt.PrivateKey
+	var err error
+	switch {
+	case keyFile != "":
+		if rotate {
+			return nil, errors.New("--rotate-key rotates the key kept in the data directory; it cannot be combined with a key file")
+		}
+		key, err = scitt.LoadPrivateKey(keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load service key: %w", err)
+		}
+	default:
+		path := filepath.Join(dir, serviceKeyFile)
+		key, err = scitt.LoadPrivateKey(path)
+		if errors.Is(err, fs.ErrNotExist) || rotate {
+			key, err = scitt.GenerateKey(cose.AlgorithmES256)
+			if err != nil {
+				return nil, fmt.Errorf("generate service key: %w", err)
+			}
+			jwk, err := key.MarshalJWK()
+			if err != nil {
+				return nil, fmt.Errorf("encode service key: %w", err)
+			}
+			if err := writeFileAtomic(path, jwk, 0o600); err != nil {
+				return nil, fmt.Errorf("write service key: %w", err)
+			}
+		} else if err != nil {
+			return nil, fmt.Errorf("load service key: %w", err)
+		}
+	}
+	// Receipts name the service key by its RFC 9679 COSE key thumbprint.
+	key.KID = key.Public().COSEThumbprint()
+	pub := key.Public()
+	coseKey, err := pub.MarshalCOSEKey()
+	if err != nil {
+		return nil, fmt.Errorf("encode service public key: %w", err)
+	}
+	pubPath := filepath.Join(dir, publicKeysDir, fmt.Sprintf("%x.cbor", key.KID))
+	if _, err := os.Stat(pubPath); errors.Is(err, fs.ErrNotExist) {
+		if err := writeFileAtomic(pubPath, coseKey, 0o644); err != nil {
+			return nil, fmt.Errorf("record service public key: %w", err)
+		}
+	}
+	all := scitt.KeySet{pub}
+	names, err := os.ReadDir(filepath.Join(dir, publicKeysDir))
+	if err != nil {
+		return nil, fmt.Errorf("read public keys: %w", err)
+	}
+	sort.Slice(names, func(i, j int) bool { return names[i].Name() < names[j].Name() })
+	for _, n := range names {
+		if !strings.HasSuffix(n.Name(), ".cbor") || n.Name() == filepath.Base(pubPath) {
+			continue
+		}
+		ks, err := scitt.LoadPublicKeys(filepath.Join(dir, publicKeysDir, n.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("load retired key: %w", err)
+		}
+		for _, k := range ks {
+			k.KID = k.COSEThumbprint()
+			all = append(all, k)
+		}
+	}
+	return &serviceKeys{current: key, all: all}, nil
+}
+
+// loadNoteSigner loads the checkpoint signer, or creates one named origin on
+// first start. The signer's name is the log origin, which never changes.
+func loadNoteSigner(dataDir, origin string) (note.Signer, note.Verifier, error) {
+	path := filepath.Join(dataDir, keysDir, noteKeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+		if err != nil {
+			return nil, nil, fmt.Errorf("generate checkpoint key: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, nil, fmt.Errorf("create keys directory: %w", err)
+		}
+		if err := writeFileAtomic(path, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, nil, fmt.Errorf("write checkpoint key: %w", err)
+		}
+		if err := writeFileAtomic(path+noteVerifierExt, []byte(vkey+"\n"), 0o644); err != nil {
+			return nil, nil, fmt.Errorf("write checkpoint verifier key: %w", err)
+		}
+		b = []byte(skey)
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("read checkpoint key: %w", err)
+	}
+	signer, err := note.NewSigner(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint key %s: %w", path, err)
+	}
+	vb, err := os.ReadFile(path + noteVerifierExt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read checkpoint verifier key: %w", err)
+	}
+	verifier, err := note.NewVerifier(strings.TrimSpace(string(vb)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint verifier key: %w", err)
+	}
+	return signer, verifier, nil
+}
+
+// writeFileAtomic writes data to path through a synced temporary file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

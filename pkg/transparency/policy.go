@@ -1,0 +1,351 @@
+package transparency
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/veraison/go-cose"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+)
+
+// DefaultMaxStatementSize is the default registration size limit (1 MiB).
+const DefaultMaxStatementSize = 1 << 20
+
+// maxConfigSize bounds the YAML configuration file.
+const maxConfigSize = 1 << 20
+
+// Config is the YAML configuration file of the service (--config). Every
+// field is optional. Example:
+//
+//	issuer: https://ts.example.com
+//	registration_wait: 2s
+//	checkpoint_interval: 100ms
+//	batch_max_age: 10ms
+//	policy:
+//	  trusted_issuers:
+//	    - issuer: https://ci.example.com
+//	      keys: [issuer-key.jwk]
+//	  trust_keys: [any-issuer.pem]      # keys accepted for any iss
+//	  algorithms: [ES256, ES384, EdDSA]
+//	  max_statement_size: 1048576
+//	  required_headers: [alg, kid, iss, sub]
+//	  iat_window: {past: 8760h, future: 5m}
+type Config struct {
+	Issuer             string       `yaml:"issuer"`
+	RegistrationWait   string       `yaml:"registration_wait"`
+	CheckpointInterval string       `yaml:"checkpoint_interval"`
+	BatchMaxAge        string       `yaml:"batch_max_age"`
+	Policy             PolicyConfig `yaml:"policy"`
+}
+
+// PolicyConfig is the registration policy section of [Config].
+type PolicyConfig struct {
+	// TrustedIssuers binds issuer identifiers (CWT iss) to their keys.
+	TrustedIssuers []TrustedIssuer `yaml:"trusted_issuers"`
+	// TrustKeys are key files accepted for any issuer (--trust-key).
+	TrustKeys []string `yaml:"trust_keys"`
+	// Algorithms allowed for statements. Default ES256, ES384, ES512,
+	// PS256, EdDSA.
+	Algorithms []string `yaml:"algorithms"`
+	// MaxStatementSize in bytes. Default 1 MiB.
+	MaxStatementSize int64 `yaml:"max_statement_size"`
+	// RequiredHeaders names protected headers that must be present, among
+	// alg, kid, iss, sub, iat, cty. Default alg, kid, iss, sub; alg, iss and
+	// kid are always required.
+	RequiredHeaders []string `yaml:"required_headers"`
+	// IATWindow bounds iat, when present, relative to the registration time.
+	IATWindow struct {
+		Past   string `yaml:"past"`
+		Future string `yaml:"future"`
+	} `yaml:"iat_window"`
+}
+
+// TrustedIssuer is one entry of the trust registry.
+type TrustedIssuer struct {
+	Issuer string   `yaml:"issuer"`
+	Keys   []string `yaml:"keys"`
+}
+
+// LoadConfig reads and strictly decodes a YAML configuration file.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(b) > maxConfigSize {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrConfig, path, maxConfigSize)
+	}
+	return ParseConfig(b)
+}
+
+// ParseConfig decodes YAML configuration; unknown fields are errors.
+func ParseConfig(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return &c, nil
+}
+
+// ErrConfig is wrapped by configuration errors.
+var ErrConfig = errors.New("invalid configuration")
+
+var algNames = map[string]cose.Algorithm{
+	"ES256": cose.AlgorithmES256, "ES384": cose.AlgorithmES384, "ES512": cose.AlgorithmES512,
+	"PS256": cose.AlgorithmPS256, "EdDSA": cose.AlgorithmEdDSA,
+}
+
+var headerNames = []string{"alg", "kid", "iss", "sub", "iat", "cty"}
+
+// WITVerifier is the seam for WIMSE-bound statements (design.md §2.4): a
+// statement carrying a Workload Identity Token in its protected "wit" header
+// is verified with the key the WIT confirms (cnf) instead of the static
+// trust registry. VerifyWIT checks the WIT against the identity bundles it
+// trusts and returns the keys the statement must be signed with; it returns
+// an error wrapping ErrUntrustedIssuer when the WIT is not acceptable.
+type WITVerifier interface {
+	VerifyWIT(ctx context.Context, st *scitt.Statement) (scitt.KeySet, error)
+}
+
+// Policy is a compiled registration policy.
+type Policy struct {
+	registry  []trustEntry
+	algs      map[cose.Algorithm]bool
+	maxSize   int64
+	required  map[string]bool
+	iatPast   time.Duration
+	iatFuture time.Duration
+	wit       WITVerifier
+	doc       policyDoc
+}
+
+type trustEntry struct {
+	issuer string // "" = any issuer
+	keys   scitt.KeySet
+}
+
+// policyDoc is the JSON form of the policy registered at start-up.
+type policyDoc struct {
+	Type             string        `json:"type"`
+	TrustedIssuers   []policyTrust `json:"trusted_issuers"`
+	Algorithms       []string      `json:"algorithms"`
+	MaxStatementSize int64         `json:"max_statement_size"`
+	RequiredHeaders  []string      `json:"required_headers"`
+	IATWindowPast    string        `json:"iat_window_past,omitempty"`
+	IATWindowFuture  string        `json:"iat_window_future,omitempty"`
+	WIMSE            bool          `json:"wimse_bound_statements"`
+}
+
+type policyTrust struct {
+	Issuer string   `json:"issuer,omitempty"`
+	KIDs   []string `json:"jwk_thumbprints"`
+}
+
+// NewPolicy compiles the policy section plus extra trusted key files (the
+// --trust-key flags). wit may be nil: WIMSE-bound statements are then
+// rejected.
+func NewPolicy(pc PolicyConfig, trustKeys []string, wit WITVerifier) (*Policy, error) {
+	p := &Policy{algs: map[cose.Algorithm]bool{}, maxSize: pc.MaxStatementSize, required: map[string]bool{}, wit: wit}
+	if p.maxSize == 0 {
+		p.maxSize = DefaultMaxStatementSize
+	}
+	if p.maxSize < 0 || p.maxSize > scitt.MaxStatementSize {
+		return nil, fmt.Errorf("%w: max_statement_size %d (allowed 1..%d)", ErrConfig, p.maxSize, scitt.MaxStatementSize)
+	}
+	algs := pc.Algorithms
+	if len(algs) == 0 {
+		algs = []string{"ES256", "ES384", "ES512", "PS256", "EdDSA"}
+	}
+	for _, a := range algs {
+		alg, ok := algNames[a]
+		if !ok {
+			return nil, fmt.Errorf("%w: algorithm %q (allowed: ES256, ES384, ES512, PS256, EdDSA)", ErrConfig, a)
+		}
+		p.algs[alg] = true
+	}
+	req := pc.RequiredHeaders
+	if len(req) == 0 {
+		req = []string{"alg", "kid", "iss", "sub"}
+	}
+	req = append(req, "alg", "kid", "iss")
+	for _, h := range req {
+		if !slices.Contains(headerNames, h) {
+			return nil, fmt.Errorf("%w: required header %q (known: %s)", ErrConfig, h, strings.Join(headerNames, ", "))
+		}
+		p.required[h] = true
+	}
+	var err error
+	if pc.IATWindow.Past != "" {
+		if p.iatPast, err = time.ParseDuration(pc.IATWindow.Past); err != nil || p.iatPast < 0 {
+			return nil, fmt.Errorf("%w: iat_window.past %q", ErrConfig, pc.IATWindow.Past)
+		}
+	}
+	if pc.IATWindow.Future != "" {
+		if p.iatFuture, err = time.ParseDuration(pc.IATWindow.Future); err != nil || p.iatFuture < 0 {
+			return nil, fmt.Errorf("%w: iat_window.future %q", ErrConfig, pc.IATWindow.Future)
+		}
+	}
+	for _, ti := range pc.TrustedIssuers {
+		if ti.Issuer == "" || len(ti.Keys) == 0 {
+			return nil, fmt.Errorf("%w: a trusted issuer needs an issuer and at least one key file", ErrConfig)
+		}
+		e := trustEntry{issuer: ti.Issuer}
+		for _, f := range ti.Keys {
+			ks, err := scitt.LoadPublicKeys(f)
+			if err != nil {
+				return nil, fmt.Errorf("%w: trusted issuer %s: %w", ErrConfig, ti.Issuer, err)
+			}
+			e.keys = append(e.keys, ks...)
+		}
+		p.registry = append(p.registry, e)
+	}
+	for _, f := range append(slices.Clone(pc.TrustKeys), trustKeys...) {
+		ks, err := scitt.LoadPublicKeys(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: trust key: %w", ErrConfig, err)
+		}
+		p.registry = append(p.registry, trustEntry{keys: ks})
+	}
+	p.doc = p.document(pc)
+	return p, nil
+}
+
+func (p *Policy) document(pc PolicyConfig) policyDoc {
+	d := policyDoc{Type: "trustfabric registration policy v1", MaxStatementSize: p.maxSize, WIMSE: p.wit != nil,
+		IATWindowPast: pc.IATWindow.Past, IATWindowFuture: pc.IATWindow.Future}
+	for name, alg := range algNames {
+		if p.algs[alg] {
+			d.Algorithms = append(d.Algorithms, name)
+		}
+	}
+	sort.Strings(d.Algorithms)
+	for _, h := range headerNames {
+		if p.required[h] {
+			d.RequiredHeaders = append(d.RequiredHeaders, h)
+		}
+	}
+	for _, e := range p.registry {
+		t := policyTrust{Issuer: e.issuer}
+		for _, k := range e.keys {
+			t.KIDs = append(t.KIDs, fmt.Sprintf("%x", k.JWKThumbprint()))
+		}
+		d.TrustedIssuers = append(d.TrustedIssuers, t)
+	}
+	return d
+}
+
+// Document returns the JSON policy document the service registers at
+// start-up so that auditors can see which policy applied.
+func (p *Policy) Document() []byte {
+	b, _ := json.MarshalIndent(p.doc, "", "  ")
+	return b
+}
+
+// MaxStatementSize is the registration size limit in bytes.
+func (p *Policy) MaxStatementSize() int64 { return p.maxSize }
+
+// Check applies the registration policy to a parsed statement and verifies
+// its signature (RFC 9943 §5.1.1): algorithm allow-list, required protected
+// headers, iat window, trusted issuer and key (or the WIMSE seam), then the
+// signature. Errors wrap ErrRejected, ErrUnknownKey, ErrUntrustedIssuer or a
+// pkg/scitt sentinel.
+func (p *Policy) Check(ctx context.Context, st *scitt.Statement, now time.Time) error {
+	if !p.algs[st.Alg] {
+		if st.Alg == 0 {
+			return fmt.Errorf("%w: no alg (1) in the protected header", scitt.ErrUnsupportedAlgorithm)
+		}
+		return fmt.Errorf("%w: %v is not accepted by this service's policy", scitt.ErrUnsupportedAlgorithm, st.Alg)
+	}
+	switch {
+	case p.required["iss"] && st.Issuer == "":
+		return fmt.Errorf("%w: the protected header has no CWT claims (15) with iss (1)", scitt.ErrMissingClaims)
+	case p.required["sub"] && st.Subject == "":
+		return fmt.Errorf("%w: the CWT claims (15) have no sub (2)", scitt.ErrMissingClaims)
+	case p.required["iat"] && st.IssuedAt.IsZero():
+		return fmt.Errorf("%w: the CWT claims (15) have no iat (6)", scitt.ErrMissingClaims)
+	case p.required["cty"] && st.ContentType == "" && st.PreimageContentType == "":
+		return fmt.Errorf("%w: no content type (3 or 259) in the protected header", ErrRejected)
+	case st.WIT == "" && p.required["kid"] && len(st.KID) == 0:
+		return fmt.Errorf("%w: no kid (4) in the protected header (x5chain issuers are not supported)", ErrRejected)
+	}
+	if !st.IssuedAt.IsZero() {
+		if p.iatPast > 0 && st.IssuedAt.Before(now.Add(-p.iatPast)) {
+			return fmt.Errorf("%w: iat %s is older than the policy's window of %s", ErrRejected, st.IssuedAt.UTC().Format(time.RFC3339), p.iatPast)
+		}
+		if p.iatFuture > 0 && st.IssuedAt.After(now.Add(p.iatFuture)) {
+			return fmt.Errorf("%w: iat %s is more than %s in the future", ErrRejected, st.IssuedAt.UTC().Format(time.RFC3339), p.iatFuture)
+		}
+	}
+	keys, err := p.keysFor(ctx, st)
+	if err != nil {
+		return err
+	}
+	if _, err := st.Verify(keys); err != nil {
+		return err
+	}
+	return nil
+}
+
+// keysFor resolves the keys a statement may be verified with.
+func (p *Policy) keysFor(ctx context.Context, st *scitt.Statement) (scitt.KeySet, error) {
+	if st.WIT != "" {
+		if p.wit == nil {
+			return nil, fmt.Errorf("%w: statements bound to a Workload Identity Token are not accepted by this service", ErrRejected)
+		}
+		return p.wit.VerifyWIT(ctx, st)
+	}
+	var issuerKnown, kidKnown bool
+	var out scitt.KeySet
+	for _, e := range p.registry {
+		if e.issuer == "" || e.issuer == st.Issuer {
+			issuerKnown = true
+		}
+		for _, k := range e.keys {
+			if !kidMatches(k, st.KID) {
+				continue
+			}
+			kidKnown = true
+			if e.issuer == "" || e.issuer == st.Issuer {
+				out = append(out, k)
+			}
+		}
+	}
+	switch {
+	case len(out) > 0:
+		return out, nil
+	case !issuerKnown:
+		return nil, fmt.Errorf("%w: %q is not in the trust registry", ErrUntrustedIssuer, st.Issuer)
+	case kidKnown:
+		return nil, fmt.Errorf("%w: key %x is not trusted for issuer %q", ErrUntrustedIssuer, st.KID, st.Issuer)
+	default:
+		return nil, fmt.Errorf("%w: kid %x matches no trusted key", ErrUnknownKey, st.KID)
+	}
+}
+
+// kidMatches compares a statement kid with a trusted key: kids in the wild
+// are raw thumbprint bytes or the UTF-8 bytes of a JWK "kid" string.
+func kidMatches(k *scitt.PublicKey, kid []byte) bool {
+	if len(kid) == 0 {
+		return false
+	}
+	return bytes.Equal(k.KID, kid) || bytes.Equal(k.JWKThumbprint(), kid) || bytes.Equal(k.COSEThumbprint(), kid) ||
+		bytes.Equal([]byte(fmt.Sprintf("%x", k.JWKThumbprint())), kid)
+}

@@ -1,0 +1,84 @@
+// Package storage defines the two small interfaces behind which the
+// Transparency Service keeps its state, so that a second backend (Tessera's
+// AWS driver on a MySQL-compatible database plus an S3-compatible bucket) can
+// be added without touching the service logic:
+//
+//   - [Log]: the append-only Merkle log (Tessera), whose entries are the
+//     32-byte SCITT entry hashes of design.md §2.2, read back through the
+//     C2SP tlog-tiles API (checkpoint, hash tiles, entry bundles).
+//   - [Statements]: the statement store, content-addressed by entry, with the
+//     entry→index map and the pending registrations.
+//
+// Every backend must pass storagetest.Run. The embedded default lives in
+// package posix.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// EntrySize is the size of a log entry: SHA-256 of the registered statement.
+const EntrySize = 32
+
+// Entry is a log entry: SHA-256 of a Signed Statement whose unprotected header
+// was replaced by the empty map (design.md §2.2). It is also the statement's
+// key in the statement store.
+type Entry = [EntrySize]byte
+
+// ErrNotFound is returned by [Statements] when no record exists for an entry.
+var ErrNotFound = errors.New("entry not found")
+
+// ErrClosed is returned by backends used after Close.
+var ErrClosed = errors.New("storage closed")
+
+// Log is the append-only Merkle log.
+//
+// Append returns only once the entry is durably sequenced at the returned
+// index: after a crash, the entry is present at that index. Entries become
+// provable once a published checkpoint covers them. Read methods follow the
+// tlog-tiles API and return errors wrapping os.ErrNotExist for missing
+// resources.
+type Log interface {
+	Append(ctx context.Context, entry Entry) (uint64, error)
+	// ReadCheckpoint returns the latest published signed checkpoint (a C2SP
+	// signed note).
+	ReadCheckpoint(ctx context.Context) ([]byte, error)
+	ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)
+	ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error)
+	// IntegratedSize is the number of durable entries; it may exceed the size of
+	// the published checkpoint and must never be used to build public proofs.
+	IntegratedSize(ctx context.Context) (uint64, error)
+	Close(ctx context.Context) error
+}
+
+// Record is what the statement store knows about an entry.
+type Record struct {
+	Entry Entry
+	// Registered is the registration time (receipt iat), fixed when the
+	// statement was first stored.
+	Registered time.Time
+	// Index is the log index; valid only when Indexed is true.
+	Index   uint64
+	Indexed bool
+	// Size is the length of the stored statement in bytes.
+	Size int
+}
+
+// Statements is the statement store: registered statements (unprotected
+// header {}) content-addressed by entry, plus the entry→index map.
+//
+// Put is durable when it returns. A second Put of the same entry keeps the
+// first record and reports created=false. SetIndex may be lazy (the service
+// rebuilds lost indices from the log at start-up) but must be durable after
+// Close. Get and Statement return errors wrapping [ErrNotFound] for unknown
+// entries. Unindexed lists the stored entries that have no index yet.
+type Statements interface {
+	Put(ctx context.Context, entry Entry, statement []byte, registered time.Time) (rec Record, created bool, err error)
+	Get(ctx context.Context, entry Entry) (Record, error)
+	Statement(ctx context.Context, entry Entry) ([]byte, error)
+	SetIndex(ctx context.Context, entry Entry, index uint64) error
+	Unindexed(ctx context.Context) ([]Entry, error)
+	Close() error
+}

@@ -1,0 +1,345 @@
+// Package tekton validates Trustfabric's Tekton catalog (tasks, step actions,
+// samples) and the Tekton examples with the real tektoncd/pipeline v1.0.0 API
+// types: strict unmarshal, SetDefaults, Validate. It is a nested module so the
+// main module never depends on Kubernetes. See specs/ci.md §2 and
+// docs/design/ci.md.
+package tekton
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/apis"
+	"sigs.k8s.io/yaml"
+)
+
+// errNotPinned marks an image reference that is not pinned by digest.
+var errNotPinned = errors.New("image not pinned by digest")
+
+var pinnedRE = regexp.MustCompile(`^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?@sha256:[0-9a-f]{64}$`)
+
+// resultBounds is the largest value each result may hold, as enforced by the
+// task scripts; their sum must stay well inside Tekton's 4096-byte budget.
+var resultBounds = map[string]int{
+	"ENTRY_ID":        128,
+	"LOG_INDEX":       20,
+	"REFERRER_DIGEST": 135,
+	"REFERRER_URI":    1024,
+	"DECISION":        5,
+}
+
+// terminationBudget is the termination message cap shared by all results of
+// a step; perResultOverhead covers the JSON around each value.
+const (
+	terminationBudget = 4096
+	perResultOverhead = 64
+)
+
+// validatable is what every Tekton type we check implements.
+type validatable interface {
+	SetDefaults(context.Context)
+	Validate(context.Context) *apis.FieldError
+}
+
+// decode strictly unmarshals a manifest into the type its kind names.
+func decode(b []byte) (validatable, error) {
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(b, &tm); err != nil {
+		return nil, fmt.Errorf("read kind: %w", err)
+	}
+	var obj validatable
+	switch tm.APIVersion + "/" + tm.Kind {
+	case "tekton.dev/v1/Task":
+		obj = &v1.Task{}
+	case "tekton.dev/v1/TaskRun":
+		obj = &v1.TaskRun{}
+	case "tekton.dev/v1/Pipeline":
+		obj = &v1.Pipeline{}
+	case "tekton.dev/v1/PipelineRun":
+		obj = &v1.PipelineRun{}
+	case "tekton.dev/v1beta1/StepAction":
+		obj = &v1beta1.StepAction{}
+	default:
+		return nil, fmt.Errorf("unexpected %s %s", tm.APIVersion, tm.Kind)
+	}
+	if err := yaml.UnmarshalStrict(b, obj); err != nil {
+		return nil, fmt.Errorf("strict unmarshal: %w", err)
+	}
+	// The API server names generateName objects before validating them.
+	if m, ok := obj.(metav1.Object); ok && m.GetName() == "" && m.GetGenerateName() != "" {
+		m.SetName(m.GetGenerateName() + "sample")
+	}
+	return obj, nil
+}
+
+// validate runs SetDefaults and Validate the way the webhook does.
+func validate(b []byte) (validatable, error) {
+	obj, err := decode(b)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	obj.SetDefaults(ctx)
+	if fe := obj.Validate(ctx); fe != nil {
+		return nil, fmt.Errorf("validate: %w", fe)
+	}
+	return obj, nil
+}
+
+func manifests(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, root := range []string{".", filepath.Join("..", "examples", "tekton")} {
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && strings.HasSuffix(p, ".yaml") && !strings.Contains(p, "testdata") {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(files) < 8 {
+		t.Fatalf("found %d manifests, want the tasks, the step action, their samples and the examples", len(files))
+	}
+	return files
+}
+
+func TestValidate(t *testing.T) {
+	for _, f := range manifests(t) {
+		t.Run(f, func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj, err := validate(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch o := obj.(type) {
+			case *v1.Task:
+				checkCatalog(t, f, o.ObjectMeta, o.Spec.Description)
+				checkTask(t, o)
+			case *v1beta1.StepAction:
+				checkCatalog(t, f, o.ObjectMeta, o.Spec.Description)
+				if err := pinned(o.Spec.Image); err != nil {
+					t.Error(err)
+				}
+				checkResults(t, o.Spec.Script, stepActionResultNames(o))
+			}
+		})
+	}
+}
+
+// checkCatalog applies the Tekton catalog rules (TEP-0003, TEP-0115).
+func checkCatalog(t *testing.T, path string, meta metav1.ObjectMeta, description string) {
+	t.Helper()
+	dir := filepath.Dir(path)
+	if want := filepath.Base(dir); meta.Name != want || filepath.Base(path) != want+".yaml" {
+		t.Errorf("%s: name %q, want %s/%s.yaml", path, meta.Name, want, want)
+	}
+	if v := meta.Labels["app.kubernetes.io/version"]; !regexp.MustCompile(`^\d+\.\d+$`).MatchString(v) {
+		t.Errorf("label app.kubernetes.io/version = %q", v)
+	}
+	for _, a := range []string{"tekton.dev/pipelines.minVersion", "tekton.dev/categories", "tekton.dev/tags", "tekton.dev/displayName", "tekton.dev/platforms"} {
+		if meta.Annotations[a] == "" {
+			t.Errorf("annotation %s missing", a)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+		t.Errorf("%s has no README.md", dir)
+	}
+	if samples, _ := filepath.Glob(filepath.Join(dir, "samples", "*.yaml")); len(samples) == 0 {
+		t.Errorf("%s has no samples", dir)
+	}
+	first, _, _ := strings.Cut(description, "\n")
+	if first == "" || len(first) > 300 || !strings.HasSuffix(first, ".") {
+		t.Errorf("description must open with a one-line summary ending in a period, got %q", first)
+	}
+}
+
+func checkTask(t *testing.T, task *v1.Task) {
+	t.Helper()
+	defaults := map[string]string{}
+	for _, p := range task.Spec.Params {
+		if p.Default != nil {
+			defaults[p.Name] = p.Default.StringVal
+		}
+	}
+	for _, s := range task.Spec.Steps {
+		img := s.Image
+		if m := regexp.MustCompile(`^\$\(params\.([a-zA-Z0-9_-]+)\)$`).FindStringSubmatch(img); m != nil {
+			d, ok := defaults[m[1]]
+			if !ok {
+				t.Errorf("step %s: image param %s has no default", s.Name, m[1])
+				continue
+			}
+			img = d
+		}
+		if err := pinned(img); err != nil {
+			t.Errorf("step %s: %v", s.Name, err)
+		}
+		if strings.Contains(s.Script, "$(params.") {
+			t.Errorf("step %s: script substitutes params directly; pass them through env", s.Name)
+		}
+		var names []string
+		for _, r := range task.Spec.Results {
+			names = append(names, r.Name)
+		}
+		checkResults(t, s.Script, names)
+	}
+	for _, r := range task.Spec.Results {
+		// Chains reads *IMAGE_URL / *IMAGE_DIGEST results as "this task built the image".
+		if strings.HasSuffix(r.Name, "IMAGE_URL") || strings.HasSuffix(r.Name, "IMAGE_DIGEST") {
+			t.Errorf("result %s would make Tekton Chains treat this task as the image's builder", r.Name)
+		}
+	}
+}
+
+func stepActionResultNames(s *v1beta1.StepAction) []string {
+	var names []string
+	for _, r := range s.Spec.Results {
+		names = append(names, r.Name)
+	}
+	return names
+}
+
+var scriptResultRE = regexp.MustCompile(`result ([A-Z_]+) "[^"]*" ([0-9]+) `)
+
+// checkResults asserts that every result is a bounded id, digest or URI, that
+// the script enforces the same bound, and that all of them fit the budget.
+func checkResults(t *testing.T, script string, names []string) {
+	t.Helper()
+	total := 0
+	for _, n := range names {
+		bound, ok := resultBounds[n]
+		if !ok {
+			t.Errorf("result %s is not one of the bounded results (ids, digests, URIs)", n)
+			continue
+		}
+		total += bound + perResultOverhead
+	}
+	if total > terminationBudget/2 {
+		t.Errorf("results may take %d bytes, want at most half of the %d-byte budget", total, terminationBudget)
+	}
+	for _, m := range scriptResultRE.FindAllStringSubmatch(script, -1) {
+		got, _ := strconv.Atoi(m[2])
+		if want := resultBounds[m[1]]; got != want {
+			t.Errorf("script bounds %s at %d bytes, want %d", m[1], got, want)
+		}
+	}
+}
+
+func pinned(img string) error {
+	if !pinnedRE.MatchString(img) {
+		return fmt.Errorf("%w: %q", errNotPinned, img)
+	}
+	return nil
+}
+
+// TestVerifyStepMatchesTask keeps the StepAction and the Task on one script.
+func TestVerifyStepMatchesTask(t *testing.T) {
+	tb, err := os.ReadFile(filepath.Join("task", "trustfabric-verify", "trustfabric-verify.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := os.ReadFile(filepath.Join("stepaction", "trustfabric-verify", "trustfabric-verify.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := validate(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step, err := validate(sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := task.(*v1.Task).Spec.Steps[0].Script, step.(*v1beta1.StepAction).Spec.Script; a != b {
+		t.Errorf("the verify Task and StepAction scripts differ:\n--- task\n%s\n--- step action\n%s", a, b)
+	}
+}
+
+// TestAttestIdentityVolume pins the identity wiring: a projected token whose
+// audience is the identity-server param, mounted into the step.
+func TestAttestIdentityVolume(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("task", "trustfabric-attest", "trustfabric-attest.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := validate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := obj.(*v1.Task)
+	var found bool
+	for _, v := range task.Spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, s := range v.Projected.Sources {
+			if s.ServiceAccountToken != nil && s.ServiceAccountToken.Audience == "$(params.identity-server)" {
+				found = true
+				if e := s.ServiceAccountToken.ExpirationSeconds; e == nil || *e > 3600 {
+					t.Errorf("token lifetime %v, want at most an hour", e)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no projected ServiceAccount token with the identity server as audience")
+	}
+	if m := task.Spec.Steps[0].VolumeMounts; len(m) != 1 || m[0].Name != "identity-token" || !m[0].ReadOnly {
+		t.Errorf("step mounts %v, want identity-token read-only", m)
+	}
+}
+
+// TestRejects shows the checks are not vacuous: each broken manifest in
+// testdata fails for the expected reason.
+func TestRejects(t *testing.T) {
+	tests := []struct {
+		file  string
+		check func([]byte) error
+	}{
+		{"unknown-field.yaml", func(b []byte) error { _, err := validate(b); return err }},
+		{"undeclared-param.yaml", func(b []byte) error { _, err := validate(b); return err }},
+		{"script-and-command.yaml", func(b []byte) error { _, err := validate(b); return err }},
+		{"unpinned-image.yaml", func(b []byte) error {
+			obj, err := validate(b)
+			if err != nil {
+				return fmt.Errorf("should validate: %w", err)
+			}
+			return pinned(obj.(*v1.Task).Spec.Steps[0].Image)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tt.check(b)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if tt.file == "unpinned-image.yaml" && !errors.Is(err, errNotPinned) {
+				t.Fatalf("got %v, want errNotPinned", err)
+			}
+			t.Log(err)
+		})
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // Defaults of Config.
@@ -162,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	}
 	e.TSURL = "http://" + tsl.Addr().String()
 	bundles := wimse.Bundles{e.Bundle}
-	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, &WITVerifier{Bundles: bundles})
+	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, &wittrust.Verifier{Bundles: bundles})
 	if err != nil {
 		tsl.Close()
 		return nil, fmt.Errorf("registration policy: %w", err)
@@ -182,7 +183,7 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	e.TSKeys = e.TS.Keys()
 	h := e.TS.Handler(transparency.HandlerOptions{})
 	if !cfg.AnonymousRegistration {
-		h = RequireWIMSE(h, &wimse.Authenticator{Bundles: bundles, Origins: []string{e.TSURL}, Replay: wimse.NewReplayCache(100000)})
+		h = wittrust.RequireOnRegistration(h, &wimse.Authenticator{Bundles: bundles, Origins: []string{e.TSURL}, Replay: wimse.NewReplayCache(100000)})
 	}
 	e.serve(tsl, h)
 

@@ -12,6 +12,7 @@ package wittrust
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -62,4 +63,18 @@ func (v *Verifier) VerifyWIT(_ context.Context, st *scitt.Statement) (scitt.KeyS
 		return nil, fmt.Errorf("%w: %w: statement alg is not cnf.jwk's %s", transparency.ErrUntrustedIssuer, wimse.ErrUnsupportedAlgorithm, wit.Key.Algorithm)
 	}
 	return scitt.KeySet{{Key: wit.Key.Key, Alg: alg}}, nil
+}
+
+// RequireOnRegistration makes registrations (POST /entries) carry a valid
+// Workload-Identity-Token and Workload-Proof-Token (design.md §1 step 4),
+// verified by auth; reads stay open. Failures get auth's problem response.
+func RequireOnRegistration(h http.Handler, auth *wimse.Authenticator) http.Handler {
+	protected := auth.Middleware(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/entries" {
+			protected.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

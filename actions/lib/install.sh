@@ -72,11 +72,12 @@ if [ -n "$version" ]; then
   [ "$os" = windows ] && asset="$asset.exe"
   sum="$(awk -v a="$asset" '$1 !~ /^#/ && $2 == a {print $1}' "$here/checksums.txt" | head -n1)"
   if [ -n "$sum" ]; then
-    dest="$bindir/trustfabric-$version"
+    mkdir -p "$bindir/$version"
+    dest="$bindir/$version/trustfabric"
     if [ ! -x "$dest" ] || ! echo "$sum  $dest" | sha256sum -c --status 2>/dev/null; then
       url="$server/$action_repo/releases/download/$version/$asset"
       echo "trustfabric: downloading $url"
-      tmp="$(mktemp "$bindir/download.XXXXXX")"
+      tmp="$(mktemp "$bindir/$version/download.XXXXXX")"
       if ! curl -fsSL --retry 3 --proto '=https' -o "$tmp" "$url"; then
         rm -f "$tmp"
         tf_error "trustfabric setup" "could not download $url; set cli-path to a preinstalled binary on runners without access to $server"
@@ -110,7 +111,8 @@ if [ ! -f "$root/go.mod" ] || [ ! -d "$root/cmd/trustfabric" ]; then
   exit 1
 fi
 src_version="${action_ref:-source}"
-dest="$bindir/trustfabric-src"
+mkdir -p "$bindir/source"
+dest="$bindir/source/trustfabric"
 stamp="$root@$src_version"
 if [ -x "$dest" ] && [ "$(cat "$dest.stamp" 2>/dev/null || true)" = "$stamp" ]; then
   finish "$dest" "$src_version" source

@@ -55,11 +55,14 @@ func builtCLI(t *testing.T) string {
 	return cliPath
 }
 
-// hasCommands reports whether the CLI has every named subcommand.
+// hasCommands reports whether the CLI has every named subcommand. Cobra
+// answers `trustfabric unknown --help` with the root help and exit 0, so look
+// for the subcommand's own usage line.
 func hasCommands(t *testing.T, cli string, names ...string) bool {
 	t.Helper()
 	for _, n := range names {
-		if err := exec.Command(cli, n, "--help").Run(); err != nil {
+		out, err := exec.Command(cli, n, "--help").Output()
+		if err != nil || !strings.Contains(string(out), "trustfabric "+n) {
 			return false
 		}
 	}
@@ -109,6 +112,10 @@ func TestSetupBuildsFromSource(t *testing.T) {
 	}
 	if !slices.Equal(res.Path, []string{filepath.Dir(path)}) {
 		t.Errorf("GITHUB_PATH = %v, want [%s]", res.Path, filepath.Dir(path))
+	}
+	// Later steps find it as plain `trustfabric`.
+	if filepath.Base(path) != "trustfabric" {
+		t.Errorf("binary is %s, want it named trustfabric so that PATH lookups find it", path)
 	}
 	// A second action in the same job reuses the build.
 	before, _ := os.Stat(path)
@@ -186,6 +193,9 @@ func TestSetupRelease(t *testing.T) {
 		if res.ExitCode != 0 || res.Outputs["source"] != "release" || res.Outputs["version"] != "v1.2.3" {
 			t.Fatalf("exit %d, outputs %v", res.ExitCode, res.Outputs)
 		}
+		if filepath.Base(res.Outputs["path"]) != "trustfabric" {
+			t.Errorf("binary is %s, want it named trustfabric", res.Outputs["path"])
+		}
 	})
 	t.Run("checksum mismatch", func(t *testing.T) {
 		tampered := append(slices.Clone(bin), 0)
@@ -197,8 +207,8 @@ func TestSetupRelease(t *testing.T) {
 		if a, ok := annotation(res, "error", "trustfabric setup"); !ok || !strings.Contains(a.Message, "checksum") {
 			t.Errorf("annotations %+v, want a checksum error", res.Annotations)
 		}
-		if _, err := os.Stat(filepath.Join(dir, "bin")); err == nil {
-			t.Error("left a binary behind")
+		if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "runner-temp-*", "trustfabric", "bin", "v1.2.3", "*")); len(left) > 0 {
+			t.Errorf("left files behind: %v", left)
 		}
 	})
 	t.Run("unlisted version", func(t *testing.T) {

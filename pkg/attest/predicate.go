@@ -19,6 +19,11 @@ func loadPredicate(path, predicateType string, subject provenance.Subject) (*pro
 	if err != nil {
 		return nil, err
 	}
+	return parsePredicate(raw, path, predicateType, subject)
+}
+
+// parsePredicate is loadPredicate on the file's bytes; name is for messages.
+func parsePredicate(raw []byte, path, predicateType string, subject provenance.Subject) (*provenance.Statement, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return nil, fmt.Errorf("%w: predicate file %s is not a JSON object: %w", ErrInput, path, err)

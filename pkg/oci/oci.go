@@ -139,7 +139,16 @@ func WithKeychain(k authn.Keychain) Option {
 	return func(c *Client) error { c.keychain = k; return nil }
 }
 
-// WithTransport sets the base HTTP transport. Default: http.DefaultTransport.
+// defaultTransport is http.DefaultTransport keeping enough idle connections per registry
+// for the concurrent fetches of discovery (the default of 2 makes 8 jobs reconnect).
+func defaultTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 4 * defaultJobs
+	return t
+}
+
+// WithTransport sets the base HTTP transport. Default: http.DefaultTransport with 32 idle
+// connections per host.
 func WithTransport(t http.RoundTripper) Option {
 	return func(c *Client) error { c.base = t; return nil }
 }
@@ -191,7 +200,7 @@ func WithFallbackSettle(d time.Duration) Option {
 // New returns a Client.
 func New(opts ...Option) (*Client, error) {
 	c := &Client{
-		base:          http.DefaultTransport,
+		base:          defaultTransport(),
 		insecure:      map[string]bool{},
 		maxManifest:   defaultMaxManifest,
 		maxIndex:      defaultMaxIndex,

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustfabric/trustfabric/pkg/attest"
+	"github.com/trustfabric/trustfabric/pkg/identity"
+)
+
+func init() { register(NewCmdAttest) }
+
+// NewCmdAttest returns `trustfabric attest`: identity → provenance → sign →
+// register → attach in one process.
+func NewCmdAttest() *cobra.Command {
+	var (
+		o      attest.Options
+		oo     attest.OutputOptions
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "attest IMAGE[@DIGEST] --ts URL --identity-server URL",
+		Short: "Sign, register and attach the provenance of an image",
+		Long: `attest runs the build side of Trustfabric in one process, so the workload's private
+key never touches disk:
+
+  identity    exchange the CI job's OIDC token for a WIMSE Workload Identity Token
+  provenance  resolve the image tag to a digest once and build SLSA provenance from the
+              CI context (or take --predicate FILE: an in-toto statement used as given,
+              or a bare predicate wrapped in a statement about the image)
+  sign        sign a SCITT Signed Statement (hash envelope, iss = the workload identifier,
+              sub = oci://REGISTRY/REPOSITORY@sha256:HEX, the WIT in the protected header)
+  register    register it with the Transparency Service (WIMSE-authenticated) and check
+              the receipt against the service's keys
+  attach      attach statement + receipt and the in-toto preimage as an OCI referrer
+
+Each step is printed with its duration, then the entry id, log index, tree size and
+referrer digest. In GitHub Actions the step outputs entry-id, log-index, tree-size,
+referrer-digest and statement-path are set and a job summary is written; in GitLab CI a
+dotenv report (TRUSTFABRIC_ENTRY_ID, …) goes to --dotenv (default trustfabric.env); for
+Tekton the ENTRY_ID, LOG_INDEX, REFERRER_DIGEST and REFERRER_URI results are written to
+--tekton-results-dir (or $TRUSTFABRIC_TEKTON_RESULTS_DIR).
+
+Exit status: 0 attested; 1 an identity or transparency service refused the request or
+returned a receipt that does not verify; 2 bad input, an unreachable service, or a
+statement registered but not attached (the error says how to retry).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			progress := stdout
+			if output == "json" {
+				progress = stderr
+			}
+			o.Image = args[0]
+			o.Out = stderr
+			o.Progress = func(s attest.Step) { attest.WriteStep(progress, s) }
+			res, runErr := attest.Run(cmd.Context(), o)
+			if res == nil {
+				return runErr
+			}
+			if output == "json" {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else if runErr == nil {
+				fmt.Fprintln(stdout)
+				attest.WriteText(stdout, res)
+			}
+			written, outErr := attest.WriteOutputs(res, runErr, oo)
+			for _, f := range written {
+				fmt.Fprintf(stderr, "wrote %s\n", f)
+			}
+			switch {
+			case runErr != nil && (errors.Is(runErr, attest.ErrRefused) || errors.Is(runErr, attest.ErrBadReceipt)):
+				return &invalidError{runErr}
+			case runErr != nil:
+				return runErr
+			}
+			return outErr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.TS, "ts", "", "Transparency Service URL")
+	f.StringVar(&o.IdentityServer, "identity-server", "", "Identity Server URL")
+	f.StringVar(&o.Audience, "audience", "", "audience of the CI OIDC token (default: the identity server URL)")
+	f.StringVar(&o.Provider, "provider", identity.ProviderAuto, "identity provider: auto, github, gitlab, kubernetes or spiffe")
+	f.StringVar(&o.PredicateFile, "predicate", "", "in-toto statement, DSSE envelope or bare predicate (JSON) to sign instead of generated SLSA provenance")
+	f.StringVar(&o.PredicateType, "predicate-type", "", "predicate type of a bare --predicate (default: SLSA provenance v1 when it has that shape)")
+	f.StringVar(&o.Location, "location", "", "payload location URI to record in the statement (label 260)")
+	f.StringVar(&o.StatementOut, "statement-out", "", "also write the transparent statement to FILE (and its preimage to FILE"+attest.PreimageSuffix+")")
+	f.BoolVar(&o.InsecureRegistry, "insecure-registry", false, "allow plain HTTP to the image's registry (loopback registries always may)")
+	f.StringVar(&output, "output", "text", "output format: text or json")
+	f.StringVar(&oo.DotenvFile, "dotenv", "", "GitLab dotenv report to write (default "+attest.DefaultDotenvFile+" when GITLAB_CI is set)")
+	f.StringVar(&oo.TektonResultsDir, "tekton-results-dir", "", "directory of Tekton result files (default $"+attest.EnvTektonResultsDir+")")
+	return cmd
+}

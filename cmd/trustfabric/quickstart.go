@@ -1,0 +1,34 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/trustfabric/trustfabric/pkg/quickstart"
+)
+
+func init() { register(NewCmdQuickstart) }
+
+// NewCmdQuickstart returns `trustfabric quickstart`.
+func NewCmdQuickstart() *cobra.Command {
+	var keep string
+	cmd := &cobra.Command{
+		Use:   "quickstart [--keep DIR]",
+		Short: "Run the whole flow in process on loopback: identity, provenance, sign, register, attach, verify, deny",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Tessera logs through klog; the story is the output here.
+			klog.SetSlogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			_, err := quickstart.Run(cmd.Context(), quickstart.Options{Dir: keep, Out: cmd.OutOrStdout()})
+			if err != nil {
+				return &invalidError{err}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keep, "keep", "", "keep the workspace (keys, statement, policy, log) in DIR")
+	return cmd
+}

@@ -22,7 +22,7 @@ func newCmdBenchRegister() *cobra.Command {
 	var cfg loadgen.Config
 	var keyFile string
 	cmd := &cobra.Command{
-		Use:   "register --ts URL --key FILE --count N --concurrency C [--payload-size B] [--window W | --sync]",
+		Use:   "register --ts URL --key FILE --count N --concurrency C [--payload-size B] [--window W] [--sync]",
 		Short: "Register N pre-signed statements from C concurrent clients and report rate and receipt latency",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,8 +47,8 @@ func newCmdBenchRegister() *cobra.Command {
 	f.IntVar(&cfg.Count, "count", 10000, "number of statements")
 	f.IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent clients")
 	f.IntVar(&cfg.PayloadSize, "payload-size", 1024, "payload bytes per statement")
-	f.IntVar(&cfg.Window, "window", 16, "pipelined mode: registrations a client may have waiting for their receipt")
-	f.BoolVar(&cfg.Sync, "sync", false, "each client waits for its receipt before submitting the next statement")
+	f.IntVar(&cfg.Window, "window", 16, "registrations a client may have in flight (waiting for their receipt)")
+	f.BoolVar(&cfg.Sync, "sync", false, "one POST per registration that waits for the receipt (201) instead of 303 + GET")
 	cmd.MarkFlagRequired("ts")
 	cmd.MarkFlagRequired("key")
 	return cmd

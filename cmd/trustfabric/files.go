@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 )
 
 // maxInputFile bounds the files the CLI reads (statements, payloads).
@@ -65,6 +68,26 @@ func loadKeys(paths []string) (scitt.KeySet, error) {
 	var ks scitt.KeySet
 	for _, p := range paths {
 		k, err := scitt.LoadPublicKeys(p)
+		if err != nil {
+			return nil, err
+		}
+		ks = append(ks, k...)
+	}
+	return ks, nil
+}
+
+// loadServiceKeys is loadKeys that also accepts a Transparency Service URL,
+// whose key set (/.well-known/scitt-keys) is fetched.
+func loadServiceKeys(ctx context.Context, sources []string) (scitt.KeySet, error) {
+	var ks scitt.KeySet
+	for _, p := range sources {
+		var k scitt.KeySet
+		var err error
+		if strings.HasPrefix(p, "https://") || strings.HasPrefix(p, "http://") {
+			k, err = scrapi.FetchKeys(ctx, p)
+		} else {
+			k, err = scitt.LoadPublicKeys(p)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -31,7 +31,7 @@ func newCmdReceiptVerify() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			service, err := loadKeys(serviceKeys)
+			service, err := loadServiceKeys(cmd.Context(), serviceKeys)
 			if err != nil {
 				return err
 			}
@@ -93,7 +93,7 @@ func newCmdReceiptVerify() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&statementFile, "statement", "", "signed statement the receipt is for")
 	f.StringVar(&receiptFile, "receipt", "", "receipt file")
-	f.StringArrayVar(&serviceKeys, "service-key", nil, "Transparency Service public key or key set file (repeatable, required)")
+	f.StringArrayVar(&serviceKeys, "service-key", nil, "Transparency Service public key or key set file, or the service URL to fetch its key set from (repeatable, required)")
 	f.StringArrayVar(&issuerKeys, "issuer-key", nil, "issuer public key: also verify the statement")
 	f.StringVar(&leafName, "leaf", "ietf", "leaf convention of the service: ietf or direct")
 	_ = cmd.MarkFlagRequired("service-key")

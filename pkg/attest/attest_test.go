@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
@@ -279,5 +281,51 @@ func assertNoReferrers(t *testing.T, image string) {
 	}
 	if len(d.Entries) != 0 {
 		t.Errorf("%d referrers attached, want none", len(d.Entries))
+	}
+}
+
+// TestAttestRetryAfterRegistryFailure: the registry refuses writes during the
+// attach; the saved statement and preimage are then attached by the retry the
+// error names (what `trustfabric attach` does) and verify.
+func TestAttestRetryAfterRegistryFailure(t *testing.T) {
+	var refuse atomic.Bool
+	env := startEnv(t, attesttest.Config{RegistryMiddleware: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if refuse.Load() && r.Method != http.MethodGet && r.Method != http.MethodHead {
+				http.Error(w, `{"errors":[{"code":"DENIED","message":"read-only"}]}`, http.StatusForbidden)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	o := options(env, env.Image)
+	o.StatementOut = filepath.Join(t.TempDir(), "s.cose")
+	o.Progress = func(s attest.Step) { refuse.Store(s.Name == attest.StepRegister) }
+	res, err := attest.Run(t.Context(), o)
+	var na *attest.NotAttachedError
+	if !errors.As(err, &na) {
+		t.Fatalf("err = %v, want NotAttachedError", err)
+	}
+	if na.StatementPath != o.StatementOut || na.PreimagePath != o.StatementOut+attest.PreimageSuffix {
+		t.Errorf("saved to %s and %s, want --statement-out", na.StatementPath, na.PreimagePath)
+	}
+	assertNoReferrers(t, env.Image)
+
+	refuse.Store(false)
+	c, _ := oci.New()
+	stmt, pre := []byte(readFile(t, na.StatementPath)), []byte(readFile(t, na.PreimagePath))
+	if _, err := c.Attach(t.Context(), na.Image, oci.Attachment{Statement: stmt, Preimage: pre}); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	d, err := c.Discover(t.Context(), env.Image, oci.WithContent())
+	if err != nil || len(d.Entries) != 1 {
+		t.Fatalf("discover after retry: %v", err)
+	}
+	if _, err := wimse.VerifyStatement(d.Entries[0].Statement, wimse.Bundles{env.Bundle},
+		wimse.WithReceiptKeys(env.TSKeys, scitt.LeafIETF), wimse.WithStatementPreimage(d.Entries[0].Preimage)); err != nil {
+		t.Errorf("retried referrer does not verify: %v", err)
+	}
+	if !bytes.Equal(d.Entries[0].Statement, res.Statement) {
+		t.Error("retried referrer is not the registered statement")
 	}
 }

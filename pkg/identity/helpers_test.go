@@ -2,6 +2,7 @@ package identity
 
 import (
 	"crypto"
+	"crypto/elliptic"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -21,3 +22,5 @@ func writeFile(name string, data []byte) error { return os.WriteFile(name, data,
 func newKeyNoT() (*wimse.SigningKey, error) { return wimse.GenerateKey() }
 
 func newReplay() *wimse.ReplayCache { return wimse.NewReplayCache(1000) }
+
+func wimseCurve() elliptic.Curve { return elliptic.P256() }

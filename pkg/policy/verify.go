@@ -354,12 +354,14 @@ func (v *Verifier) decide(ctx context.Context, repo, digest string) (*Decision, 
 		return nil, fmt.Errorf("discover referrers of %s@%s: %w", repo, digest, err)
 	}
 	d := &Decision{Image: repo + "@" + digest, Digest: digest, Policy: hex.EncodeToString(v.p.digest[:])}
+	// Candidates are evaluated in listing order until one satisfies the
+	// policy; a deny evaluates (and reports) every candidate.
 	for i := range disc.Entries {
 		c := v.evaluate(&disc.Entries[i], digest)
 		d.Candidates = append(d.Candidates, c)
-		if c.OK && d.SatisfiedBy == nil {
-			cc := c
-			d.SatisfiedBy = &cc
+		if c.OK {
+			d.SatisfiedBy = &d.Candidates[len(d.Candidates)-1]
+			break
 		}
 	}
 	d.Allowed = d.SatisfiedBy != nil

@@ -275,7 +275,6 @@ func statementFrom(m *cosewire.Sign1) (*Statement, error) {
 	if s.WIT, _, err = p.tstr(LabelWIT, "wit"); err != nil {
 		return nil, err
 	}
-	s.x5chain = p.has(LabelX5Chain) || p.has(LabelX5T)
 
 	// RFC 9995 §2 placement rules.
 	switch {

@@ -1,11 +1,16 @@
 package transparency_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/veraison/go-cose"
 
@@ -83,4 +88,39 @@ func BenchmarkHTTPRegister(b *testing.B) {
 	b.Log(rep.String())
 	b.ReportMetric(rep.Rate(), "regs/s")
 	b.ReportMetric(float64(rep.P99.Milliseconds()), "p99-ms")
+}
+
+// BenchmarkES256VerifyRaw is the baseline: one raw ECDSA P-256 verification.
+func BenchmarkES256VerifyRaw(b *testing.B) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	digest := sha256.Sum256([]byte("baseline"))
+	sig, _ := ecdsa.SignASN1(rand.Reader, k, digest[:])
+	for b.Loop() {
+		if !ecdsa.VerifyASN1(&k.PublicKey, digest[:], sig) {
+			b.Fatal("verify failed")
+		}
+	}
+}
+
+// BenchmarkStatementCheck is the per-registration verification work of the
+// service: parse the statement and apply the policy (ES256 verify included).
+func BenchmarkStatementCheck(b *testing.B) {
+	issuer, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	pub, _ := issuer.Public().MarshalJWK()
+	kf := b.TempDir() + "/issuer.jwk"
+	writeFile(b, kf, pub)
+	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, []string{kf}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stmt, _ := scitt.SignStatement(b.Context(), issuer, scitt.Claims{Issuer: "https://b", Subject: "s"}, make([]byte, 1024))
+	for b.Loop() {
+		st, err := scitt.ParseStatement(stmt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pol.Check(b.Context(), st, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // Defaults of Config.
@@ -60,6 +61,9 @@ type Config struct {
 	// Repository and Tag name the random image pushed. Defaults
 	// DefaultRepository and DefaultTag.
 	Repository, Tag string
+	// RegistryMiddleware, when set, wraps the registry's handler (fault
+	// injection: see the ocitest middleware). The image is pushed through it.
+	RegistryMiddleware func(http.Handler) http.Handler
 }
 
 // Env is a running environment. Its fields are read-only.
@@ -159,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	}
 	e.TSURL = "http://" + tsl.Addr().String()
 	bundles := wimse.Bundles{e.Bundle}
-	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, &WITVerifier{Bundles: bundles})
+	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, &wittrust.Verifier{Bundles: bundles})
 	if err != nil {
 		tsl.Close()
 		return nil, fmt.Errorf("registration policy: %w", err)
@@ -179,12 +183,16 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	e.TSKeys = e.TS.Keys()
 	h := e.TS.Handler(transparency.HandlerOptions{})
 	if !cfg.AnonymousRegistration {
-		h = RequireWIMSE(h, &wimse.Authenticator{Bundles: bundles, Origins: []string{e.TSURL}, Replay: wimse.NewReplayCache(100000)})
+		h = wittrust.RequireOnRegistration(h, &wimse.Authenticator{Bundles: bundles, Origins: []string{e.TSURL}, Replay: wimse.NewReplayCache(100000)})
 	}
 	e.serve(tsl, h)
 
 	// The registry and the image.
-	e.Registry = ocitest.NewOlareg(nil)
+	rh, stop := ocitest.NewOlaregHandler(nil)
+	if cfg.RegistryMiddleware != nil {
+		rh = cfg.RegistryMiddleware(rh)
+	}
+	e.Registry = ocitest.Serve(rh, stop)
 	e.closers = append(e.closers, func() error { e.Registry.Close(); return nil })
 	e.RegistryHost = e.Registry.Host
 	e.ImageTag = e.RegistryHost + "/" + cfg.Repository + ":" + cfg.Tag

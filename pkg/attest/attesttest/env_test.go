@@ -2,7 +2,6 @@ package attesttest_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net/http"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
-	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -66,60 +64,5 @@ func TestEnvRequiresWIMSE(t *testing.T) {
 	c, _ := oci.New()
 	if _, dig, err := c.Resolve(ctx, env.ImageTag); err != nil || "" == dig || env.Image[len(env.Image)-len(dig):] != dig {
 		t.Errorf("tag %s resolves to %s (%v), Env.Image is %s", env.ImageTag, dig, err, env.Image)
-	}
-}
-
-// TestWITVerifier: the registration seam accepts a statement only under the
-// WIT's key and with iss equal to the WIT's sub.
-func TestWITVerifier(t *testing.T) {
-	env, err := attesttest.Start(t.Context(), attesttest.Config{Dir: t.TempDir(), AnonymousRegistration: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	ctx := t.Context()
-	creds, err := identity.Obtain(ctx, identity.ObtainOptions{Server: env.IdentityURL, Getenv: env.Getenv, Out: &bytes.Buffer{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, _ := scitt.GenerateKey(-7)
-	v := &attesttest.WITVerifier{Bundles: wimse.Bundles{env.Bundle}}
-	for _, tc := range []struct {
-		name   string
-		key    *scitt.PrivateKey
-		issuer string
-		ok     bool
-	}{
-		{"wit key and sub", creds.Key, creds.ID.String(), true},
-		{"other issuer", creds.Key, "spiffe://ci.example.org/someone/else", false},
-		{"other key", other, creds.ID.String(), true}, // keys returned are the WIT's: the signature check fails later
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			b, err := scitt.SignStatement(ctx, tc.key, scitt.Claims{Issuer: tc.issuer, Subject: "x"}, []byte("{}"), scitt.WithWIT(creds.WIT))
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, _ := scitt.ParseStatement(b)
-			keys, err := v.VerifyWIT(context.Background(), st)
-			if (err == nil) != tc.ok {
-				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
-			}
-			if err != nil {
-				if !errors.Is(err, transparency.ErrUntrustedIssuer) {
-					t.Errorf("err = %v, want ErrUntrustedIssuer", err)
-				}
-				return
-			}
-			_, verr := st.Verify(keys)
-			if (verr == nil) != (tc.key == creds.Key) {
-				t.Errorf("signature under the WIT's key: %v", verr)
-			}
-		})
-	}
-	// A statement signed with a key other than the WIT's is refused end to end.
-	b, _ := scitt.SignStatement(ctx, other, scitt.Claims{Issuer: creds.ID.String(), Subject: "x"}, []byte("{}"), scitt.WithWIT(creds.WIT))
-	c, _ := scrapi.NewClient(env.TSURL, scrapi.WithRetries(0))
-	if _, err := c.Register(ctx, b); err == nil {
-		t.Error("statement signed with a key the WIT does not confirm was registered")
 	}
 }

@@ -33,14 +33,15 @@ type Config struct {
 	Count, Concurrency int
 	// PayloadSize is the size of each statement's (random) payload. Default 1024.
 	PayloadSize int
-	// Sync makes each client wait for its receipt (201, or 303 then GET)
-	// before submitting the next statement. By default clients pipeline:
-	// each submits with Prefer: respond-async, gets 303 once the entry is
-	// durably sequenced, and a fetcher collects the receipt from the
-	// Location while the client submits the next statement.
+	// Sync makes every registration one POST that waits for its receipt
+	// (201, or 303 then GET); each client keeps Window such requests open.
+	// By default clients pipeline: each submits with Prefer: respond-async,
+	// gets 303 as soon as the statement is durable, and a fetcher collects
+	// the receipt from the Location while the client submits the next one,
+	// with at most Window registrations awaiting their receipt.
 	Sync bool
-	// Window bounds, per client, the registrations submitted but still
-	// waiting for their receipt (pipelined mode). Default 16.
+	// Window is the number of registrations a client may have in flight.
+	// Default 16.
 	Window int
 }
 
@@ -68,7 +69,7 @@ func (r *Report) Rate() float64 { return float64(r.Count) / r.Elapsed.Seconds() 
 func (r *Report) String() string {
 	mode := "pipelined (Prefer: respond-async; 303 once durable, receipt fetched from the Location)"
 	if r.Sync {
-		mode = "synchronous (each client waits for its receipt)"
+		mode = "synchronous (one POST per registration, answered 201 with the receipt; window = open requests per client)"
 	}
 	return fmt.Sprintf(`mode:           %s
 registrations:  %d with %d concurrent clients (window %d), %d-byte payloads
@@ -131,7 +132,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var clients sync.WaitGroup
 	var lastSubmit atomic.Int64
 	start := time.Now()
-	for range cfg.Concurrency {
+	workers := cfg.Concurrency
+	if cfg.Sync {
+		workers *= cfg.Window // each client keeps Window requests open
+	}
+	for range workers {
 		clients.Go(func() {
 			window := make(chan struct{}, cfg.Window)
 			for {

@@ -10,14 +10,27 @@ import (
 
 var snippetRE = regexp.MustCompile("(?s)<!-- snippet: ([^ ]+) -->\\s*```[a-z]*\\n(.*?)```")
 
-// TestReadmeSnippets keeps every snippet of docs/readme/ci.md identical to a
-// piece of the example it names, so users copy what the tests check.
+// TestReadmeSnippets keeps every snippet of docs/readme/ci.md, and of the
+// README it is stitched into, identical to a piece of the example it names,
+// so users copy what the tests check.
 func TestReadmeSnippets(t *testing.T) {
 	root := repoRoot(t)
-	doc, err := os.ReadFile(filepath.Join(root, "docs", "readme", "ci.md"))
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []string{filepath.Join("docs", "readme", "ci.md"), "README.md"} {
+		t.Run(f, func(t *testing.T) {
+			doc, err := os.ReadFile(filepath.Join(root, f))
+			if os.IsNotExist(err) && f == "README.md" {
+				t.Skip("no README.md yet")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSnippets(t, root, doc)
+		})
 	}
+}
+
+func checkSnippets(t *testing.T, root string, doc []byte) {
+	t.Helper()
 	matches := snippetRE.FindAllStringSubmatch(string(doc), -1)
 	if len(matches) < 6 {
 		t.Fatalf("found %d snippets, want at least two per platform", len(matches))
@@ -37,7 +50,7 @@ func TestReadmeSnippets(t *testing.T) {
 	}
 	for _, platform := range []string{"examples/github", "examples/gitlab", "examples/tekton"} {
 		if !seen[platform] {
-			t.Errorf("docs/readme/ci.md has no snippet from %s", platform)
+			t.Errorf("no snippet from %s", platform)
 		}
 	}
 }

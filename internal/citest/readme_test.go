@@ -10,23 +10,16 @@ import (
 
 var snippetRE = regexp.MustCompile("(?s)<!-- snippet: ([^ ]+) -->\\s*```[a-z]*\\n(.*?)```")
 
-// TestReadmeSnippets keeps every snippet of docs/readme/ci.md, and of the
-// README it is stitched into, identical to a piece of the example it names,
-// so users copy what the tests check.
+// TestReadmeSnippets keeps every snippet of README.md's CI sections
+// identical to a piece of the example it names, so users copy what the tests
+// check.
 func TestReadmeSnippets(t *testing.T) {
 	root := repoRoot(t)
-	for _, f := range []string{filepath.Join("docs", "readme", "ci.md"), "README.md"} {
-		t.Run(f, func(t *testing.T) {
-			doc, err := os.ReadFile(filepath.Join(root, f))
-			if os.IsNotExist(err) && f == "README.md" {
-				t.Skip("no README.md yet")
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkSnippets(t, root, doc)
-		})
+	doc, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	checkSnippets(t, root, doc)
 }
 
 func checkSnippets(t *testing.T, root string, doc []byte) {

@@ -17,8 +17,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
-	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
+	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 	"github.com/veraison/go-cose"
 )

@@ -23,6 +23,9 @@ func TestDecodeMapRejects(t *testing.T) {
 		"deep":            append(append([]byte{0xa1, 0x01}, bytes.Repeat([]byte{0x81}, 20)...), 0x00),
 		"reserved ai":     {0xa1, 0x01, 0x1c},
 		"bad simple":      {0xa1, 0x01, 0xf8, 0x10},
+		"non-minimal dup": {0xa2, 0x01, 0x61, 'A', 0x18, 0x01, 0x61, 'B'},
+		"non-minimal len": {0xa1, 0x01, 0x78, 0x01, 'A'},
+		"non-minimal key": {0xa1, 0x19, 0x00, 0x04, 0x00},
 	} {
 		if _, err := DecodeMap(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
@@ -66,6 +69,19 @@ func FuzzDecodeMap(f *testing.F) {
 		}
 		if err := cbor.Wellformed(b); err != nil {
 			t.Fatalf("accepted input fxamacker finds malformed: %v", err)
+		}
+		// Never looser than fxamacker on duplicate keys (the parser
+		// differential that matters: two readers seeing different labels).
+		// fxamacker also checks the content of tags it knows (tag 1 must
+		// hold a number); we leave that to the reader of the value.
+		var ref map[any]cbor.RawMessage
+		err = Dec.Unmarshal(b, &ref)
+		var dup *cbor.DupMapKeyError
+		if errors.As(err, &dup) {
+			t.Fatalf("accepted a map fxamacker finds a duplicate key in: %v", err)
+		}
+		if err == nil && len(ref) != len(entries) {
+			t.Fatalf("%d entries, fxamacker %d", len(entries), len(ref))
 		}
 		for _, e := range entries {
 			if n, err := skip(e.Value, 1); err != nil || n != len(e.Value) {

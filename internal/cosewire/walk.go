@@ -7,11 +7,13 @@ import (
 	"unicode/utf8"
 )
 
-// This file is a small, allocation-light CBOR reader for COSE header maps,
-// which are decoded on every verification. It accepts exactly what the
-// fxamacker decoder configured in Dec accepts for such maps: definite
-// lengths only, no duplicate keys at any depth, valid UTF-8 text, nesting
-// and size limits, and well-formed simple values.
+// This file is a small, allocation-light CBOR reader for COSE messages and
+// header maps, which are decoded on every verification. It is stricter than
+// the fxamacker decoder configured in Dec: definite lengths only, integers,
+// lengths and tags in their shortest form, no duplicate keys at any depth
+// (compared on those canonical encodings, so one label cannot hide behind
+// two encodings), valid UTF-8 text, nesting and size limits, and well-formed
+// simple values.
 
 // Entry is one key/value pair of a decoded map; Key is an int64 or a string
 // and Value the raw encoding of the value (a sub-slice of the input).
@@ -27,6 +29,7 @@ func head(b []byte) (major byte, arg uint64, n int, err error) {
 		return 0, 0, 0, fmt.Errorf("%w: unexpected end of data", ErrMalformed)
 	}
 	major, ai := b[0]>>5, b[0]&0x1f
+	var min uint64 // smallest argument this length may carry
 	switch {
 	case ai < 24:
 		return major, uint64(ai), 1, nil
@@ -34,26 +37,36 @@ func head(b []byte) (major byte, arg uint64, n int, err error) {
 		if len(b) < 2 {
 			break
 		}
-		return major, uint64(b[1]), 2, nil
+		arg, n, min = uint64(b[1]), 2, 24
 	case ai == 25:
 		if len(b) < 3 {
 			break
 		}
-		return major, uint64(binary.BigEndian.Uint16(b[1:])), 3, nil
+		arg, n, min = uint64(binary.BigEndian.Uint16(b[1:])), 3, 1<<8
 	case ai == 26:
 		if len(b) < 5 {
 			break
 		}
-		return major, uint64(binary.BigEndian.Uint32(b[1:])), 5, nil
+		arg, n, min = uint64(binary.BigEndian.Uint32(b[1:])), 5, 1<<16
 	case ai == 27:
 		if len(b) < 9 {
 			break
 		}
-		return major, binary.BigEndian.Uint64(b[1:]), 9, nil
+		arg, n, min = binary.BigEndian.Uint64(b[1:]), 9, 1<<32
 	default:
 		return 0, 0, 0, fmt.Errorf("%w: indefinite-length or reserved encoding (0x%02x)", ErrMalformed, b[0])
 	}
-	return 0, 0, 0, fmt.Errorf("%w: unexpected end of data", ErrMalformed)
+	if n == 0 {
+		return 0, 0, 0, fmt.Errorf("%w: unexpected end of data", ErrMalformed)
+	}
+	// Integers, lengths and tags must use the shortest form (RFC 8949
+	// §4.2.1): otherwise one label has several encodings, and duplicate keys
+	// compared byte-wise would slip through. Floats (major 7) keep their
+	// width, which is part of their type.
+	if major != 7 && arg < min {
+		return 0, 0, 0, fmt.Errorf("%w: integer or length not in its shortest form (0x%02x)", ErrMalformed, b[0])
+	}
+	return major, arg, n, nil
 }
 
 // skip returns the length of the well-formed item at the start of b.

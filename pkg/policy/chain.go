@@ -75,7 +75,7 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string) Candidate {
 	}
 	c.pass(CheckIdentity, "allowed by "+rule)
 
-	if err := v.checkProvenance(e.Preimage, digest); err != nil {
+	if err := v.checkProvenance(e.Preimage, digest, claims); err != nil {
 		c.fail(CheckProvenance, err)
 		return c
 	}
@@ -101,6 +101,8 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 	if len(s.Receipts) == 0 {
 		return time.Time{}, nil, fmt.Errorf("%w: the statement carries no receipts", ErrNoTrustedReceipt)
 	}
+	entry := s.EntryHash()
+	entryID := hex.EncodeToString(entry[:])
 	var (
 		regTime time.Time
 		names   []string
@@ -119,18 +121,27 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 			if counted[j] || (svc.issuer != "" && r.Issuer != svc.issuer) || !svc.keys.Names(r.KID) {
 				continue
 			}
+			if r.Subject != "" && r.Subject != entryID {
+				// Our receipts name the entry they prove; one naming
+				// something else (a consistency receipt with a grafted
+				// inclusion proof) is not a registration of this statement.
+				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s is for %q, not entry %s", ErrNoTrustedReceipt, i, svc.name, r.Subject, entryID)
+			}
+			if r.IssuedAt.IsZero() {
+				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s has no registration time (CWT iat): the identity cannot be checked at registration", ErrNoTrustedReceipt, i, svc.name)
+			}
 			if _, err := r.VerifyInclusion(s.Registered(), svc.keys, svc.leaf); err != nil {
 				if errors.Is(err, scitt.ErrKeyNotFound) && len(r.KID) == 0 {
 					continue // an unnamed receipt of another service
 				}
 				return time.Time{}, nil, fmt.Errorf("receipt %d from %s: %w", i, svc.name, err)
 			}
-			if max := time.Duration(v.p.MaxReceiptAge); max > 0 && !r.IssuedAt.IsZero() && v.now().Sub(r.IssuedAt) > max {
+			if max := time.Duration(v.p.MaxReceiptAge); max > 0 && v.now().Sub(r.IssuedAt) > max {
 				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s was issued %s ago (at most %s)", ErrReceiptTooOld, i, svc.name, v.now().Sub(r.IssuedAt).Round(time.Second), max)
 			}
 			counted[j] = true
 			names = append(names, svc.name)
-			if !r.IssuedAt.IsZero() && (regTime.IsZero() || r.IssuedAt.Before(regTime)) {
+			if regTime.IsZero() || r.IssuedAt.Before(regTime) {
 				regTime = r.IssuedAt
 			}
 			break
@@ -158,11 +169,9 @@ func (v *Verifier) checkSignature(s *scitt.Statement, regTime time.Time) (map[st
 		if len(v.bundles) == 0 {
 			return nil, fmt.Errorf("%w: the statement is signed by a workload identity, and the policy trusts no identity trust domain", ErrUntrustedIssuer)
 		}
-		var opts []wimse.StatementOption
-		if !regTime.IsZero() {
-			opts = append(opts, wimse.AtTime(regTime))
-		}
-		id, err := wimse.VerifyStatement(s.Raw, v.bundles, opts...)
+		// The WIT is checked at the registration time the receipts prove,
+		// never at a time the signer chose.
+		id, err := wimse.VerifyStatement(s.Raw, v.bundles, wimse.AtTime(regTime))
 		if err != nil {
 			return nil, err
 		}
@@ -236,8 +245,40 @@ type slsa struct {
 	} `json:"runDetails"`
 }
 
+// signedFacts are the build facts the Identity Server signed into the WIT
+// (its https://trustfabric.dev/ci claims), read per platform: GitHub's
+// ref/repository/event_name/workflow_ref, GitLab's ref_path/project_path/
+// pipeline_source.
+type signedFacts struct {
+	ref, repo, trigger string
+	workflows          []string
+}
+
+func factsFrom(claims map[string]any) signedFacts {
+	str := func(keys ...string) string {
+		for _, k := range keys {
+			if v, ok := claims[k].(string); ok && v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	f := signedFacts{ref: str("ref_path", "ref"), repo: str("repository", "project_path"), trigger: str("event_name", "pipeline_source")}
+	for _, k := range []string{"workflow_ref", "job_workflow_ref"} {
+		if w := str(k); w != "" {
+			f.workflows = append(f.workflows, w)
+		}
+	}
+	return f
+}
+
 // checkProvenance applies the provenance rules to the in-toto statement.
-func (v *Verifier) checkProvenance(preimage []byte, digest string) error {
+// The statement is written by the job that signed it, so for a statement
+// bound to a WIT the ref, repository, trigger and builder rules are decided
+// on the facts the Identity Server signed into the WIT, and the provenance
+// must agree with them; only statements from static issuers are judged on
+// the provenance alone (they are as good as their issuer).
+func (v *Verifier) checkProvenance(preimage []byte, digest string, claims map[string]any) error {
 	st, err := provenance.ParseStatement(preimage)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProvenance, err)
@@ -276,26 +317,64 @@ func (v *Verifier) checkProvenance(preimage []byte, digest string) error {
 		return fmt.Errorf("%w: SLSA predicate: %w", ErrProvenance, err)
 	}
 	p := env.Predicate
-	if len(rules.BuilderIDs) > 0 && !anyGlob(rules.BuilderIDs, p.RunDetails.Builder.ID) {
-		return fmt.Errorf("%w: builder %q is not allowed", ErrProvenance, p.RunDetails.Builder.ID)
-	}
 	repo, ref := "", ""
 	if deps := p.BuildDefinition.ResolvedDependencies; len(deps) > 0 {
 		repo, ref, _ = strings.Cut(strings.TrimPrefix(deps[0].URI, "git+"), "@")
 	}
-	if len(rules.SourceRepositories) > 0 && !anyGlob(rules.SourceRepositories, repo) {
-		return fmt.Errorf("%w: source repository %q is not allowed", ErrProvenance, repo)
+	builder, trigger := p.RunDetails.Builder.ID, triggerOf(p)
+	signed := claims != nil
+	facts := factsFrom(claims)
+
+	if len(rules.BuilderIDs) > 0 {
+		if !anyGlob(rules.BuilderIDs, builder) {
+			return fmt.Errorf("%w: builder %q is not allowed", ErrProvenance, builder)
+		}
+		if signed && len(facts.workflows) > 0 && !endsWithAny(builder, facts.workflows) {
+			return fmt.Errorf("%w: the provenance names builder %q, but the workload identity was issued to workflow %s", ErrProvenance, builder, strings.Join(facts.workflows, " / "))
+		}
 	}
-	if len(rules.Refs) > 0 && !anyGlob(rules.Refs, ref) {
-		return fmt.Errorf("%w: source ref %q is not allowed", ErrProvenance, ref)
+	if len(rules.SourceRepositories) > 0 {
+		if !anyGlob(rules.SourceRepositories, repo) {
+			return fmt.Errorf("%w: source repository %q is not allowed", ErrProvenance, repo)
+		}
+		if signed && facts.repo != "" && !strings.HasSuffix(repo, "/"+facts.repo) {
+			return fmt.Errorf("%w: the provenance names source %q, but the workload identity was issued to repository %q", ErrProvenance, repo, facts.repo)
+		}
+	}
+	if len(rules.Refs) > 0 {
+		decided := ref
+		if signed && facts.ref != "" {
+			if ref != "" && ref != facts.ref {
+				return fmt.Errorf("%w: the provenance says ref %q, but the workload identity was issued for %q", ErrProvenance, ref, facts.ref)
+			}
+			decided = facts.ref
+		}
+		if !anyGlob(rules.Refs, decided) {
+			return fmt.Errorf("%w: source ref %q is not allowed", ErrProvenance, decided)
+		}
 	}
 	if len(rules.Triggers) > 0 {
-		trigger := triggerOf(p)
-		if !contains(rules.Triggers, trigger) {
-			return fmt.Errorf("%w: build trigger %q is not one of %s", ErrProvenance, trigger, strings.Join(rules.Triggers, ", "))
+		decided := trigger
+		if signed && facts.trigger != "" {
+			if trigger != "" && trigger != facts.trigger {
+				return fmt.Errorf("%w: the provenance says trigger %q, but the workload identity was issued for %q", ErrProvenance, trigger, facts.trigger)
+			}
+			decided = facts.trigger
+		}
+		if !contains(rules.Triggers, decided) {
+			return fmt.Errorf("%w: build trigger %q is not one of %s", ErrProvenance, decided, strings.Join(rules.Triggers, ", "))
 		}
 	}
 	return nil
+}
+
+func endsWithAny(s string, suffixes []string) bool {
+	for _, x := range suffixes {
+		if strings.HasSuffix(s, "/"+x) {
+			return true
+		}
+	}
+	return false
 }
 
 // triggerOf reads the event that started the build: GitHub's event_name,

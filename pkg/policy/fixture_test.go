@@ -156,6 +156,12 @@ type evidence struct {
 	tamperPath    bool
 	swapPreimage  bool
 	ref           string
+	// witRef is the ref the Identity Server signed into the WIT (default
+	// ref): a job on another branch writing main into its provenance.
+	witRef string
+	// noReceiptIat and receiptSubject shape the receipt's CWT claims.
+	noReceiptIat   bool
+	receiptSubject string
 }
 
 func (w *world) provenance(digest string, ref string) []byte {
@@ -201,6 +207,9 @@ func (w *world) attest(e evidence) {
 	if e.ref == "" {
 		e.ref = "refs/heads/main"
 	}
+	if e.witRef == "" {
+		e.witRef = e.ref
+	}
 	wk, err := wimse.GenerateKey()
 	if err != nil {
 		w.t.Fatal(err)
@@ -211,7 +220,8 @@ func (w *world) attest(e evidence) {
 	}
 	wit, err := wimse.MintWIT(w.idKey, wimse.WITClaims{
 		Subject: id, Issuer: "https://id.example.org", IssuedAt: e.witExpiry.Add(-10 * time.Minute), Expiry: e.witExpiry,
-		Key: wk.PublicJWK(), Extra: map[string]any{ciClaim: map[string]any{"repository": "acme/widgets", "repository_id": e.repoID}},
+		Key: wk.PublicJWK(), Extra: map[string]any{ciClaim: map[string]any{"repository": "acme/widgets", "repository_id": e.repoID,
+			"ref": e.witRef, "event_name": "push", "workflow_ref": "acme/widgets/.github/workflows/release.yml@" + e.witRef}},
 	})
 	if err != nil {
 		w.t.Fatal(err)
@@ -237,7 +247,14 @@ func (w *world) attest(e evidence) {
 		path[0][0] ^= 1
 	}
 	entry := sha256.Sum256(stmt)
-	receipt, err := scitt.IssueReceipt(w.ctx, e.tsKey, scitt.ReceiptClaims{Issuer: tsIssuer, Subject: hex.EncodeToString(entry[:]), IssuedAt: w.now}, scitt.InclusionProof{TreeSize: 4, LeafIndex: 3, Path: path}, tree.Hash())
+	rc := scitt.ReceiptClaims{Issuer: tsIssuer, Subject: hex.EncodeToString(entry[:]), IssuedAt: w.now}
+	if e.noReceiptIat {
+		rc.IssuedAt = time.Time{}
+	}
+	if e.receiptSubject != "" {
+		rc.Subject = e.receiptSubject
+	}
+	receipt, err := scitt.IssueReceipt(w.ctx, e.tsKey, rc, scitt.InclusionProof{TreeSize: 4, LeafIndex: 3, Path: path}, tree.Hash())
 	if err != nil {
 		w.t.Fatal(err)
 	}

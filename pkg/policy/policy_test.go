@@ -46,6 +46,9 @@ func TestGate(t *testing.T) {
 		{name: "subject is another digest", e: evidence{subject: "oci://example.org/acme/widgets@sha256:0000000000000000000000000000000000000000000000000000000000000000"}, wantCheck: CheckSubject, wantErr: ErrWrongSubject},
 		{name: "WIT expired before registration", e: evidence{witExpiry: time.Now().Add(-time.Hour)}, wantCheck: CheckSignature},
 		{name: "ref not allowed by provenance rules", e: evidence{ref: "refs/heads/dev"}, wantCheck: CheckProvenance, wantErr: ErrProvenance},
+		{name: "provenance claims main, the identity was issued for another branch", e: evidence{witRef: "refs/heads/dev"}, wantCheck: CheckProvenance, wantErr: ErrProvenance},
+		{name: "receipt without a registration time", e: evidence{noReceiptIat: true}, wantCheck: CheckReceipts, wantErr: ErrNoTrustedReceipt},
+		{name: "receipt for another subject (a grafted consistency receipt)", e: evidence{receiptSubject: "consistency 1 2"}, wantCheck: CheckReceipts, wantErr: ErrNoTrustedReceipt},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -104,6 +104,10 @@ var (
 	ErrReceiptTooOld    = errors.New("receipt is older than the policy allows")
 )
 
+// fetchGroup is how many referrers' layers the verifier fetches (and holds)
+// at once.
+const fetchGroup = 4
+
 type service struct {
 	name, issuer string
 	keys         scitt.KeySet
@@ -349,19 +353,31 @@ func (v *Verifier) Verify(ctx context.Context, ref string) (*Decision, error) {
 }
 
 func (v *Verifier) decide(ctx context.Context, repo, digest string) (*Decision, error) {
-	disc, err := v.oci.Discover(ctx, repo+"@"+digest, oci.WithArtifactType(scitt.MediaTypeStatement), oci.WithContent())
+	// The listing carries everything but the layers; they are fetched a few
+	// referrers at a time (concurrently within a group), evaluated, and
+	// dropped, so the verifier never holds more than fetchGroup referrers'
+	// blobs however many are attached (design §7).
+	disc, err := v.oci.Discover(ctx, repo+"@"+digest, oci.WithArtifactType(scitt.MediaTypeStatement))
 	if err != nil {
 		return nil, fmt.Errorf("discover referrers of %s@%s: %w", repo, digest, err)
 	}
 	d := &Decision{Image: repo + "@" + digest, Digest: digest, Policy: hex.EncodeToString(v.p.digest[:])}
 	// Candidates are evaluated in listing order until one satisfies the
 	// policy; a deny evaluates (and reports) every candidate.
-	for i := range disc.Entries {
-		c := v.evaluate(&disc.Entries[i], digest)
-		d.Candidates = append(d.Candidates, c)
-		if c.OK {
-			d.SatisfiedBy = &d.Candidates[len(d.Candidates)-1]
-			break
+	entries := disc.Entries
+	for start := 0; start < len(entries) && d.SatisfiedBy == nil; start += fetchGroup {
+		group := entries[start:min(start+fetchGroup, len(entries))]
+		if err := v.oci.FetchContent(ctx, disc.Repository, group); err != nil {
+			return nil, fmt.Errorf("fetch referrers of %s@%s: %w", repo, digest, err)
+		}
+		for i := range group {
+			c := v.evaluate(&group[i], digest)
+			group[i].Statement, group[i].Preimage = nil, nil
+			d.Candidates = append(d.Candidates, c)
+			if c.OK {
+				d.SatisfiedBy = &d.Candidates[len(d.Candidates)-1]
+				break
+			}
 		}
 	}
 	d.Allowed = d.SatisfiedBy != nil

@@ -1,6 +1,8 @@
 package attest
 
 import (
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
+
 	"context"
 	"errors"
 	"fmt"
@@ -355,10 +357,10 @@ func (r *run) attach(ctx context.Context) error {
 
 // save writes the transparent statement to path and its preimage next to it.
 func (r *run) save(path string) error {
-	if err := writeFile(path, r.statement); err != nil {
+	if err := atomicfile.WriteFile(path, r.statement, 0o644); err != nil {
 		return fmt.Errorf("write statement: %w", err)
 	}
-	if err := writeFile(path+PreimageSuffix, r.preimage.Raw); err != nil {
+	if err := atomicfile.WriteFile(path+PreimageSuffix, r.preimage.Raw, 0o644); err != nil {
 		return fmt.Errorf("write preimage: %w", err)
 	}
 	r.res.StatementPath, r.res.PreimagePath = path, path+PreimageSuffix
@@ -384,26 +386,6 @@ func (r *run) notAttached(cause error) error {
 
 // PreimageSuffix is appended to the statement path to name the preimage file.
 const PreimageSuffix = ".intoto.json"
-
-func writeFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".trustfabric-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
 
 func nonEmpty(s string) []string {
 	if s == "" {

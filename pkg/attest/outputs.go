@@ -1,6 +1,8 @@
 package attest
 
 import (
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
+
 	"errors"
 	"fmt"
 	"os"
@@ -218,7 +220,7 @@ func writeDotenv(path string, r *Result) error {
 		}
 		fmt.Fprintf(&b, "%s=%s\n", dotenvName(f[0]), f[1])
 	}
-	if err := writeFile(path, []byte(b.String())); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("%w: dotenv report: %w", ErrOutput, err)
 	}
 	return nil

@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
+
 	"context"
 	"crypto"
 	"errors"
@@ -8,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/trustfabric/trustfabric/pkg/ci/github"
@@ -174,33 +175,13 @@ func (c *Credentials) WriteFiles(witPath, keyPath string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(keyPath, jwk, 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyPath, jwk, 0o600); err != nil {
 		return fmt.Errorf("write key: %w", err)
 	}
-	if err := writeAtomic(witPath, []byte(c.WIT+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(witPath, []byte(c.WIT+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write WIT: %w", err)
 	}
 	return nil
-}
-
-func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".trustfabric-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // ReadWIT reads a WIT file written by WriteFiles.

@@ -12,6 +12,8 @@
 package server
 
 import (
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -155,7 +157,7 @@ func loadOrCreateKey(path string) (*wimse.SigningKey, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return nil, err
 	}
 	return key, nil

@@ -1,6 +1,8 @@
 package transparency
 
 import (
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
+
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -68,7 +70,7 @@ func loadServiceKeys(dataDir, keyFile string, rotate bool) (*serviceKeys, error)
 			if err != nil {
 				return nil, fmt.Errorf("encode service key: %w", err)
 			}
-			if err := writeFileAtomic(path, jwk, 0o600); err != nil {
+			if err := atomicfile.WriteFile(path, jwk, 0o600); err != nil {
 				return nil, fmt.Errorf("write service key: %w", err)
 			}
 		} else if err != nil {
@@ -84,7 +86,7 @@ func loadServiceKeys(dataDir, keyFile string, rotate bool) (*serviceKeys, error)
 	}
 	pubPath := filepath.Join(dir, publicKeysDir, fmt.Sprintf("%x.cbor", key.KID))
 	if _, err := os.Stat(pubPath); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(pubPath, coseKey, 0o644); err != nil {
+		if err := atomicfile.WriteFile(pubPath, coseKey, 0o644); err != nil {
 			return nil, fmt.Errorf("record service public key: %w", err)
 		}
 	}
@@ -123,10 +125,10 @@ func loadNoteSigner(dataDir, origin string) (note.Signer, note.Verifier, error) 
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, nil, fmt.Errorf("create keys directory: %w", err)
 		}
-		if err := writeFileAtomic(path, []byte(skey+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(path, []byte(skey+"\n"), 0o600); err != nil {
 			return nil, nil, fmt.Errorf("write checkpoint key: %w", err)
 		}
-		if err := writeFileAtomic(path+noteVerifierExt, []byte(vkey+"\n"), 0o644); err != nil {
+		if err := atomicfile.WriteFile(path+noteVerifierExt, []byte(vkey+"\n"), 0o644); err != nil {
 			return nil, nil, fmt.Errorf("write checkpoint verifier key: %w", err)
 		}
 		b = []byte(skey)
@@ -146,29 +148,4 @@ func loadNoteSigner(dataDir, origin string) (note.Signer, note.Verifier, error) 
 		return nil, nil, fmt.Errorf("checkpoint verifier key: %w", err)
 	}
 	return signer, verifier, nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -25,6 +25,8 @@
 package transparency
 
 import (
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -323,7 +325,7 @@ func (s *Service) registerPolicy(ctx context.Context) error {
 		return fmt.Errorf("register policy statement: %w", err)
 	}
 	s.policyEntry = reg.Entry
-	if err := writeFileAtomic(marker, fmt.Appendf(nil, "%x %s\n", sum, reg.ID()), 0o644); err != nil {
+	if err := atomicfile.WriteFile(marker, fmt.Appendf(nil, "%x %s\n", sum, reg.ID()), 0o644); err != nil {
 		return fmt.Errorf("record policy entry: %w", err)
 	}
 	s.logger.InfoContext(ctx, "registered policy statement", slog.String("entry", reg.ID()))

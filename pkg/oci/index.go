@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/trustfabric/trustfabric/internal/jsonlimit"
 	"strings"
 )
 
@@ -31,29 +32,6 @@ func trunc(s string) string {
 	return s
 }
 
-// jsonDepth rejects JSON nested deeper than max without building it.
-func jsonDepth(b []byte, max int) error {
-	depth, inString, escaped := 0, false, false
-	for _, c := range b {
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			if depth++; depth > max {
-				return fmt.Errorf("nested deeper than %d levels", max)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return nil
-}
-
 // checkDescriptor validates one descriptor's required fields.
 func checkDescriptor(d Descriptor) error {
 	if err := checkDigest(d.Digest); err != nil {
@@ -72,7 +50,7 @@ func checkDescriptor(d Descriptor) error {
 // has already bounded their size). It checks the media type, schema version, nesting depth,
 // entry count and every descriptor. Errors wrap ErrMalformedIndex.
 func parseIndex(b []byte, maxEntries int) (*index, error) {
-	if err := jsonDepth(b, maxJSONDepth); err != nil {
+	if err := jsonlimit.CheckDepth(b, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedIndex, err)
 	}
 	var ix index
@@ -102,7 +80,7 @@ func parseIndex(b []byte, maxEntries int) (*index, error) {
 
 // parseManifest parses an image manifest (untrusted bytes). Errors wrap ErrMalformed.
 func parseManifest(b []byte) (*manifest, error) {
-	if err := jsonDepth(b, maxJSONDepth); err != nil {
+	if err := jsonlimit.CheckDepth(b, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var m manifest

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/trustfabric/trustfabric/internal/jsonlimit"
 )
 
 // Limits on user-supplied statements (they are untrusted bytes).
@@ -64,8 +65,8 @@ func ParseStatement(b []byte) (*Statement, error) {
 	if len(b) > MaxStatementSize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(b), MaxStatementSize)
 	}
-	if err := checkDepth(b); err != nil {
-		return nil, err
+	if err := jsonlimit.CheckDepth(b, MaxDepth); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(b, &probe); err != nil {
@@ -99,8 +100,8 @@ func ParseStatement(b []byte) (*Statement, error) {
 }
 
 func parseBare(b []byte) (*Statement, error) {
-	if err := checkDepth(b); err != nil {
-		return nil, err
+	if err := jsonlimit.CheckDepth(b, MaxDepth); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var js jsonStatement
 	if err := json.Unmarshal(b, &js); err != nil {
@@ -160,30 +161,6 @@ func checkDigestSet(d map[string]string) error {
 }
 
 func lower(s string) string { return string(bytes.ToLower([]byte(s))) }
-
-// checkDepth rejects JSON nested deeper than MaxDepth without building it.
-func checkDepth(b []byte) error {
-	depth, inString, escaped := 0, false, false
-	for _, c := range b {
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			depth++
-			if depth > MaxDepth {
-				return fmt.Errorf("%w: nested deeper than %d levels", ErrMalformed, MaxDepth)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return nil
-}
 
 // Covers reports whether the statement lists a subject with every digest of want.
 func (s *Statement) Covers(want Subject) bool {

@@ -2,13 +2,11 @@
 # CI of the CI integrations (issue 7); .ci/run calls it. It
 #   1. runs the nested Tekton module's validation tests;
 #   2. shellchecks the action scripts and reruns actionlint with shellcheck;
-#   3. once `trustfabric identity`, `attest` and `verify` exist, runs
-#      the GitHub self-test workflow end to end under act (host mode, offline,
+#   3. runs the GitHub self-test workflow end to end under act (host mode, offline,
 #      OIDC from a loopback fake) and the GitLab components under
 #      gitlab-ci-local (shell executor, injected ID token), each attesting and
 #      verifying a real image in a registry on loopback, against the services
 #      of internal/citest/cmd/selftestenv.
-# Without those commands it says so and skips step 3 (it does not fail).
 # Needs: Go, apt-get (shellcheck, rsync), npm (gitlab-ci-local 4.56.x), the Go
 # module proxy. Everything listens on 127.0.0.1 only.
 set -euo pipefail

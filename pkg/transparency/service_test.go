@@ -92,6 +92,19 @@ func newEnv(t *testing.T, pc transparency.PolicyConfig, trust ...*scitt.PrivateK
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The service registers its policy at start-up and integrates it in the
+	// background; wait for it, so that tests comparing the log before and
+	// after a request see only what the request did.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n, err := e.svc.Log().IntegratedSize(t.Context())
+		if err == nil && n >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the policy statement was not integrated: size %d, %v", n, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	e.srv = httptest.NewServer(e.svc.Handler(transparency.HandlerOptions{}))
 	t.Cleanup(func() {
 		e.srv.Close()

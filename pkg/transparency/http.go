@@ -21,6 +21,7 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
 // HandlerOptions tunes [Service.Handler].
@@ -197,6 +198,13 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	// The audit trail: which entry, and, when registration is authenticated
+	// with WIMSE headers, which workload asked for it.
+	attrs := []slog.Attr{slog.String("entry", reg.ID())}
+	if id, ok := wimse.FromContext(r.Context()); ok {
+		attrs = append(attrs, slog.String("caller", id.WIT.ID.String()))
+	}
+	h.s.logger.LogAttrs(r.Context(), slog.LevelInfo, "registered", attrs...)
 	loc := "/entries/" + reg.ID()
 	async, wait := h.waitFor(r)
 	if !async && wait > 0 {

@@ -401,5 +401,5 @@ func short(digest string) string {
 	return digest
 }
 
-// MarshalJSON-friendly helper for CLIs.
+// JSON renders the decision as indented JSON (the `verify --output json` format).
 func (d *Decision) JSON() ([]byte, error) { return json.MarshalIndent(d, "", "  ") }

@@ -163,7 +163,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		p.expectation(e)
 	}
 
-	p.section("5. The same with the real commands")
+	p.section("5. The same with the real commands (these services stop with quickstart; `trustfabric serve` runs them for real)")
 	p.line("  trustfabric attest %s --ts %s --identity-server %s", env.ImageTag, env.TSURL, env.IdentityURL)
 	p.line("  trustfabric verify %s --policy %s", env.Image, policyFile)
 	p.line("  trustfabric inspect %s", filepath.Join(dir, "statement.cose"))

@@ -121,20 +121,22 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 			if counted[j] || (svc.issuer != "" && r.Issuer != svc.issuer) || !svc.keys.Names(r.KID) {
 				continue
 			}
+			if _, err := r.VerifyInclusion(s.Registered(), svc.keys, svc.leaf); err != nil {
+				if len(r.KID) == 0 {
+					continue // an unnamed receipt, perhaps of another service
+				}
+				return time.Time{}, nil, fmt.Errorf("receipt %d from %s: %w", i, svc.name, err)
+			}
+			// Checked on receipts the service's key verified: ours name the
+			// entry they prove, so one naming something else (a consistency
+			// receipt with a grafted inclusion proof) is not a registration of
+			// this statement; and without a registration time the identity
+			// cannot be checked at registration.
 			if r.Subject != "" && r.Subject != entryID {
-				// Our receipts name the entry they prove; one naming
-				// something else (a consistency receipt with a grafted
-				// inclusion proof) is not a registration of this statement.
 				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s is for %q, not entry %s", ErrNoTrustedReceipt, i, svc.name, r.Subject, entryID)
 			}
 			if r.IssuedAt.IsZero() {
 				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s has no registration time (CWT iat): the identity cannot be checked at registration", ErrNoTrustedReceipt, i, svc.name)
-			}
-			if _, err := r.VerifyInclusion(s.Registered(), svc.keys, svc.leaf); err != nil {
-				if errors.Is(err, scitt.ErrKeyNotFound) && len(r.KID) == 0 {
-					continue // an unnamed receipt of another service
-				}
-				return time.Time{}, nil, fmt.Errorf("receipt %d from %s: %w", i, svc.name, err)
 			}
 			if max := time.Duration(v.p.MaxReceiptAge); max > 0 && v.now().Sub(r.IssuedAt) > max {
 				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s was issued %s ago (at most %s)", ErrReceiptTooOld, i, svc.name, v.now().Sub(r.IssuedAt).Round(time.Second), max)
@@ -246,27 +248,37 @@ type slsa struct {
 }
 
 // signedFacts are the build facts the Identity Server signed into the WIT
-// (its https://trustfabric.dev/ci claims), read per platform: GitHub's
-// ref/repository/event_name/workflow_ref, GitLab's ref_path/project_path/
-// pipeline_source.
+// (its https://trustfabric.dev/ci claims). GitHub WITs carry repository,
+// ref, event_name and workflow_ref/job_workflow_ref; GitLab WITs carry
+// project_path, ref_path, pipeline_source, runner_id and ci_config_ref_uri
+// (whose first segment is the instance's host). Kubernetes and generic OIDC
+// WITs carry none of them.
 type signedFacts struct {
-	ref, repo, trigger string
-	workflows          []string
+	platform      string // "github", "gitlab" or ""
+	ref, trigger  string
+	repo, repoURL string // repository path, and its URL when the host is signed
+	workflows     []string
+	runnerID      string
 }
 
 func factsFrom(claims map[string]any) signedFacts {
-	str := func(keys ...string) string {
-		for _, k := range keys {
-			if v, ok := claims[k].(string); ok && v != "" {
-				return v
+	str := func(k string) string {
+		v, _ := claims[k].(string)
+		return v
+	}
+	var f signedFacts
+	switch {
+	case str("repository") != "":
+		f = signedFacts{platform: "github", repo: str("repository"), ref: str("ref"), trigger: str("event_name")}
+		for _, k := range []string{"workflow_ref", "job_workflow_ref"} {
+			if w := str(k); w != "" {
+				f.workflows = append(f.workflows, w)
 			}
 		}
-		return ""
-	}
-	f := signedFacts{ref: str("ref_path", "ref"), repo: str("repository", "project_path"), trigger: str("event_name", "pipeline_source")}
-	for _, k := range []string{"workflow_ref", "job_workflow_ref"} {
-		if w := str(k); w != "" {
-			f.workflows = append(f.workflows, w)
+	case str("project_path") != "":
+		f = signedFacts{platform: "gitlab", repo: str("project_path"), ref: str("ref_path"), trigger: str("pipeline_source"), runnerID: str("runner_id")}
+		if host, _, ok := strings.Cut(str("ci_config_ref_uri"), "/"); ok && host != "" {
+			f.repoURL = "https://" + host + "/" + f.repo
 		}
 	}
 	return f
@@ -275,9 +287,10 @@ func factsFrom(claims map[string]any) signedFacts {
 // checkProvenance applies the provenance rules to the in-toto statement.
 // The statement is written by the job that signed it, so for a statement
 // bound to a WIT the ref, repository, trigger and builder rules are decided
-// on the facts the Identity Server signed into the WIT, and the provenance
-// must agree with them; only statements from static issuers are judged on
-// the provenance alone (they are as good as their issuer).
+// on the facts the Identity Server signed into the WIT, the provenance must
+// agree with them, and a rule whose fact the WIT does not carry denies.
+// Statements from static issuers are judged on their provenance alone (they
+// are as good as their issuer).
 func (v *Verifier) checkProvenance(preimage []byte, digest string, claims map[string]any) error {
 	st, err := provenance.ParseStatement(preimage)
 	if err != nil {
@@ -324,26 +337,49 @@ func (v *Verifier) checkProvenance(preimage []byte, digest string, claims map[st
 	builder, trigger := p.RunDetails.Builder.ID, triggerOf(p)
 	signed := claims != nil
 	facts := factsFrom(claims)
+	unsigned := func(rule, fact string) error {
+		return fmt.Errorf("%w: the workload identity carries no signed %s, so the %s rule cannot be decided on it (pin such workloads with workloads rules instead)", ErrProvenance, fact, rule)
+	}
 
 	if len(rules.BuilderIDs) > 0 {
 		if !anyGlob(rules.BuilderIDs, builder) {
 			return fmt.Errorf("%w: builder %q is not allowed", ErrProvenance, builder)
 		}
-		if signed && len(facts.workflows) > 0 && !endsWithAny(builder, facts.workflows) {
-			return fmt.Errorf("%w: the provenance names builder %q, but the workload identity was issued to workflow %s", ErrProvenance, builder, strings.Join(facts.workflows, " / "))
+		if signed {
+			switch {
+			case len(facts.workflows) > 0:
+				if !endsWithAny(builder, facts.workflows) {
+					return fmt.Errorf("%w: the provenance names builder %q, but the workload identity was issued to workflow %s", ErrProvenance, builder, strings.Join(facts.workflows, " / "))
+				}
+			case facts.runnerID != "":
+				if !strings.HasSuffix(builder, "/-/runners/"+facts.runnerID) {
+					return fmt.Errorf("%w: the provenance names builder %q, but the workload identity was issued to runner %s", ErrProvenance, builder, facts.runnerID)
+				}
+			default:
+				return unsigned("builderIDs", "workflow or runner")
+			}
 		}
 	}
 	if len(rules.SourceRepositories) > 0 {
 		if !anyGlob(rules.SourceRepositories, repo) {
 			return fmt.Errorf("%w: source repository %q is not allowed", ErrProvenance, repo)
 		}
-		if signed && facts.repo != "" && !strings.HasSuffix(repo, "/"+facts.repo) {
-			return fmt.Errorf("%w: the provenance names source %q, but the workload identity was issued to repository %q", ErrProvenance, repo, facts.repo)
+		if signed {
+			switch {
+			case facts.repo == "":
+				return unsigned("sourceRepositories", "repository")
+			case facts.repoURL != "" && repo != facts.repoURL,
+				facts.repoURL == "" && !strings.HasSuffix(repo, "/"+facts.repo):
+				return fmt.Errorf("%w: the provenance names source %q, but the workload identity was issued to %s repository %q", ErrProvenance, repo, facts.platform, facts.repo)
+			}
 		}
 	}
 	if len(rules.Refs) > 0 {
 		decided := ref
-		if signed && facts.ref != "" {
+		if signed {
+			if facts.ref == "" {
+				return unsigned("refs", "ref")
+			}
 			if ref != "" && ref != facts.ref {
 				return fmt.Errorf("%w: the provenance says ref %q, but the workload identity was issued for %q", ErrProvenance, ref, facts.ref)
 			}
@@ -355,7 +391,10 @@ func (v *Verifier) checkProvenance(preimage []byte, digest string, claims map[st
 	}
 	if len(rules.Triggers) > 0 {
 		decided := trigger
-		if signed && facts.trigger != "" {
+		if signed {
+			if facts.trigger == "" {
+				return unsigned("triggers", "trigger (event_name or pipeline_source)")
+			}
 			if trigger != "" && trigger != facts.trigger {
 				return fmt.Errorf("%w: the provenance says trigger %q, but the workload identity was issued for %q", ErrProvenance, trigger, facts.trigger)
 			}

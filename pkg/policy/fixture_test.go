@@ -162,6 +162,8 @@ type evidence struct {
 	// noReceiptIat and receiptSubject shape the receipt's CWT claims.
 	noReceiptIat   bool
 	receiptSubject string
+	// ci replaces the WIT's CI claims (a GitLab or Kubernetes workload).
+	ci map[string]any
 }
 
 func (w *world) provenance(digest string, ref string) []byte {
@@ -220,8 +222,7 @@ func (w *world) attest(e evidence) {
 	}
 	wit, err := wimse.MintWIT(w.idKey, wimse.WITClaims{
 		Subject: id, Issuer: "https://id.example.org", IssuedAt: e.witExpiry.Add(-10 * time.Minute), Expiry: e.witExpiry,
-		Key: wk.PublicJWK(), Extra: map[string]any{ciClaim: map[string]any{"repository": "acme/widgets", "repository_id": e.repoID,
-			"ref": e.witRef, "event_name": "push", "workflow_ref": "acme/widgets/.github/workflows/release.yml@" + e.witRef}},
+		Key: wk.PublicJWK(), Extra: map[string]any{ciClaim: ciClaims(e)},
 	})
 	if err != nil {
 		w.t.Fatal(err)
@@ -321,4 +322,12 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+func ciClaims(e evidence) map[string]any {
+	if e.ci != nil {
+		return e.ci
+	}
+	return map[string]any{"repository": "acme/widgets", "repository_id": e.repoID,
+		"ref": e.witRef, "event_name": "push", "workflow_ref": "acme/widgets/.github/workflows/release.yml@" + e.witRef}
 }

@@ -1,0 +1,66 @@
+package policy
+
+import (
+	"errors"
+	"testing"
+)
+
+// A policy that lets every workload of the trust domain through its
+// workload rules and relies on the provenance rules to narrow it down.
+const factsPolicy = `apiVersion: trustfabric.dev/v1alpha1
+kind: VerificationPolicy
+transparencyServices:
+  - issuer: https://ts.example.org
+    keys: [ts-keys.cbor]
+identities:
+  - trustDomain: ci.example.org
+    bundle: bundle.json
+workloads:
+  - prefix: spiffe://ci.example.org/
+provenance:
+  sourceRepositories: ["https://github.com/acme/widgets"]
+  refs: [refs/heads/main]
+  triggers: [push]
+  builderIDs: ["https://github.com/acme/widgets/.github/workflows/*@refs/heads/main"]
+`
+
+// TestProvenanceDecidedOnSignedFacts: the provenance is written by the job,
+// so for a WIT-bound statement the rules are decided on the CI facts the
+// Identity Server signed, and a rule the WIT has no fact for denies.
+func TestProvenanceDecidedOnSignedFacts(t *testing.T) {
+	w := newWorld(t)
+	v := w.verifier(factsPolicy)
+	for _, c := range []struct {
+		name  string
+		id    string
+		ci    map[string]any
+		allow bool
+	}{
+		{name: "GitHub workflow matching every rule", allow: true},
+		{name: "Kubernetes workload claiming GitHub provenance", id: "spiffe://ci.example.org/k8s/prod/ns/builds/sa/default",
+			ci: map[string]any{"namespace": "builds", "serviceaccount": "default", "cluster": "prod"}},
+		{name: "GitLab project of the same name claiming GitHub provenance", id: "spiffe://ci.example.org/gitlab/gitlab.example.net/acme/widgets/main",
+			ci: map[string]any{"project_path": "acme/widgets", "project_id": "999", "ref_path": "refs/heads/main", "pipeline_source": "push",
+				"runner_id": "7", "ci_config_ref_uri": "gitlab.example.net/acme/widgets//.gitlab-ci.yml@refs/heads/main"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := w.with(t)
+			image, digest := w.pushImage("acme/facts")
+			w.attest(evidence{image: image, digest: digest, id: c.id, ci: c.ci})
+			d, err := v.Verify(w.ctx, image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allowed != c.allow {
+				t.Fatalf("allowed=%v, want %v: %v", d.Allowed, c.allow, d.Reasons)
+			}
+			if c.allow {
+				return
+			}
+			ch, _ := d.Candidates[0].Failed()
+			if ch.Name != CheckProvenance || !errors.Is(ch.Err(), ErrProvenance) {
+				t.Errorf("failed at %s (%v), want provenance", ch.Name, ch.Err())
+			}
+		})
+	}
+}

@@ -85,6 +85,12 @@ func TestServeWithIdentity(t *testing.T) {
 		t.Errorf("the WIT was not checked at the receipt's registration time:\n%s", out)
 	}
 
+	// Asking for registration proof of a statement without a receipt fails
+	// rather than falling back to the signer's iat.
+	if code, _, _ := tf(t, "statement", "verify", p("s.cose"), "--identity-bundle", p("bundle.json"), "--trust-domain", "ci.example.org", "--service-key", ts); code != exitInvalid {
+		t.Errorf("--service-key with no receipt: exit %d, want 1", code)
+	}
+
 	// A service that does not trust the identity server's bundle refuses it.
 	if code, _, errOut := tf(t, "register", "--ts", other, p("s.cose"), "--out", p("t2.cose")); code == 0 {
 		t.Fatal("a service without the identity bundle registered a WIT-bound statement")

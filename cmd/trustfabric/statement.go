@@ -145,7 +145,7 @@ func newCmdStatementVerify() *cobra.Command {
 	f.StringVar(&payloadFile, "payload", "", "the preimage, to check the statement covers it")
 	f.StringVar(&bundleFile, "identity-bundle", "", "WIT bundle (JWK Set from the Identity Server's /.well-known/wit-bundle), for statements signed with a WIT")
 	f.StringVar(&trustDomain, "trust-domain", "", "trust domain of --identity-bundle")
-	f.StringArrayVar(&serviceKeys, "service-key", nil, "Transparency Service key, key set file or URL: the WIT is checked at the registration time of a receipt that verifies under it (else at iat)")
+	f.StringArrayVar(&serviceKeys, "service-key", nil, "Transparency Service key, key set file or URL: the WIT is checked at the registration time of a receipt that must verify under it (without this flag: at the statement's iat)")
 	f.StringVar(&leafName, "leaf", "ietf", "leaf convention of the service: ietf or direct")
 	return cmd
 }
@@ -183,6 +183,11 @@ func verifyWITStatement(cmd *cobra.Command, stmt, preimage []byte, bundleFile, t
 	}
 	if err != nil {
 		return &invalidError{err}
+	}
+	if len(serviceKeys) > 0 && id.Source != "receipt" {
+		// Asked for proof of registration: do not fall back to the time
+		// the signer chose.
+		return &invalidError{errors.New("no receipt of the statement verifies under --service-key, so the WIT could not be checked at a registration time")}
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "valid: statement by workload %s about %s; WIT valid at %s (%s)\n",
 		id.WIT.ID, id.Statement.Subject, id.CheckedAt.Format(time.RFC3339), id.Source)

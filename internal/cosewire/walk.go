@@ -145,6 +145,11 @@ func walkMap(b []byte, depth int, out *[]Entry) ([]Entry, int, error) {
 			return nil, 0, err
 		}
 		key := b[n : n+kl]
+		if key[0]>>5 == 7 && key[0]&0x1f >= 25 && key[0]&0x1f <= 27 {
+			// A float has one value under several widths; COSE never uses
+			// float keys, so refuse them rather than miss a duplicate.
+			return nil, 0, fmt.Errorf("%w: floating-point map key", ErrMalformed)
+		}
 		for _, k := range keys {
 			if string(k) == string(key) {
 				return nil, 0, fmt.Errorf("%w: duplicate map key %x", ErrMalformed, key)

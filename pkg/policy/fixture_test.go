@@ -162,8 +162,10 @@ type evidence struct {
 	// noReceiptIat and receiptSubject shape the receipt's CWT claims.
 	noReceiptIat   bool
 	receiptSubject string
-	// ci replaces the WIT's CI claims (a GitLab or Kubernetes workload).
-	ci map[string]any
+	// ci replaces the WIT's CI claims (a GitLab or Kubernetes workload);
+	// prov, given the digest, replaces the provenance.
+	ci   map[string]any
+	prov func(digest string) []byte
 }
 
 func (w *world) provenance(digest string, ref string) []byte {
@@ -232,6 +234,9 @@ func (w *world) attest(e evidence) {
 		w.t.Fatal(err)
 	}
 	preimage := w.provenance(e.digest, e.ref)
+	if e.prov != nil {
+		preimage = e.prov(e.digest)
+	}
 	stmt, err := scitt.SignStatement(w.ctx, key, scitt.Claims{Issuer: e.id, Subject: e.subject, IssuedAt: w.now}, preimage, scitt.WithWIT(wit))
 	if err != nil {
 		w.t.Fatal(err)

@@ -73,9 +73,13 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string) Candidate {
 		c.fail(CheckIdentity, err)
 		return c
 	}
-	c.pass(CheckIdentity, "allowed by "+rule)
+	c.pass(CheckIdentity, "allowed by "+rule.String())
 
-	if err := v.checkProvenance(e.Preimage, digest, claims); err != nil {
+	facts := claims
+	if rule.SelfReportedProvenance {
+		facts = nil // the policy trusts this workload to describe its build
+	}
+	if err := v.checkProvenance(e.Preimage, digest, facts); err != nil {
 		c.fail(CheckProvenance, err)
 		return c
 	}
@@ -196,7 +200,7 @@ func (v *Verifier) checkSignature(s *scitt.Statement, regTime time.Time) (map[st
 }
 
 // checkIdentity matches the workload identifier and the immutable claims.
-func (v *Verifier) checkIdentity(id string, claims map[string]any) (string, error) {
+func (v *Verifier) checkIdentity(id string, claims map[string]any) (Workload, error) {
 	var mismatch error
 	for _, w := range v.p.Workloads {
 		if !w.match(id) {
@@ -214,13 +218,13 @@ func (v *Verifier) checkIdentity(id string, claims map[string]any) (string, erro
 			}
 		}
 		if ok {
-			return w.String(), nil
+			return w, nil
 		}
 	}
 	if mismatch != nil {
-		return "", mismatch
+		return Workload{}, mismatch
 	}
-	return "", fmt.Errorf("%w: %s matches no workload rule of the policy", ErrNotAllowed, id)
+	return Workload{}, fmt.Errorf("%w: %s matches no workload rule of the policy", ErrNotAllowed, id)
 }
 
 func fmtClaim(v any, present bool) string {

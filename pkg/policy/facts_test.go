@@ -121,3 +121,35 @@ func TestGitLabProvenanceOnSignedFacts(t *testing.T) {
 		})
 	}
 }
+
+// TestSelfReportedProvenance: a workload rule may opt in to judging the
+// provenance rules on what the workload writes (identities without signed CI
+// facts, such as a Tekton ServiceAccount); other workloads stay strict.
+func TestSelfReportedProvenance(t *testing.T) {
+	w := newWorld(t)
+	const k8s = "spiffe://ci.example.org/k8s/prod/ns/ci/sa/release-bot"
+	policy := strings.Replace(factsPolicy, "  - prefix: spiffe://ci.example.org/\n",
+		"  - exact: "+k8s+"\n    selfReportedProvenance: true\n  - prefix: spiffe://ci.example.org/\n", 1)
+	v := w.verifier(policy)
+	ci := map[string]any{"namespace": "ci", "serviceaccount": "release-bot", "cluster": "prod"}
+	for _, c := range []struct {
+		id    string
+		allow bool
+	}{
+		{k8s, true},
+		{"spiffe://ci.example.org/k8s/prod/ns/ci/sa/other", false},
+	} {
+		t.Run(c.id, func(t *testing.T) {
+			w := w.with(t)
+			image, digest := w.pushImage("acme/tekton")
+			w.attest(evidence{image: image, digest: digest, id: c.id, ci: ci})
+			d, err := v.Verify(w.ctx, image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allowed != c.allow {
+				t.Fatalf("allowed=%v, want %v: %v", d.Allowed, c.allow, d.Reasons)
+			}
+		})
+	}
+}

@@ -32,6 +32,8 @@
 //	workloads:
 //	  - prefix: spiffe://ci.example.org/github/acme/widgets/
 //	    require: {repository_id: "123456"}
+//	  - exact: spiffe://ci.example.org/k8s/prod/ns/ci/sa/release-bot
+//	    selfReportedProvenance: true   # no signed CI facts in Kubernetes identities
 //	provenance:
 //	  predicateTypes: [https://slsa.dev/provenance/v1]
 //	  sourceRepositories: ["https://github.com/acme/*"]
@@ -136,6 +138,12 @@ type Workload struct {
 	Prefix  string            `yaml:"prefix"`
 	Glob    string            `yaml:"glob"`
 	Require map[string]string `yaml:"require"`
+	// SelfReportedProvenance decides the provenance rules on the provenance
+	// this workload writes, for identities that carry no signed CI facts
+	// (Kubernetes service accounts, generic OIDC). Default false: the rules
+	// are decided on the facts signed into the WIT, and a rule without its
+	// fact denies. Set it only for workloads trusted to describe their builds.
+	SelfReportedProvenance bool `yaml:"selfReportedProvenance"`
 }
 
 // Provenance are the rules on the in-toto statement (the preimage). Each

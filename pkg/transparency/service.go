@@ -534,6 +534,8 @@ func (s *Service) AwaitReceipt(ctx context.Context, entry storage.Entry) ([]byte
 // issueReceipt builds and signs the inclusion receipt of rec against cp,
 // checks the proof against the checkpoint root, and caches it.
 func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *checkpoint) ([]byte, error) {
+	// Issuing is short and must not fail because a wait deadline passed.
+	ctx = context.WithoutCancel(ctx)
 	// Prove against the newest checkpoint: its ProofBuilder is the shared,
 	// warm one (sizes only grow, so it covers rec too).
 	if latest := s.follow.latest(); latest != nil && latest.Size > cp.Size {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -28,10 +27,12 @@ var errNotPinned = errors.New("image not pinned by digest")
 
 var pinnedRE = regexp.MustCompile(`^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?@sha256:[0-9a-f]{64}$`)
 
-// resultBounds is the largest value each result may hold, as enforced by the
-// task scripts; their sum must stay well inside Tekton's 4096-byte budget.
+// resultBounds is the largest value each result can hold: hex entry ids,
+// decimal indexes, sha256/sha512 digests, and the referrer URI, which the CLI
+// caps at 1024 bytes (pkg/attest maxTektonResult); their sum must stay well
+// inside Tekton's 4096-byte budget.
 var resultBounds = map[string]int{
-	"ENTRY_ID":        128,
+	"ENTRY_ID":        64,
 	"LOG_INDEX":       20,
 	"REFERRER_DIGEST": 135,
 	"REFERRER_URI":    1024,
@@ -139,7 +140,7 @@ func TestValidate(t *testing.T) {
 				if err := pinned(o.Spec.Image); err != nil {
 					t.Error(err)
 				}
-				checkResults(t, o.Spec.Script, stepActionResultNames(o))
+				checkResults(t, stepActionResultNames(o))
 			}
 		})
 	}
@@ -200,7 +201,7 @@ func checkTask(t *testing.T, task *v1.Task) {
 		for _, r := range task.Spec.Results {
 			names = append(names, r.Name)
 		}
-		checkResults(t, s.Script, names)
+		checkResults(t, names)
 	}
 	for _, r := range task.Spec.Results {
 		// Chains reads *IMAGE_URL / *IMAGE_DIGEST results as "this task built the image".
@@ -218,11 +219,9 @@ func stepActionResultNames(s *v1beta1.StepAction) []string {
 	return names
 }
 
-var scriptResultRE = regexp.MustCompile(`result ([A-Z_]+) "[^"]*" ([0-9]+) `)
-
-// checkResults asserts that every result is a bounded id, digest or URI, that
-// the script enforces the same bound, and that all of them fit the budget.
-func checkResults(t *testing.T, script string, names []string) {
+// checkResults asserts that every result is a bounded id, digest or URI and
+// that all of them fit the budget.
+func checkResults(t *testing.T, names []string) {
 	t.Helper()
 	total := 0
 	for _, n := range names {
@@ -235,12 +234,6 @@ func checkResults(t *testing.T, script string, names []string) {
 	}
 	if total > terminationBudget/2 {
 		t.Errorf("results may take %d bytes, want at most half of the %d-byte budget", total, terminationBudget)
-	}
-	for _, m := range scriptResultRE.FindAllStringSubmatch(script, -1) {
-		got, _ := strconv.Atoi(m[2])
-		if want := resultBounds[m[1]]; got != want {
-			t.Errorf("script bounds %s at %d bytes, want %d", m[1], got, want)
-		}
 	}
 }
 
@@ -303,8 +296,14 @@ func TestAttestIdentityVolume(t *testing.T) {
 	if !found {
 		t.Fatal("no projected ServiceAccount token with the identity server as audience")
 	}
-	if m := task.Spec.Steps[0].VolumeMounts; len(m) != 1 || m[0].Name != "identity-token" || !m[0].ReadOnly {
-		t.Errorf("step mounts %v, want identity-token read-only", m)
+	// Mounted where the CLI looks by default (pkg/ci/tekton DefaultPath).
+	if m := task.Spec.Steps[0].VolumeMounts; len(m) != 1 || m[0].Name != "identity-token" || !m[0].ReadOnly ||
+		m[0].MountPath != "/var/run/secrets/trustfabric" {
+		t.Errorf("step mounts %v, want identity-token read-only at /var/run/secrets/trustfabric", m)
+	}
+	// The CLI writes the results itself, into the directory of $(results.*.path).
+	if !strings.Contains(task.Spec.Steps[0].Script, "--tekton-results-dir") {
+		t.Error("the attest step does not pass --tekton-results-dir")
 	}
 }
 

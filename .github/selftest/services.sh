@@ -27,7 +27,6 @@ wait_http() {
   return 1
 }
 
-command -v crane >/dev/null || go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
 registry="${TF_SELFTEST_REGISTRY:-}"
 if [ -z "$registry" ]; then
   command -v olareg >/dev/null || go install github.com/olareg/olareg/cmd/olareg@v0.1.2
@@ -68,23 +67,26 @@ providers:
     allow:
       $allow
 YAML
-"$tf" serve --addr "127.0.0.1:$port" --data "$state/data" --identity-config "$state/identity.yaml" >"$state/serve.log" 2>&1 &
+"$tf" serve --addr "127.0.0.1:$port" --data "$state/data" --issuer "$base" \
+  --identity-config "$state/identity.yaml" >"$state/serve.log" 2>&1 &
 echo $! >"$state/serve.pid"
 wait_http "$base/healthz" || { cat "$state/serve.log" >&2; exit 1; }
 
+# Pin the service's keys as a deployer would.
+curl -fsS -o "$state/ts-keys.cbor" "$base/.well-known/scitt-keys"
 cat >"$state/policy.yaml" <<YAML
 apiVersion: trustfabric.dev/v1alpha1
 kind: VerificationPolicy
 transparencyServices:
   - issuer: $base
-    keysURL: $base/.well-known/scitt-keys
+    keys: [ts-keys.cbor]
 identities:
   - trustDomain: selftest.trustfabric.dev
     bundleURL: $base/.well-known/wit-bundle
-    allow:
-      - prefix: spiffe://selftest.trustfabric.dev/$provider/
+workloads:
+  - prefix: spiffe://selftest.trustfabric.dev/$provider/
 provenance:
-  predicateType: https://slsa.dev/provenance/v1
+  predicateTypes: [https://slsa.dev/provenance/v1]
 YAML
 {
   echo "registry=$registry"

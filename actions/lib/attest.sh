@@ -28,7 +28,12 @@ for pair in "ts-url:${TF_TS_URL:-}" "identity-server:${TF_IDENTITY_SERVER:-}"; d
 done
 tf_registry_login "${TF_IMAGE:-}" "${TF_REGISTRY:-}" "${TF_REGISTRY_USERNAME:-}" "${TF_REGISTRY_PASSWORD:-}" "$work"
 
-args=(attest "$ref" --ts "$TF_TS_URL" --identity-server "$TF_IDENTITY_SERVER" --output json)
+n=1
+while [ -e "$work/attest-$n.json" ]; do n=$((n + 1)); done
+result="$work/attest-$n.json"
+errlog="$work/attest-$n.log"
+args=(attest "$ref" --ts "$TF_TS_URL" --identity-server "$TF_IDENTITY_SERVER" --output json
+  --statement-out "$work/attest-$n.cose")
 if [ -n "${TF_AUDIENCE:-}" ]; then
   args+=(--audience "$TF_AUDIENCE")
 fi
@@ -39,11 +44,6 @@ if [ -n "${TF_PREDICATE:-}" ]; then
   fi
   args+=(--predicate "$TF_PREDICATE")
 fi
-
-n=1
-while [ -e "$work/attest-$n.json" ]; do n=$((n + 1)); done
-result="$work/attest-$n.json"
-errlog="$work/attest-$n.log"
 
 echo "trustfabric ${args[*]}"
 rc=0
@@ -61,13 +61,13 @@ if [ "$rc" -ne 0 ]; then
   exit "$rc"
 fi
 
-entry="$(tf_json_get "$result" entryId entry_id entryID)"
-index="$(tf_json_get "$result" logIndex log_index)"
-size="$(tf_json_get "$result" treeSize tree_size)"
-referrer="$(tf_json_get "$result" referrerDigest referrer_digest)"
-statement="$(tf_json_get "$result" statementPath statement_path)"
-subject="$(tf_json_get "$result" subject image artifact)"
-identity="$(tf_json_get "$result" workloadId workload_id issuer)"
+entry="$(tf_json_get "$result" entryId)"
+index="$(tf_json_get "$result" logIndex)"
+size="$(tf_json_get "$result" treeSize)"
+referrer="$(tf_json_get "$result" referrerDigest)"
+statement="$(tf_json_get "$result" statementPath)"
+subject="$(tf_json_get "$result" subject image)"
+identity="$(tf_json_get "$result" workloadId)"
 if [ -z "$entry" ]; then
   tf_error "trustfabric attest" "the CLI's JSON output ($result) has no entry id"
   exit 1

@@ -82,15 +82,16 @@ tf_md_cell() {
   printf '%s' "$s"
 }
 
-# tf_json_get FILE KEY... prints the first non-empty string or number value
-# found under any of the given top-level keys (the CLI's --output json).
+# tf_json_get FILE KEY... prints the first non-empty string or number found at
+# any of the given keys (dotted paths such as satisfiedBy.entryID) of the CLI's
+# --output json.
 tf_json_get() {
   local file="$1"
   shift
   if command -v jq >/dev/null 2>&1; then
     local key v
     for key in "$@"; do
-      v="$(jq -r --arg k "$key" 'if type == "object" and (.[$k] | type) as $t | ($t == "string" or $t == "number") then .[$k] | tostring else empty end' "$file" 2>/dev/null || true)"
+      v="$(jq -r --arg k "$key" 'try getpath($k | split(".")) catch null | if type == "string" or type == "number" then tostring else empty end' "$file" 2>/dev/null || true)"
       if [ -n "$v" ]; then
         printf '%s' "$v"
         return 0
@@ -106,14 +107,15 @@ try:
         doc = json.load(f)
 except Exception:
     sys.exit(0)
-if isinstance(doc, dict):
-    for key in sys.argv[2:]:
-        v = doc.get(key)
-        if isinstance(v, bool) or v is None or isinstance(v, (dict, list)):
-            continue
-        if str(v):
-            sys.stdout.write(str(v))
-            break
+for key in sys.argv[2:]:
+    v = doc
+    for part in key.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    if isinstance(v, bool) or v is None or isinstance(v, (dict, list)):
+        continue
+    if str(v):
+        sys.stdout.write(str(v))
+        break
 PY
     return 0
   fi

@@ -42,26 +42,37 @@ tf_output result-path "$result"
 case "$rc" in
 0)
   tf_output decision allow
-  statement="$(tf_json_get "$result" entryId entry_id statement)"
+  entry="$(tf_json_get "$result" satisfiedBy.entryID)"
+  issuer="$(tf_json_get "$result" satisfiedBy.issuer)"
   {
-    printf '### Trustfabric gate: allowed\n\n`%s` satisfies `%s`' "$(tf_md_cell "$ref")" "$(tf_md_cell "$TF_POLICY")"
-    [ -n "$statement" ] && printf ' (entry `%s`)' "$(tf_md_cell "$statement")"
-    printf '.\n\n'
+    printf '### Trustfabric gate: allowed\n\n`%s` satisfies `%s`.\n\n' "$(tf_md_cell "$ref")" "$(tf_md_cell "$TF_POLICY")"
+    if [ -n "$entry$issuer" ]; then
+      printf '| | |\n|---|---|\n'
+      [ -n "$issuer" ] && printf '| Signed by | `%s` |\n' "$(tf_md_cell "$issuer")"
+      [ -n "$entry" ] && printf '| Entry id | `%s` |\n' "$(tf_md_cell "$entry")"
+      printf '\n'
+    fi
   } | tf_summary
   exit 0
   ;;
 1)
   tf_output decision deny
-  mapfile -t reasons < <(grep -v '^[[:space:]]*$' "$errlog" || true)
+  # The CLI prints one "deny: REASON" line per reason; fall back to every
+  # line when it printed none in that form.
+  mapfile -t reasons < <(sed -n 's/^deny: //p' "$errlog")
+  [ "${#reasons[@]}" -eq 0 ] && mapfile -t reasons < <(grep -v '^[[:space:]]*$' "$errlog" || true)
   [ "${#reasons[@]}" -eq 0 ] && reasons=("denied without a reason on stderr")
+  # Errors when the deny fails the step, warnings when it does not.
+  annotate=tf_error
+  [ "${TF_FAIL_ON_DENY:-true}" = "false" ] && annotate=tf_warning
   i=0
   for r in "${reasons[@]}"; do
     i=$((i + 1))
-    # The runner shows at most 10 error annotations per step.
+    # The runner shows at most 10 annotations of a kind per step.
     if [ "$i" -le 9 ]; then
-      tf_error "trustfabric gate: denied" "$r"
+      "$annotate" "trustfabric gate: denied" "$r"
     elif [ "$i" -eq 10 ]; then
-      tf_error "trustfabric gate: denied" "$((${#reasons[@]} - 9)) more reasons: see the job summary"
+      "$annotate" "trustfabric gate: denied" "$((${#reasons[@]} - 9)) more reasons: see the job summary"
     fi
   done
   {

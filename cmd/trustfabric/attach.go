@@ -1,18 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/oci"
-	"github.com/trustfabric/trustfabric/pkg/provenance"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 func init() { register(NewCmdAttach) }
@@ -39,7 +33,7 @@ With --recursive, an index subject and each of its platform manifests get the re
 			if err != nil {
 				return err
 			}
-			a, err := attachmentFor(stmt, pre)
+			a, err := attest.NewAttachment(stmt, pre)
 			if err != nil {
 				return err
 			}
@@ -66,52 +60,4 @@ With --recursive, an index subject and each of its platform manifests get the re
 	_ = cmd.MarkFlagRequired("statement")
 	_ = cmd.MarkFlagRequired("preimage")
 	return cmd
-}
-
-// attachmentFor reads the listing annotations out of the transparent statement and its
-// preimage, and checks that the preimage is the one the statement's hash envelope signs.
-// (This is the only place pkg/oci meets pkg/scitt.)
-func attachmentFor(stmt, pre []byte) (oci.Attachment, error) {
-	s, err := scitt.ParseStatement(stmt)
-	if err != nil {
-		return oci.Attachment{}, fmt.Errorf("--statement: %w", err)
-	}
-	if len(s.Receipts) == 0 {
-		return oci.Attachment{}, errors.New("--statement has no receipt: register it with a transparency service first")
-	}
-	p, err := provenance.ParseStatement(pre)
-	if err != nil {
-		return oci.Attachment{}, fmt.Errorf("--preimage: %w", err)
-	}
-	switch {
-	case s.PayloadHashAlg == scitt.AlgSHA256:
-		sum := sha256.Sum256(pre)
-		if !bytes.Equal(sum[:], s.Payload) {
-			return oci.Attachment{}, errors.New("--preimage is not the payload the statement signs (SHA-256 differs)")
-		}
-	case s.PayloadHashAlg == 0 && s.Payload != nil && !bytes.Equal(s.Payload, pre):
-		return oci.Attachment{}, errors.New("--preimage differs from the payload embedded in the statement")
-	}
-	entry, err := scitt.EntryHash(stmt)
-	if err != nil {
-		return oci.Attachment{}, fmt.Errorf("--statement: %w", err)
-	}
-	ann := oci.Annotations{Issuer: s.Issuer, Subject: s.Subject, EntryID: hex.EncodeToString(entry[:]),
-		PredicateType: p.PredicateType, Created: s.IssuedAt}
-	for i, raw := range s.Receipts {
-		r, err := scitt.ParseReceipt(raw)
-		if err != nil {
-			return oci.Attachment{}, fmt.Errorf("--statement: receipt %d: %w", i, err)
-		}
-		if r.Issuer != "" {
-			ann.TS = append(ann.TS, r.Issuer)
-		}
-		if i == 0 && !r.IssuedAt.IsZero() {
-			ann.Created = r.IssuedAt // registration time
-		}
-	}
-	if ann.Created.IsZero() {
-		ann.Created = time.Now()
-	}
-	return oci.Attachment{Statement: stmt, Preimage: pre, PreimageMediaType: p.MediaType, Annotations: ann}, nil
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
 func init() { register(NewCmdInspect) }
@@ -16,26 +18,40 @@ func NewCmdInspect() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "inspect FILE [--output json]",
-		Short: "Show a statement, receipt, transparent statement or key file readably",
+		Short: "Show a statement, receipt, transparent statement, key file, WIT or WPT readably (nothing is verified)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := readInput(args[0])
 			if err != nil {
 				return err
 			}
-			d, err := scitt.Describe(b)
-			if err != nil {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			var d any
+			if tok := strings.TrimSpace(string(b)); strings.HasPrefix(tok, "eyJ") {
+				// A JWS: a WIT, a WPT or a CI token. Shown, not verified.
+				u, err := wimse.DecodeUnverified(tok)
+				if err != nil {
+					return err
+				}
+				kind := "jwt"
+				switch u.Header["typ"] {
+				case wimse.TypeWIT:
+					kind = "wit"
+				case wimse.TypeWPT, "application/wpt+jwt":
+					kind = "wpt"
+				}
+				d = map[string]any{"type": kind, "verified": false, "header": u.Header, "claims": u.Claims, "signature_size": u.SignatureSize}
+			} else if d, err = scitt.Describe(b); err != nil {
 				return err
 			}
-			switch output {
-			case "json":
+			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(d)
-			case "text", "":
-				return printDescription(cmd, d, "")
 			}
-			return fmt.Errorf("--output %q: want text or json", output)
+			return printDescription(cmd, d, "")
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
@@ -43,7 +59,7 @@ func NewCmdInspect() *cobra.Command {
 }
 
 // printDescription renders a description as indented YAML-like text.
-func printDescription(cmd *cobra.Command, d *scitt.Description, indent string) error {
+func printDescription(cmd *cobra.Command, d any, indent string) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err

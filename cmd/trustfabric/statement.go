@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
 func init() { register(NewCmdStatement) }
@@ -19,7 +22,7 @@ func NewCmdStatement() *cobra.Command {
 }
 
 func newCmdStatementSign() *cobra.Command {
-	var keyFile, issuer, subject, payloadFile, contentType, location, out string
+	var keyFile, issuer, subject, payloadFile, contentType, location, out, witFile string
 	var embed bool
 	cmd := &cobra.Command{
 		Use:   "sign --key PRIVATE_KEY --issuer ISS --subject SUB --payload FILE --out FILE",
@@ -30,11 +33,30 @@ func newCmdStatementSign() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var opts []scitt.SignOption
+			if witFile != "" {
+				// A workload signs with its WIT's key; the statement's iss
+				// is the WIT's sub (design §2.1).
+				wit, err := identity.ReadWIT(witFile)
+				if err != nil {
+					return err
+				}
+				id, err := wimse.StatementIssuer(wit, key.Signer.Public())
+				if err != nil {
+					return fmt.Errorf("--wit and --key do not belong together: %w", err)
+				}
+				if issuer != "" && issuer != id.String() {
+					return fmt.Errorf("--issuer %q: a statement signed with a WIT must have iss = the WIT's sub %q (omit --issuer)", issuer, id)
+				}
+				issuer = id.String()
+				opts = append(opts, scitt.WithWIT(wit))
+			} else if issuer == "" {
+				return errors.New("--issuer is required (or --wit, whose sub becomes the issuer)")
+			}
 			payload, err := readInput(payloadFile)
 			if err != nil {
 				return err
 			}
-			var opts []scitt.SignOption
 			if contentType != "" {
 				opts = append(opts, scitt.WithContentType(contentType))
 			}
@@ -58,32 +80,46 @@ func newCmdStatementSign() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&keyFile, "key", "", "private key file: JWK, COSE_Key or PEM (required)")
-	f.StringVar(&issuer, "issuer", "", "iss claim: who makes the statement (required)")
+	f.StringVar(&issuer, "issuer", "", "iss claim: who makes the statement (required unless --wit)")
+	f.StringVar(&witFile, "wit", "", "Workload Identity Token file (from trustfabric identity): put it in the statement; --key is its key")
 	f.StringVar(&subject, "subject", "", "sub claim: the artifact, e.g. oci://reg/repo@sha256:… or sha256:… (required)")
 	f.StringVar(&payloadFile, "payload", "", "payload file, - for stdin (required)")
 	f.StringVar(&contentType, "content-type", "", "payload media type (default: application/vnd.in-toto+json for in-toto statements, else application/octet-stream)")
 	f.StringVar(&location, "location", "", "payload location URI (label 260)")
 	f.BoolVar(&embed, "embed", false, "carry the payload inline (label 3) instead of a hash envelope")
 	f.StringVar(&out, "out", "", "statement file to write (required)")
-	for _, n := range []string{"key", "issuer", "subject", "payload", "out"} {
+	for _, n := range []string{"key", "subject", "payload", "out"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
 	return cmd
 }
 
 func newCmdStatementVerify() *cobra.Command {
-	var keyFiles []string
-	var payloadFile string
+	var keyFiles, serviceKeys []string
+	var payloadFile, bundleFile, trustDomain, leafName string
 	cmd := &cobra.Command{
-		Use:   "verify FILE --key PUBLIC_KEY [--payload FILE]",
-		Short: "Verify a Signed Statement's headers and signature (and its preimage with --payload)",
-		Args:  cobra.ExactArgs(1),
+		Use: "verify FILE (--key PUBLIC_KEY | --identity-bundle FILE --trust-domain TD [--service-key KEY]) [--payload FILE]",
+		Short: "Verify a Signed Statement: with an issuer key, or, for a statement signed by a workload, " +
+			"with the identity bundle (the WIT must have been valid when the statement was registered)",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			keys, err := loadKeys(keyFiles)
+			b, err := readInput(args[0])
 			if err != nil {
 				return err
 			}
-			b, err := readInput(args[0])
+			var preimage []byte
+			if payloadFile != "" {
+				if preimage, err = readInput(payloadFile); err != nil {
+					return err
+				}
+			}
+			if bundleFile != "" {
+				return verifyWITStatement(cmd, b, preimage, bundleFile, trustDomain, serviceKeys, leafName)
+			}
+			if len(keyFiles) == 0 {
+				return errors.New("give --key, or --identity-bundle and --trust-domain for a statement signed with a WIT")
+			}
+			keys, err := loadKeys(keyFiles)
 			if err != nil {
 				return err
 			}
@@ -92,12 +128,8 @@ func newCmdStatementVerify() *cobra.Command {
 				return &invalidError{err}
 			}
 			var opts []scitt.VerifyOption
-			if payloadFile != "" {
-				p, err := readInput(payloadFile)
-				if err != nil {
-					return err
-				}
-				opts = append(opts, scitt.WithPreimage(p))
+			if preimage != nil {
+				opts = append(opts, scitt.WithPreimage(preimage))
 			}
 			res, err := s.Verify(keys, opts...)
 			fmt.Fprint(cmd.OutOrStdout(), res)
@@ -108,8 +140,51 @@ func newCmdStatementVerify() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&keyFiles, "key", nil, "issuer public key file: JWK, JWK Set, COSE_Key, COSE_KeySet or PEM (repeatable, required)")
-	cmd.Flags().StringVar(&payloadFile, "payload", "", "the preimage, to check the statement covers it")
-	_ = cmd.MarkFlagRequired("key")
+	f := cmd.Flags()
+	f.StringArrayVar(&keyFiles, "key", nil, "issuer public key file: JWK, JWK Set, COSE_Key, COSE_KeySet or PEM (repeatable)")
+	f.StringVar(&payloadFile, "payload", "", "the preimage, to check the statement covers it")
+	f.StringVar(&bundleFile, "identity-bundle", "", "WIT bundle (JWK Set from the Identity Server's /.well-known/wit-bundle), for statements signed with a WIT")
+	f.StringVar(&trustDomain, "trust-domain", "", "trust domain of --identity-bundle")
+	f.StringArrayVar(&serviceKeys, "service-key", nil, "Transparency Service key, key set file or URL: the WIT is checked at the registration time of a receipt that verifies under it (else at iat)")
+	f.StringVar(&leafName, "leaf", "ietf", "leaf convention of the service: ietf or direct")
 	return cmd
+}
+
+func verifyWITStatement(cmd *cobra.Command, stmt, preimage []byte, bundleFile, trustDomain string, serviceKeys []string, leafName string) error {
+	if trustDomain == "" {
+		return errors.New("--identity-bundle needs --trust-domain")
+	}
+	raw, err := readInput(bundleFile)
+	if err != nil {
+		return err
+	}
+	bundle, err := wimse.ParseBundle(trustDomain, raw)
+	if err != nil {
+		return err
+	}
+	var opts []wimse.StatementOption
+	if preimage != nil {
+		opts = append(opts, wimse.WithStatementPreimage(preimage))
+	}
+	if len(serviceKeys) > 0 {
+		leaf, err := scitt.ParseLeafConvention(leafName)
+		if err != nil {
+			return err
+		}
+		keys, err := loadServiceKeys(cmd.Context(), serviceKeys)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, wimse.WithReceiptKeys(keys, leaf))
+	}
+	id, err := wimse.VerifyStatement(stmt, wimse.Bundles{bundle}, opts...)
+	if id != nil && id.Result != nil {
+		fmt.Fprint(cmd.OutOrStdout(), id.Result)
+	}
+	if err != nil {
+		return &invalidError{err}
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "valid: statement by workload %s about %s; WIT valid at %s (%s)\n",
+		id.WIT.ID, id.Statement.Subject, id.CheckedAt.Format(time.RFC3339), id.Source)
+	return nil
 }

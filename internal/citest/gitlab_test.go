@@ -204,3 +204,43 @@ func TestGitLabSchemaCopy(t *testing.T) {
 		t.Errorf("valid include rejected: %v", err)
 	}
 }
+
+// TestGitLabReadme checks that gitlab/README.md (the catalog page) documents
+// every input of every component.
+func TestGitLabReadme(t *testing.T) {
+	root := repoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "gitlab", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := strings.Split(string(readme), "\n### ")
+	for _, name := range []string{"attest", "verify"} {
+		b, err := os.ReadFile(filepath.Join(root, "gitlab", "templates", name+".yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs, err := splitYAML(b)
+		if err != nil || len(docs) != 2 {
+			t.Fatalf("%s: %v", name, err)
+		}
+		inputs, err := specInputs(docs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var section string
+		for _, s := range sections {
+			if strings.HasPrefix(s, name+"\n") {
+				section = s
+			}
+		}
+		if section == "" {
+			t.Errorf("gitlab/README.md has no ### %s section", name)
+			continue
+		}
+		for in, spec := range inputs {
+			if !strings.Contains(section, "| `"+in+"` | "+spec.Type+" |") {
+				t.Errorf("### %s does not document input %s (%s)", name, in, spec.Type)
+			}
+		}
+	}
+}

@@ -67,14 +67,17 @@ func registeredOnly(ctx context.Context, env *attesttest.Env, image, dir string,
 	return stmt, pre, err
 }
 
-func attach(ctx context.Context, reg *oci.Client, image string, stmt, preimage []byte) error {
-	s, err := scitt.ParseStatement(stmt)
+// attach attaches a transparent statement and its preimage; a non-nil
+// forged preimage replaces the genuine one in the referrer.
+func attach(ctx context.Context, reg *oci.Client, image string, stmt, preimage, forged []byte) error {
+	a, err := attest.NewAttachment(stmt, preimage)
 	if err != nil {
 		return err
 	}
-	e := s.EntryHash()
-	_, err = reg.Attach(ctx, image, oci.Attachment{Statement: stmt, Preimage: preimage,
-		Annotations: oci.Annotations{Issuer: s.Issuer, Subject: s.Subject, EntryID: fmt.Sprintf("%x", e), PredicateType: "https://slsa.dev/provenance/v1"}})
+	if forged != nil {
+		a.Preimage = forged
+	}
+	_, err = reg.Attach(ctx, image, a)
 	return err
 }
 
@@ -93,7 +96,7 @@ func swappedPreimage(ctx context.Context, env *attesttest.Env, reg *oci.Client, 
 	if bytes.Equal(forged, pre) {
 		forged = append(bytes.TrimRight(pre, "\n"), ' ')
 	}
-	return image, attach(ctx, reg, image, stmt, forged)
+	return image, attach(ctx, reg, image, stmt, pre, forged)
 }
 
 // otherIdentity: a job of another repository of the same owner gets a
@@ -119,7 +122,7 @@ func otherIdentity(ctx context.Context, env *attesttest.Env, reg *oci.Client, di
 	if err != nil {
 		return "", err
 	}
-	return image, attach(ctx, reg, image, stmt, pre)
+	return image, attach(ctx, reg, image, stmt, pre, nil)
 }
 
 // untrustedService: the image is attested through a second, complete set of
@@ -176,5 +179,5 @@ func tamperedProof(ctx context.Context, env *attesttest.Env, reg *oci.Client, di
 	if err != nil {
 		return "", err
 	}
-	return image, attach(ctx, reg, image, tampered, pre)
+	return image, attach(ctx, reg, image, tampered, pre, nil)
 }

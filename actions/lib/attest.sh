@@ -51,11 +51,12 @@ rc=0
 env -u GITHUB_OUTPUT -u GITHUB_STEP_SUMMARY "$cli" "${args[@]}" >"$result" 2> >(tee "$errlog" >&2) || rc=$?
 wait
 if [ "$rc" -ne 0 ]; then
-  reason="$(grep -v '^[[:space:]]*$' "$errlog" | tail -n 5 || true)"
+  # Workflow commands (::add-mask::TOKEN) must never reach the summary.
+  reason="$(tf_log_lines "$errlog" | tail -n 5)"
   tf_error "trustfabric attest failed (exit $rc)" "${reason:-no message}"
   {
     printf '### Trustfabric attest failed\n\n`%s` exited %d.\n\n```\n' "$(tf_md_cell "$ref")" "$rc"
-    tail -n 40 "$errlog"
+    tf_log_lines "$errlog" | tail -n 40
     printf '```\n'
   } | tf_summary
   exit "$rc"

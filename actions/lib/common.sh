@@ -73,6 +73,13 @@ tf_summary() {
   fi
 }
 
+# tf_log_lines FILE prints the non-empty lines of a CLI log except workflow
+# commands (::add-mask::SECRET must never be copied into a summary or an
+# annotation).
+tf_log_lines() {
+  grep -v -e '^[[:space:]]*$' -e '^::' "$1" || true
+}
+
 # tf_md_cell makes a value safe inside a Markdown table cell.
 tf_md_cell() {
   local s="$1"

@@ -60,7 +60,7 @@ case "$rc" in
   # The CLI prints one "deny: REASON" line per reason; fall back to every
   # line when it printed none in that form.
   mapfile -t reasons < <(sed -n 's/^deny: //p' "$errlog")
-  [ "${#reasons[@]}" -eq 0 ] && mapfile -t reasons < <(grep -v '^[[:space:]]*$' "$errlog" || true)
+  [ "${#reasons[@]}" -eq 0 ] && mapfile -t reasons < <(tf_log_lines "$errlog")
   [ "${#reasons[@]}" -eq 0 ] && reasons=("denied without a reason on stderr")
   # Errors when the deny fails the step, warnings when it does not.
   annotate=tf_error
@@ -88,11 +88,11 @@ case "$rc" in
   ;;
 *)
   tf_output decision error
-  reason="$(grep -v '^[[:space:]]*$' "$errlog" | tail -n 5 || true)"
+  reason="$(tf_log_lines "$errlog" | tail -n 5)"
   tf_error "trustfabric verify failed (exit $rc)" "${reason:-no message}"
   {
     printf '### Trustfabric gate: error\n\n`%s` could not be checked (exit %d):\n\n```\n' "$(tf_md_cell "$ref")" "$rc"
-    tail -n 40 "$errlog"
+    tf_log_lines "$errlog" | tail -n 40
     printf '```\n'
   } | tf_summary
   exit "$rc"

@@ -3,18 +3,23 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
 func init() { register(NewCmdRegister) }
 
 // NewCmdRegister returns `trustfabric register`.
 func NewCmdRegister() *cobra.Command {
-	var ts, out, receiptOut string
+	var ts, out, receiptOut, witFile, keyFile string
 	cmd := &cobra.Command{
 		Use:   "register --ts URL STATEMENT --out TRANSPARENT_STATEMENT [--receipt-out FILE]",
 		Short: "Register a Signed Statement with a Transparency Service and write the Transparent Statement",
@@ -24,7 +29,16 @@ func NewCmdRegister() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read statement: %w", err)
 			}
-			c, err := scrapi.NewClient(ts)
+			var opts []scrapi.Option
+			if witFile != "" || keyFile != "" {
+				// Authenticate the registration with WIMSE headers.
+				hc, err := wimseClient(witFile, keyFile)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, scrapi.WithHTTPClient(hc))
+			}
+			c, err := scrapi.NewClient(ts, opts...)
 			if err != nil {
 				return err
 			}
@@ -51,7 +65,30 @@ func NewCmdRegister() *cobra.Command {
 	cmd.Flags().StringVar(&ts, "ts", "", "Transparency Service base URL, e.g. http://127.0.0.1:8080")
 	cmd.Flags().StringVar(&out, "out", "", "where to write the Transparent Statement (statement + receipt under 394)")
 	cmd.Flags().StringVar(&receiptOut, "receipt-out", "", "also write the bare receipt here")
+	cmd.Flags().StringVar(&witFile, "wit", "", "Workload Identity Token file: send WIMSE headers (with --key)")
+	cmd.Flags().StringVar(&keyFile, "key", "", "the WIT's private key file (with --wit)")
 	cmd.MarkFlagRequired("ts")
 	cmd.MarkFlagRequired("out")
 	return cmd
+}
+
+// wimseClient is an HTTP client that adds the Workload-Identity-Token and a
+// fresh Workload-Proof-Token to every request.
+func wimseClient(witFile, keyFile string) (*http.Client, error) {
+	if witFile == "" || keyFile == "" {
+		return nil, errors.New("--wit and --key go together")
+	}
+	wit, err := identity.ReadWIT(witFile)
+	if err != nil {
+		return nil, err
+	}
+	k, err := scitt.LoadPrivateKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	key, err := wimse.KeyFromSigner(k.Signer)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 60 * time.Second, Transport: &wimse.Transport{Credentials: wimse.Credentials{WIT: wit, Key: key}}}, nil
 }

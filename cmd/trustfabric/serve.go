@@ -6,18 +6,20 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustfabric/trustfabric/pkg/transparency"
+	"github.com/trustfabric/trustfabric/pkg/server"
 )
 
 func init() { register(NewCmdServe) }
 
 // NewCmdServe returns `trustfabric serve`: the SCITT Transparency Service.
 func NewCmdServe() *cobra.Command {
-	var o transparency.ServeOptions
+	var so server.Options
+	o := &so.TS
 	var level string
+	var requireWIMSE bool
 	cmd := &cobra.Command{
-		Use:   "serve --data DIR [--addr HOST:PORT] [--config FILE] [--trust-key FILE]... [--issuer URI]",
-		Short: "Run the SCITT Transparency Service (SCRAPI on an embedded Tessera log)",
+		Use:   "serve --data DIR [--addr HOST:PORT] [--config FILE] [--trust-key FILE]... [--issuer URI] [--identity-config FILE]",
+		Short: "Run the SCITT Transparency Service (SCRAPI on an embedded Tessera log) and, optionally, the Identity Server",
 		Long: `serve runs the Transparency Service: it registers Signed Statements that its
 registration policy accepts in an append-only Tessera log kept in --data, and
 returns COSE Receipts. Nothing else needs to be installed: keys are generated
@@ -30,7 +32,10 @@ into --data on first start (mode 0600).`,
 			}
 			o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
 			o.Ready = func(addr string) { fmt.Fprintf(cmd.OutOrStdout(), "listening on %s\n", addr) }
-			return transparency.ListenAndServe(cmd.Context(), o)
+			if cmd.Flags().Changed("require-wimse") {
+				so.RequireWIMSE = &requireWIMSE
+			}
+			return server.Run(cmd.Context(), so)
 		},
 	}
 	f := cmd.Flags()
@@ -42,6 +47,10 @@ into --data on first start (mode 0600).`,
 	f.StringVar(&o.KeyFile, "key", "", "receipt signing key file (default: generated into --data)")
 	f.BoolVar(&o.RotateKey, "rotate-key", false, "retire the key in --data and generate a new one; old public keys stay published")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&so.IdentityConfig, "identity-config", "", "also run the Identity Server (POST /token, /.well-known/wit-bundle) with this YAML configuration; its bundle is trusted for registrations")
+	f.StringArrayVar(&so.IdentityBundles, "identity-bundle", nil, "trust WITs of another trust domain for registrations: TRUST_DOMAIN=BUNDLE_FILE (repeatable)")
+	f.BoolVar(&requireWIMSE, "require-wimse", true, "require Workload-Identity-Token and Workload-Proof-Token headers on POST /entries (default: on when a trust domain is trusted)")
+	f.StringVar(&so.PublicURL, "public-url", "", "URL clients reach this server at: the WIMSE proof audience and the Identity Server's default issuer (default http://ADDR)")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }

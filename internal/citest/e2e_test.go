@@ -25,6 +25,9 @@ func TestActionsEndToEnd(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	cli := builtCLI(t)
+	if !hasCommands(t, cli, "identity", "attest", "verify") {
+		t.Skip("trustfabric lacks identity, attest or verify: end-to-end run skipped")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	env, err := attesttest.Start(ctx, attesttest.Config{Dir: t.TempDir()})
@@ -113,6 +116,31 @@ func TestActionsEndToEnd(t *testing.T) {
 		}
 		if !strings.Contains(allow.Summary, "allowed") || !strings.Contains(allow.Summary, at.Outputs["entry-id"]) {
 			t.Errorf("allow summary:\n%s", allow.Summary)
+		}
+	})
+
+	t.Run("attest failure", func(t *testing.T) {
+		// Identity succeeds, registration cannot: the failure is reported,
+		// and the token's ::add-mask:: line never reaches the summary or an
+		// annotation.
+		res := run(t, root, opts(map[string]string{"image": repo, "digest": digest,
+			"ts-url": "http://127.0.0.1:1", "identity-server": env.IdentityURL}))
+		if res.ExitCode == 0 {
+			t.Fatal("attest to an unreachable transparency service succeeded")
+		}
+		if !strings.Contains(res.Stderr, "::add-mask::") {
+			t.Log("the CLI printed no mask command on stderr; the check below is then trivially true")
+		}
+		for _, a := range res.Annotations {
+			if strings.Contains(a.Message, "::") {
+				t.Errorf("annotation carries a workflow command: %q", a.Message)
+			}
+		}
+		if strings.Contains(res.Summary, "::add-mask::") {
+			t.Errorf("summary carries a mask command:\n%s", res.Summary)
+		}
+		if !strings.Contains(res.Summary, "attest failed") {
+			t.Errorf("summary %q", res.Summary)
 		}
 	})
 

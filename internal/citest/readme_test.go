@@ -10,14 +10,20 @@ import (
 
 var snippetRE = regexp.MustCompile("(?s)<!-- snippet: ([^ ]+) -->\\s*```[a-z]*\\n(.*?)```")
 
-// TestReadmeSnippets keeps every snippet of docs/readme/ci.md identical to a
-// piece of the example it names, so users copy what the tests check.
+// TestReadmeSnippets keeps every snippet of README.md's CI sections
+// identical to a piece of the example it names, so users copy what the tests
+// check.
 func TestReadmeSnippets(t *testing.T) {
 	root := repoRoot(t)
-	doc, err := os.ReadFile(filepath.Join(root, "docs", "readme", "ci.md"))
+	doc, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkSnippets(t, root, doc)
+}
+
+func checkSnippets(t *testing.T, root string, doc []byte) {
+	t.Helper()
 	matches := snippetRE.FindAllStringSubmatch(string(doc), -1)
 	if len(matches) < 6 {
 		t.Fatalf("found %d snippets, want at least two per platform", len(matches))
@@ -37,7 +43,7 @@ func TestReadmeSnippets(t *testing.T) {
 	}
 	for _, platform := range []string{"examples/github", "examples/gitlab", "examples/tekton"} {
 		if !seen[platform] {
-			t.Errorf("docs/readme/ci.md has no snippet from %s", platform)
+			t.Errorf("no snippet from %s", platform)
 		}
 	}
 }

@@ -7,13 +7,17 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 	"github.com/veraison/go-cose"
@@ -249,4 +253,55 @@ func (w *world) attest(e evidence) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+}
+
+// rawManifest is a manifest pushed as given.
+type rawManifest []byte
+
+func (m rawManifest) RawManifest() ([]byte, error) { return m, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) {
+	return types.OCIManifestSchema1, nil
+}
+
+// attachOther attaches a referrer of another artifact type (an SBOM) to the
+// image, as other tools do.
+func (w *world) attachOther(image, digest string) {
+	w.t.Helper()
+	repo, _, _ := strings.Cut(image, "@")
+	blob := static.NewLayer([]byte(`{"spdxVersion":"SPDX-2.3"}`), "application/spdx+json")
+	empty := static.NewLayer([]byte(`{}`), "application/vnd.oci.empty.v1+json")
+	r, _ := name.NewRepository(repo)
+	for _, l := range []v1.Layer{blob, empty} {
+		if err := remote.WriteLayer(r, l); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	desc := func(l v1.Layer, mt string) map[string]any {
+		d, _ := l.Digest()
+		s, _ := l.Size()
+		return map[string]any{"mediaType": mt, "digest": d.String(), "size": s}
+	}
+	img, err := remote.Get(must(name.ParseReference(image)))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	m, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"artifactType": "application/spdx+json",
+		"config":       desc(empty, "application/vnd.oci.empty.v1+json"),
+		"layers":       []any{desc(blob, "application/spdx+json")},
+		"subject":      map[string]any{"mediaType": string(img.MediaType), "digest": digest, "size": img.Size},
+	})
+	sum := sha256.Sum256(m)
+	ref := must(name.ParseReference(repo + "@sha256:" + hex.EncodeToString(sum[:])))
+	if err := remote.Put(ref, rawManifest(m)); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

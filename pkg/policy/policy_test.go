@@ -9,6 +9,8 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/oci"
+
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -88,6 +90,20 @@ func TestGate(t *testing.T) {
 		})
 	}
 
+	t.Run("only referrers of other types", func(t *testing.T) {
+		w := w.with(t)
+		image, digest := w.pushImage("acme/sbom-only")
+		w.attachOther(image, digest)
+		all, err := w.oci.Discover(w.ctx, image, oci.WithArtifactType(""))
+		if err != nil || len(all.Entries) != 1 || all.Entries[0].Descriptor.ArtifactType != "application/spdx+json" {
+			t.Fatalf("the SBOM referrer is not listed: %v %+v", err, all)
+		}
+		d, err := v.Verify(w.ctx, image)
+		if err != nil || d.Allowed || len(d.Candidates) != 0 || !strings.Contains(strings.Join(d.Reasons, ""), ErrNoEvidence.Error()) {
+			t.Fatalf("%v allowed=%v candidates=%d reasons=%v", err, d.Allowed, len(d.Candidates), d.Reasons)
+		}
+	})
+
 	t.Run("retired but still published service key", func(t *testing.T) {
 		w := w.with(t)
 		ks, _ := scitt.MarshalCOSEKeySet(scitt.KeySet{w.tsKey.Public(), retired.Public()})
@@ -104,8 +120,10 @@ func TestGate(t *testing.T) {
 	t.Run("one good candidate among bad ones and other artifact types", func(t *testing.T) {
 		w := w.with(t)
 		image, digest := w.pushImage("acme/mixed")
+		w.attachOther(image, digest)
 		w.attest(evidence{image: image, digest: digest, tamperPath: true})
 		w.attest(evidence{image: image, digest: digest})
+		w.attachOther(image, digest)
 		d, err := v.Verify(w.ctx, image)
 		if err != nil || !d.Allowed {
 			t.Fatalf("%v allowed=%v candidates=%d", err, d.Allowed, len(d.Candidates))
@@ -117,7 +135,7 @@ func TestGate(t *testing.T) {
 				t.Errorf("first candidate failed at %q, want receipts", ch.Name)
 			}
 		} else if n != 1 {
-			t.Errorf("%d candidates", n)
+			t.Errorf("%d candidates: referrers of other types must not be candidates", n)
 		}
 	})
 }

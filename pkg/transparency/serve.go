@@ -34,6 +34,10 @@ type ServeOptions struct {
 	Logger *slog.Logger
 	// Ready, if set, is called with the bound address once serving.
 	Ready func(addr string)
+	// Wrap, if set, wraps the service's handler: how `trustfabric serve`
+	// mounts the Identity Server beside it and requires WIMSE headers on
+	// registration (pkg/server).
+	Wrap func(http.Handler) http.Handler
 }
 
 // ListenAndServe runs the Transparency Service until ctx ends, then shuts
@@ -84,7 +88,11 @@ func ListenAndServe(ctx context.Context, o ServeOptions) error {
 		ln.Close()
 		return err
 	}
-	srv := NewServer(o.Addr, svc.Handler(HandlerOptions{}), o.Logger)
+	h := svc.Handler(HandlerOptions{})
+	if o.Wrap != nil {
+		h = o.Wrap(h)
+	}
+	srv := NewServer(o.Addr, h, o.Logger)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	o.Logger.InfoContext(ctx, "listening", slog.String("addr", ln.Addr().String()), slog.String("data", o.Dir))

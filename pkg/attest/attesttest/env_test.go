@@ -39,8 +39,8 @@ func TestEnvRequiresWIMSE(t *testing.T) {
 	plain, _ := scrapi.NewClient(env.TSURL, scrapi.WithRetries(0))
 	_, err = plain.Register(ctx, stmt)
 	var p *scrapi.Problem
-	if !errors.As(err, &p) || p.Status != http.StatusBadRequest {
-		t.Fatalf("registration without WIMSE headers: err = %v, want a 400 problem", err)
+	if !errors.As(err, &p) || p.Status != http.StatusUnauthorized || p.Title != "Workload identity required" {
+		t.Fatalf("registration without WIMSE headers: err = %v, want a 401 problem", err)
 	}
 
 	wk, err := wimse.KeyFromSigner(creds.Key.Signer)

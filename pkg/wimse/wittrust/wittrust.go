@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 	"github.com/veraison/go-cose"
@@ -67,14 +68,29 @@ func (v *Verifier) VerifyWIT(_ context.Context, st *scitt.Statement) (scitt.KeyS
 
 // RequireOnRegistration makes registrations (POST /entries) carry a valid
 // Workload-Identity-Token and Workload-Proof-Token (design.md §1 step 4),
-// verified by auth; reads stay open. Failures get auth's problem response.
+// verified by auth; reads stay open. A request without them gets 401 with
+// SCRAPI's concise problem details (RFC 9290) naming the cause; a verified
+// identity is put in the request context (wimse.FromContext).
 func RequireOnRegistration(h http.Handler, auth *wimse.Authenticator) http.Handler {
-	protected := auth.Middleware(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/entries" {
-			protected.ServeHTTP(w, r)
+		if r.Method != http.MethodPost || r.URL.Path != "/entries" {
+			h.ServeHTTP(w, r)
 			return
 		}
-		h.ServeHTTP(w, r)
+		id, err := auth.Authenticate(r)
+		if err != nil {
+			p := &scrapi.Problem{Title: "Workload identity required",
+				Detail: "registration needs valid Workload-Identity-Token and Workload-Proof-Token headers: " + err.Error()}
+			body, merr := p.MarshalCBOR()
+			if merr != nil {
+				http.Error(w, p.Detail, http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", scrapi.MediaTypeProblemDetails)
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write(body)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(wimse.NewContext(r.Context(), id)))
 	})
 }

@@ -185,7 +185,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		opts: opts, issuer: opts.Issuer, origin: signer.Name(), log: lg, store: st, keys: keys,
 		policy: opts.Policy, logger: opts.Logger,
 		proofs:      newProofCache(lg.ReadTile),
-		receipts:    newReceiptCache(1 << 15),
+		receipts:    newReceiptCache(1 << 14),
 		inflight:    map[storage.Entry]*operation{},
 		appendSlots: make(chan struct{}, maxPendingAppends),
 	}

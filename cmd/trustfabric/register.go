@@ -43,6 +43,10 @@ func NewCmdRegister() *cobra.Command {
 				return err
 			}
 			transparent, reg, err := c.RegisterTransparent(cmd.Context(), stmt)
+			var p *scrapi.Problem
+			if errors.As(err, &p) && p.Status >= 400 && p.Status < 500 {
+				return &invalidError{err} // the service refused the statement
+			}
 			if err != nil {
 				return err
 			}

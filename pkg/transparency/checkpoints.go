@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/formats/log"
@@ -33,10 +34,19 @@ type follower struct {
 	mu      sync.Mutex
 	cur     *checkpoint
 	changed chan struct{} // closed and replaced on every new checkpoint
+
+	// The checkpoint is read every poll while someone waits, and every
+	// idlePoll otherwise (reading it is a few syscalls, which add up).
+	waiters atomic.Int32
+	kick    chan struct{}
 }
 
+// idlePoll is the polling period when nobody waits for a checkpoint.
+const idlePoll = 500 * time.Millisecond
+
 func newFollower(read func(context.Context) ([]byte, error), origin string, v note.Verifier, poll time.Duration, logger *slog.Logger) *follower {
-	return &follower{read: read, origin: origin, verifier: v, poll: poll, logger: logger, changed: make(chan struct{})}
+	return &follower{read: read, origin: origin, verifier: v, poll: poll, logger: logger,
+		changed: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // refresh reads the published checkpoint once and publishes it if it grew.
@@ -71,16 +81,22 @@ func (f *follower) refresh(ctx context.Context) error {
 
 // run polls until ctx ends.
 func (f *follower) run(ctx context.Context) {
-	t := time.NewTicker(f.poll)
+	t := time.NewTimer(f.poll)
 	defer t.Stop()
 	for {
 		if err := f.refresh(ctx); err != nil && ctx.Err() == nil {
 			f.logger.WarnContext(ctx, "checkpoint follower", slog.Any("error", err))
 		}
+		d := idlePoll
+		if f.waiters.Load() > 0 {
+			d = f.poll
+		}
+		t.Reset(d)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-f.kick:
 		}
 	}
 }
@@ -95,12 +111,27 @@ func (f *follower) latest() *checkpoint {
 // await blocks until a published checkpoint covers index (Size > index) or
 // ctx ends.
 func (f *follower) await(ctx context.Context, index uint64) (*checkpoint, error) {
+	registered := false
+	defer func() {
+		if registered {
+			f.waiters.Add(-1)
+		}
+	}()
 	for {
 		f.mu.Lock()
 		cur, ch := f.cur, f.changed
 		f.mu.Unlock()
 		if cur != nil && cur.Size > index {
 			return cur, nil
+		}
+		if !registered {
+			registered = true
+			if f.waiters.Add(1) == 1 {
+				select { // wake the poller from its idle period
+				case f.kick <- struct{}{}:
+				default:
+				}
+			}
 		}
 		select {
 		case <-ch:

@@ -3,9 +3,14 @@ package transparency_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
@@ -110,6 +115,37 @@ func FuzzParseEntryID(f *testing.F) {
 		}
 		if got := (&transparency.Registration{Entry: e}).ID(); got != id {
 			t.Fatalf("accepted non-canonical id %q (canonical %q)", id, got)
+		}
+	})
+}
+
+// FuzzReadOnlyPaths requests arbitrary paths under the read-only log and
+// entry resources: the answer is a success, redirect or 4xx, never a 5xx.
+func FuzzReadOnlyPaths(f *testing.F) {
+	for _, p := range []string{"/tile/0/000", "/tile/0/x001/234.p/8", "/tile/entries/000.p/3", "/tile/entries/x.p/", "/tile/99/000",
+		"/checkpoint", "/entries/00/statement", "/.well-known/scitt-keys/__", "/consistency?from=1&to=x"} {
+		f.Add(p)
+	}
+	e := newFuzzEnv(f)
+	h := e.svc.Handler(transparency.HandlerOptions{})
+	f.Fuzz(func(t *testing.T, p string) {
+		req, err := http.NewRequest(http.MethodGet, "http://ts.test/", nil)
+		if err != nil {
+			return
+		}
+		u, err := url.Parse("http://ts.test" + p)
+		if err != nil || !strings.HasPrefix(u.Path, "/") {
+			return
+		}
+		req.URL = u
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req.WithContext(ctx))
+		switch rec.Code {
+		case 200, 301, 302, 307, 308, 400, 404, 405: // 301/307/308: ServeMux path cleaning
+		default:
+			t.Fatalf("GET %q answered %d: %s", p, rec.Code, rec.Body.Bytes())
 		}
 	})
 }

@@ -27,7 +27,9 @@ import (
 // HandlerOptions tunes [Service.Handler].
 type HandlerOptions struct {
 	// MaxInflight bounds concurrent registrations; more get 503 with
-	// Retry-After (SCRAPI's DoS mitigation). Default 8192.
+	// Retry-After (SCRAPI's DoS mitigation). Requests waiting for a receipt
+	// are bounded at 4×MaxInflight; beyond that they are answered 303/302 at
+	// once. Default 8192.
 	MaxInflight int
 }
 
@@ -48,7 +50,7 @@ func (s *Service) Handler(o HandlerOptions) http.Handler {
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 8192
 	}
-	h := &handler{s: s, sem: make(chan struct{}, o.MaxInflight)}
+	h := &handler{s: s, sem: make(chan struct{}, o.MaxInflight), waiters: make(chan struct{}, 4*o.MaxInflight)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /entries", h.postEntry)
 	mux.HandleFunc("GET /entries/{id}", h.getEntry)
@@ -68,8 +70,9 @@ func (s *Service) Handler(o HandlerOptions) http.Handler {
 }
 
 type handler struct {
-	s   *Service
-	sem chan struct{}
+	s       *Service
+	sem     chan struct{} // registrations in flight
+	waiters chan struct{} // requests waiting for a receipt
 }
 
 func (h *handler) problem(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
@@ -154,12 +157,23 @@ func preferences(r *http.Request) (async bool, wait time.Duration) {
 	return async, wait
 }
 
-func (h *handler) waitFor(r *http.Request) (bool, time.Duration) {
+// waitFor returns the client's preferences, bounded by the configured wait,
+// and a release function: when too many requests already wait for receipts,
+// the wait is zero (the answer is then 303/302 at once).
+func (h *handler) waitFor(r *http.Request) (bool, time.Duration, func()) {
 	async, wait := preferences(r)
 	if wait < 0 || wait > h.s.opts.RegistrationWait {
 		wait = h.s.opts.RegistrationWait
 	}
-	return async, wait
+	if async || wait == 0 {
+		return async, 0, func() {}
+	}
+	select {
+	case h.waiters <- struct{}{}:
+		return async, wait, func() { <-h.waiters }
+	default:
+		return async, 0, func() {}
+	}
 }
 
 func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +220,8 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	h.s.logger.LogAttrs(r.Context(), slog.LevelInfo, "registered", attrs...)
 	loc := "/entries/" + reg.ID()
-	async, wait := h.waitFor(r)
+	async, wait, release := h.waitFor(r)
+	defer release()
 	if !async && wait > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		receipt, err := h.s.AwaitReceipt(ctx, reg.Entry)
@@ -251,10 +266,17 @@ func (h *handler) getEntry(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, wait := h.waitFor(r)
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	receipt, err := h.s.AwaitReceipt(ctx, e)
-	cancel()
+	_, wait, release := h.waitFor(r)
+	defer release()
+	var receipt []byte
+	var err error
+	if wait > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		receipt, err = h.s.AwaitReceipt(ctx, e)
+		cancel()
+	} else {
+		receipt, err = h.s.Receipt(r.Context(), e)
+	}
 	switch {
 	case err == nil:
 		h.writeReceipt(w, r, http.StatusOK, receipt)

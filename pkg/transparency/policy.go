@@ -31,7 +31,7 @@ const maxConfigSize = 1 << 20
 //	issuer: https://ts.example.com
 //	registration_wait: 2s
 //	checkpoint_interval: 100ms
-//	batch_max_age: 10ms
+//	batch_max_age: 100ms
 //	policy:
 //	  trusted_issuers:
 //	    - issuer: https://ci.example.com

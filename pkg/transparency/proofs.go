@@ -42,7 +42,7 @@ type tileLevels struct {
 	levels [][][]byte
 }
 
-const maxCachedTiles = 2048
+const maxCachedTiles = 512
 
 func newProofCache(fetch client.TileFetcherFunc) *proofCache {
 	return &proofCache{fetch: fetch, tiles: map[tileID]*tileLevels{}}

@@ -124,3 +124,28 @@ func startServeAt(t *testing.T, addr string, args ...string) string {
 	t.Fatalf("serve did not start on %s", addr)
 	return ""
 }
+
+// TestServeRegisterVerify is issue 3's "Done when": `serve --data DIR`
+// starts with no other setup; a statement from `statement sign` registers
+// with `register`, and the transparent statement verifies with `receipt
+// verify` using the key set fetched from the service.
+func TestServeRegisterVerify(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	mustRun(t, "key", "generate", "--out", p("issuer.jwk"), "--public-out", p("issuer.pub.jwk"))
+	ts := startServe(t, "--data", p("data"), "--trust-key", p("issuer.pub.jwk"))
+	os.WriteFile(p("prov.json"), []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}`), 0o644)
+	mustRun(t, "statement", "sign", "--key", p("issuer.jwk"), "--issuer", "https://ci.example.org", "--subject", "sha256:00", "--payload", p("prov.json"), "--out", p("s.cose"))
+	mustRun(t, "register", "--ts", ts, p("s.cose"), "--out", p("t.cose"), "--receipt-out", p("r.cose"))
+	out := mustRun(t, "receipt", "verify", p("t.cose"), "--service-key", ts, "--issuer-key", p("issuer.pub.jwk"))
+	if !strings.Contains(out, "ok   statement.signature") || !strings.Contains(out, "receipt[0].receipt.signature") {
+		t.Errorf("receipt verify:\n%s", out)
+	}
+	mustRun(t, "receipt", "verify", "--statement", p("s.cose"), "--receipt", p("r.cose"), "--service-key", ts)
+	// Registering it again gives the same entry.
+	first := mustRun(t, "register", "--ts", ts, p("s.cose"), "--out", p("t2.cose"))
+	again := mustRun(t, "register", "--ts", ts, p("s.cose"), "--out", p("t3.cose"))
+	if first != again {
+		t.Errorf("registering twice gave %q then %q", first, again)
+	}
+}

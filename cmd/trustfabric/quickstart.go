@@ -1,11 +1,7 @@
 package main
 
 import (
-	"io"
-	"log/slog"
-
 	"github.com/spf13/cobra"
-	"k8s.io/klog/v2"
 
 	"github.com/trustfabric/trustfabric/pkg/quickstart"
 )
@@ -20,8 +16,6 @@ func NewCmdQuickstart() *cobra.Command {
 		Short: "Run the whole flow in process on loopback: identity, provenance, sign, register, attach, verify, deny",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Tessera logs through klog; the story is the output here.
-			klog.SetSlogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 			_, err := quickstart.Run(cmd.Context(), quickstart.Options{Dir: keep, Out: cmd.OutOrStdout()})
 			if err != nil {
 				return &invalidError{err}

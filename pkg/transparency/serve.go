@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"k8s.io/klog/v2"
 )
 
 // ServeOptions configures [ListenAndServe] (the `trustfabric serve` command).
@@ -44,8 +42,6 @@ type ServeOptions struct {
 // the HTTP server down gracefully and closes the log (publishing what is
 // sequenced).
 func ListenAndServe(ctx context.Context, o ServeOptions) error {
-	// Tessera logs through klog; send it to the service's structured log.
-	klog.SetSlogLogger(o.Logger)
 	cfg := &Config{}
 	if o.ConfigFile != "" {
 		var err error

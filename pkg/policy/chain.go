@@ -378,31 +378,34 @@ func (v *Verifier) checkProvenance(preimage []byte, digest string, claims map[st
 			}
 		}
 	}
+	// decide picks the value a ref or trigger rule is judged on: the signed
+	// fact for a WIT-bound statement (the provenance must agree with it),
+	// else what the provenance says.
+	decide := func(rule, what, claimed, fact string) (string, error) {
+		if !signed {
+			return claimed, nil
+		}
+		if fact == "" {
+			return "", unsigned(rule, what)
+		}
+		if claimed != "" && claimed != fact {
+			return "", fmt.Errorf("%w: the provenance says %s %q, but the workload identity was issued for %q", ErrProvenance, what, claimed, fact)
+		}
+		return fact, nil
+	}
 	if len(rules.Refs) > 0 {
-		decided := ref
-		if signed {
-			if facts.ref == "" {
-				return unsigned("refs", "ref")
-			}
-			if ref != "" && ref != facts.ref {
-				return fmt.Errorf("%w: the provenance says ref %q, but the workload identity was issued for %q", ErrProvenance, ref, facts.ref)
-			}
-			decided = facts.ref
+		decided, err := decide("refs", "ref", ref, facts.ref)
+		if err != nil {
+			return err
 		}
 		if !anyGlob(rules.Refs, decided) {
 			return fmt.Errorf("%w: source ref %q is not allowed", ErrProvenance, decided)
 		}
 	}
 	if len(rules.Triggers) > 0 {
-		decided := trigger
-		if signed {
-			if facts.trigger == "" {
-				return unsigned("triggers", "trigger (event_name or pipeline_source)")
-			}
-			if trigger != "" && trigger != facts.trigger {
-				return fmt.Errorf("%w: the provenance says trigger %q, but the workload identity was issued for %q", ErrProvenance, trigger, facts.trigger)
-			}
-			decided = facts.trigger
+		decided, err := decide("triggers", "trigger", trigger, facts.trigger)
+		if err != nil {
+			return err
 		}
 		if !contains(rules.Triggers, decided) {
 			return fmt.Errorf("%w: build trigger %q is not one of %s", ErrProvenance, decided, strings.Join(rules.Triggers, ", "))

@@ -41,8 +41,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Limits on untrusted input.
@@ -197,11 +200,35 @@ func Scan(ctx context.Context, paths []string, opts ...Option) (*Report, error) 
 		}
 	}
 	s := &scanner{opts: o, seen: map[string]bool{}, report: &Report{}}
+	// The files are independent: scan them on every CPU, then merge in
+	// order and follow GitLab includes.
+	var unique []string
 	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if c := filepath.Clean(f); !s.seen[c] {
+			s.seen[c] = true
+			unique = append(unique, f)
 		}
-		s.file(f, "", 0, "")
+	}
+	results := make([]fileResult, len(unique))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(unique)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(unique) || ctx.Err() != nil {
+					return
+				}
+				results[i] = scanFile(unique[i], "", o)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i, r := range results {
+		s.merge(unique[i], r, 0, "")
 	}
 	slices.SortStableFunc(s.report.Findings, func(a, b Finding) int {
 		if c := strings.Compare(a.File, b.File); c != 0 {
@@ -236,48 +263,67 @@ type scanner struct {
 	report *Report
 }
 
-// file audits one file; kind is empty unless the file is known (an include),
-// root is the directory GitLab local includes are relative to.
-func (s *scanner) file(path string, kind Kind, depth int, root string) {
-	clean := filepath.Clean(path)
-	if s.seen[clean] {
-		return
-	}
-	s.seen[clean] = true
-	if len(s.seen) > maxFiles {
-		s.fail(path, fmt.Errorf("%w: more than %d", ErrTooManyFiles, maxFiles))
-		return
-	}
+// fileResult is what scanning one file gave.
+type fileResult struct {
+	file     *ScannedFile
+	findings []Finding
+	includes []string
+	errs     []error
+}
+
+// scanFile reads and audits one file; kind is empty unless the file is
+// known (an include).
+func scanFile(path string, kind Kind, o options) fileResult {
 	data, err := readLimited(path)
 	if err != nil {
-		s.fail(path, err)
-		return
+		return fileResult{errs: []error{err}}
 	}
 	if kind == "" {
 		kind = classify(path, data)
 	}
 	name := displayPath(path)
-	s.report.Files = append(s.report.Files, ScannedFile{Path: name, Kind: kind})
-	fs, includes, err := scanBytes(kind, name, data, s.opts)
+	fs, includes, err := scanBytes(kind, name, data, o)
+	r := fileResult{file: &ScannedFile{Path: name, Kind: kind}, findings: fs, includes: includes}
 	if err != nil {
+		r.errs = append(r.errs, err)
+	}
+	return r
+}
+
+// merge adds a file's result to the report and audits its includes; root
+// is the directory GitLab local includes are relative to.
+func (s *scanner) merge(path string, r fileResult, depth int, root string) {
+	if r.file != nil {
+		s.report.Files = append(s.report.Files, *r.file)
+	}
+	for _, err := range r.errs {
 		s.fail(path, err)
 	}
-	s.report.Findings = append(s.report.Findings, fs...)
-	if depth >= maxIncludeDepth && len(includes) > 0 {
+	s.report.Findings = append(s.report.Findings, r.findings...)
+	if depth >= maxIncludeDepth && len(r.includes) > 0 {
 		s.fail(path, fmt.Errorf("%w: includes nested deeper than %d", ErrParse, maxIncludeDepth))
 		return
 	}
-	for _, inc := range includes {
-		if root == "" {
-			root = filepath.Dir(path)
-		}
+	if root == "" {
+		root = filepath.Dir(path)
+	}
+	for _, inc := range r.includes {
 		matches, err := resolveInclude(root, inc)
 		if err != nil {
 			s.fail(path, err)
 			continue
 		}
 		for _, m := range matches {
-			s.file(m, KindGitLab, depth+1, root)
+			c := filepath.Clean(m)
+			if s.seen[c] {
+				continue
+			}
+			s.seen[c] = true
+			if len(s.seen) > maxFiles {
+				s.fail(path, fmt.Errorf("%w: more than %d", ErrTooManyFiles, maxFiles))
+				return
+			}
+			s.merge(m, scanFile(m, KindGitLab, s.opts), depth+1, root)
 		}
 	}
 }

@@ -46,10 +46,10 @@ var (
 	rePEM      = regexp.MustCompile(`-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----`)
 	reURLCreds = regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^/\s:@'"]+:([^/\s@'"]{6,})@`)
 	reLiteralP = regexp.MustCompile(`(?:^|\s)(?:-p|--password)(?:=|\s+)["']?([^\s"'$<{][^\s"']{5,})`)
-	// reSecretKey matches `key: value` and `KEY=value` where the key names a
-	// secret.
-	reSecretKey = regexp.MustCompile(`(?i)([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?|auth))["']?\s*[:=]\s*["']?([^\s"'#,;}]+)`)
-	secretWords = []string{"password", "passwd", "secret", "token", "key", "credential", "auth"}
+	// secretWords are the parts of a key that names a secret.
+	secretWords = []string{"password", "passwd", "secret", "token", "credential", "auth",
+		"apikey", "api_key", "api-key", "access_key", "access-key", "accesskey",
+		"private_key", "private-key", "privatekey", "signing_key", "signing-key"}
 )
 
 // Fingerprint returns the first 8 hex digits of the SHA-256 of a secret, the
@@ -100,17 +100,60 @@ func scanSecrets(c *collector) {
 				c.addSecret(line, m[2]+1, "registry password", ln[m[2]:m[3]])
 			}
 		}
-		lower := strings.ToLower(ln)
-		if !containsAny(lower, secretWords) {
+		keyedValues(ln, func(key string, at int, v string) {
+			if looksLikeSecret(v) {
+				c.addSecret(line, at+1, "high-entropy value of "+key, v)
+			}
+		})
+	}
+}
+
+// keyedValues calls f for each `key: value`, `KEY=value` or `"key": "value"`
+// in ln whose key names a secret, with the value's offset. (A scan by hand:
+// an unanchored regexp here costs more than the rest of the audit.)
+func keyedValues(ln string, f func(key string, at int, value string)) {
+	for i := 0; i < len(ln); i++ {
+		ch := ln[i]
+		if ch != ':' && ch != '=' {
 			continue
 		}
-		for _, m := range reSecretKey.FindAllStringSubmatchIndex(ln, -1) {
-			v := ln[m[4]:m[5]]
-			if looksLikeSecret(v) {
-				c.addSecret(line, m[4]+1, "high-entropy value of "+ln[m[2]:m[3]], v)
-			}
+		j := i
+		for j > 0 && ln[j-1] == ' ' {
+			j--
+		}
+		if j > 0 && (ln[j-1] == '"' || ln[j-1] == '\'') {
+			j--
+		}
+		k := j
+		for k > 0 && isKeyChar(ln[k-1]) {
+			k--
+		}
+		if k == j || strings.HasSuffix(ln[:k], "://") || !secretKey(ln[k:j]) {
+			continue
+		}
+		v := i + 1
+		for v < len(ln) && ln[v] == ' ' {
+			v++
+		}
+		if v < len(ln) && (ln[v] == '"' || ln[v] == '\'') {
+			v++
+		}
+		e := v
+		for e < len(ln) && !strings.ContainsRune(" \t\"'#,;}", rune(ln[e])) {
+			e++
+		}
+		if e > v {
+			f(ln[k:j], v, ln[v:e])
 		}
 	}
+}
+
+func isKeyChar(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-' || b == '.'
+}
+
+func secretKey(key string) bool {
+	return containsAny(strings.ToLower(key), secretWords)
 }
 
 func containsAny(s string, words []string) bool {

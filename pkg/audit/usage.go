@@ -138,6 +138,9 @@ func checkStep(c *collector, p platform, st *step, u *usage) {
 	// directly or through an env var.
 	secretsOf := func(s string) []string {
 		refs := p.secretRefs(s)
+		if !strings.Contains(s, "$") {
+			return refs
+		}
 		for _, m := range reShellVar.FindAllStringSubmatch(s, -1) {
 			if v, ok := st.env[m[1]]; ok && v.secret != "" {
 				refs = append(refs, v.secret)
@@ -166,12 +169,12 @@ func checkScriptLine(c *collector, ln string, line int, secretsOf func(string) [
 	}
 	refs := secretsOf(code)
 	switch {
-	case reLogin.MatchString(code) && rePassFlag.MatchString(code):
+	case strings.Contains(code, "login") && reLogin.MatchString(code) && rePassFlag.MatchString(code):
 		if len(refs) > 0 {
 			u.note(RuleRegistryPassword)
 			c.add(RuleRegistryPassword, line, 0, "registry login with the stored secret "+refs[0])
 		}
-	case reCosign.MatchString(code):
+	case strings.Contains(code, "cosign") && reCosign.MatchString(code):
 		key := reCosign.FindStringSubmatch(code)[1]
 		if isKMS(key) {
 			return
@@ -182,13 +185,13 @@ func checkScriptLine(c *collector, ln string, line int, secretsOf func(string) [
 			msg = "cosign signs with the stored secret " + refs[0]
 		}
 		c.add(RuleSigningKey, line, 0, msg)
-	case reGPG.MatchString(code) && len(refs) > 0:
+	case len(refs) > 0 && (strings.Contains(code, "gpg") || strings.Contains(code, "notation")) && reGPG.MatchString(code):
 		u.note(RuleSigningKey)
 		c.add(RuleSigningKey, line, 0, "a signing key is imported from the stored secret "+refs[0])
-	case reGcloud.MatchString(code):
+	case strings.Contains(code, "gcloud") && reGcloud.MatchString(code):
 		u.note(RuleCloudCredentials)
 		c.add(RuleCloudCredentials, line, 0, "gcloud authenticates with a service account key file")
-	case reAzLogin.MatchString(code) && len(refs) > 0:
+	case len(refs) > 0 && strings.Contains(code, "az ") && reAzLogin.MatchString(code):
 		u.note(RuleCloudCredentials)
 		c.add(RuleCloudCredentials, line, 0, "az login uses the service principal secret "+refs[0])
 	default:

@@ -14,7 +14,7 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -88,7 +88,7 @@ func TestIdentityCommand(t *testing.T) {
 		if id := witSVIDCheck(t, srv, p("gh.wit")); id != "spiffe://ci.example.org/github/acme/widgets/.github/workflows/release.yml/refs/heads/main" {
 			t.Errorf("id = %s", id)
 		}
-		key, err := scitt.LoadPrivateKey(p("gh.jwk"))
+		key, err := keys.LoadPrivate(p("gh.jwk"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustfabric/trustfabric/pkg/identity"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
@@ -82,11 +82,11 @@ func wimseClient(witFile, keyFile string) (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := scitt.LoadPrivateKey(keyFile)
+	k, err := keys.LoadPrivate(keyFile)
 	if err != nil {
 		return nil, err
 	}
-	key, err := wimse.KeyFromSigner(k.Signer)
+	key, err := keys.NewPrivateKey(k.Signer)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
@@ -29,7 +30,7 @@ func newCmdStatementSign() *cobra.Command {
 		Short: "Sign a payload as a SCITT Signed Statement (COSE hash envelope unless --embed)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, err := scitt.LoadPrivateKey(keyFile)
+			key, err := keys.LoadPrivate(keyFile)
 			if err != nil {
 				return err
 			}

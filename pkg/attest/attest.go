@@ -1,8 +1,6 @@
 package attest
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -281,7 +281,7 @@ func (r *run) sign(ctx context.Context) error {
 func (r *run) register(ctx context.Context) error {
 	hc := *r.o.HTTPClient
 	if r.creds.WIT != "" {
-		wk, err := wimse.KeyFromSigner(r.creds.Key.Signer)
+		wk, err := keys.NewPrivateKey(r.creds.Key.Signer)
 		if err != nil {
 			return err
 		}

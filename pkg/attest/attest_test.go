@@ -13,6 +13,7 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -223,7 +224,7 @@ func TestAttestRegistryGoneAfterRegistration(t *testing.T) {
 // (no WIT) never sends them.
 func TestAttestRefusedByService(t *testing.T) {
 	env := startEnv(t, attesttest.Config{})
-	key, err := scitt.GenerateKey(-7)
+	key, err := keys.Generate(-7)
 	if err != nil {
 		t.Fatal(err)
 	}

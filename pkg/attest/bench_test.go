@@ -13,6 +13,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
 	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
@@ -55,7 +56,7 @@ func BenchmarkRegisterOnly(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	wk, _ := wimse.KeyFromSigner(creds.Key.Signer)
+	wk, _ := keys.NewPrivateKey(creds.Key.Signer)
 	c, err := scrapi.NewClient(env.TSURL, scrapi.WithHTTPClient(&http.Client{
 		Transport: &wimse.Transport{Credentials: wimse.Credentials{WIT: creds.WIT, Key: wk}}}))
 	if err != nil {

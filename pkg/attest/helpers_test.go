@@ -9,7 +9,7 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/identity"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -45,7 +45,7 @@ func githubOutput(file, name string) string {
 }
 
 // staticCredentials is an identity without a WIT: a bare key.
-func staticCredentials(key *scitt.PrivateKey, id string) attest.CredentialsSource {
+func staticCredentials(key *keys.PrivateKey, id string) attest.CredentialsSource {
 	return func(context.Context) (*identity.Credentials, error) {
 		return &identity.Credentials{Key: key, ID: wimse.RequireIdentifier(id), Provider: "static"}, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -48,7 +49,7 @@ func WithSubjectTokenType(t string) ExchangeOption {
 // Exchange trades ciToken for a WIT bound to key at the identity server at
 // serverURL (RFC 8693 + DPoP). It returns the WIT's compact serialization.
 // Server refusals are *ExchangeError.
-func Exchange(ctx context.Context, serverURL, ciToken string, key *wimse.SigningKey, opts ...ExchangeOption) (string, error) {
+func Exchange(ctx context.Context, serverURL, ciToken string, key *keys.PrivateKey, opts ...ExchangeOption) (string, error) {
 	o := exchangeOptions{client: &http.Client{Timeout: 30 * time.Second}, tokenType: TokenTypeIDToken}
 	for _, opt := range opts {
 		opt(&o)

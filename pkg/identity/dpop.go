@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -113,10 +115,10 @@ func lower(s string) string {
 }
 
 // NewDPoPProof signs a DPoP proof for a POST to htu with key (RFC 9449 §4.2).
-func NewDPoPProof(key *wimse.SigningKey, htu string) (string, error) {
+func NewDPoPProof(key *keys.PrivateKey, htu string) (string, error) {
 	pub := jose.JSONWebKey{Key: key.Signer.Public()}
 	opts := (&jose.SignerOptions{EmbedJWK: false}).WithType(TypeDPoP).WithHeader("jwk", pub)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: key.Algorithm, Key: key.Signer}, opts)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: key.JOSEAlgorithm(), Key: key.Signer}, opts)
 	if err != nil {
 		return "", fmt.Errorf("DPoP signer: %w", err)
 	}

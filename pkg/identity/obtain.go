@@ -1,8 +1,6 @@
 package identity
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"context"
 	"crypto"
 	"errors"
@@ -12,13 +10,15 @@ import (
 	"os"
 	"strings"
 
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/ci/github"
 	"github.com/trustfabric/trustfabric/pkg/ci/gitlab"
 	"github.com/trustfabric/trustfabric/pkg/ci/spiffe"
 	"github.com/trustfabric/trustfabric/pkg/ci/tekton"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/veraison/go-cose"
 )
 
 // Provider names accepted by Obtain.
@@ -61,7 +61,7 @@ type ObtainOptions struct {
 // Credentials are a workload identity: a WIT and its private key.
 type Credentials struct {
 	WIT      string
-	Key      *scitt.PrivateKey
+	Key      *keys.PrivateKey
 	ID       wimse.Identifier
 	Provider string
 }
@@ -132,11 +132,7 @@ func Obtain(ctx context.Context, o ObtainOptions) (*Credentials, error) {
 	if o.Server == "" {
 		return nil, fmt.Errorf("%w: the identity server URL is required", ErrRequest)
 	}
-	key, err := scitt.GenerateKey(cose.AlgorithmES256)
-	if err != nil {
-		return nil, err
-	}
-	wk, err := wimse.KeyFromSigner(key.Signer)
+	key, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +140,7 @@ func Obtain(ctx context.Context, o ObtainOptions) (*Credentials, error) {
 	if o.HTTPClient != nil {
 		opts = append(opts, WithClient(o.HTTPClient))
 	}
-	wit, err := Exchange(ctx, o.Server, tok, wk, opts...)
+	wit, err := Exchange(ctx, o.Server, tok, key, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +153,7 @@ func Obtain(ctx context.Context, o ObtainOptions) (*Credentials, error) {
 
 // credentialsFrom wraps a WIT-SVID and key from a SPIFFE agent.
 func credentialsFrom(wit string, signer crypto.Signer, prov string) (*Credentials, error) {
-	pub, err := scitt.NewPublicKey(signer.Public())
+	key, err := keys.NewPrivateKey(signer)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +161,7 @@ func credentialsFrom(wit string, signer crypto.Signer, prov string) (*Credential
 	if err != nil {
 		return nil, err
 	}
-	return &Credentials{WIT: wit, Key: &scitt.PrivateKey{Signer: signer, Alg: pub.Alg, KID: pub.JWKThumbprint()}, ID: id, Provider: prov}, nil
+	return &Credentials{WIT: wit, Key: key, ID: id, Provider: prov}, nil
 }
 
 // WriteFiles writes the WIT to witPath and the private key, as a JWK, to

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -34,7 +37,7 @@ const (
 // GET /.well-known/wit-bundle. Create it with New or NewFromFile.
 type Server struct {
 	cfg      Config
-	key      *wimse.SigningKey
+	key      *keys.PrivateKey
 	bundle   *wimse.Bundle
 	ci       *ciVerifier
 	dpop     *wimse.ReplayCache
@@ -48,7 +51,7 @@ type Server struct {
 type Option func(*options) error
 
 type options struct {
-	key     *wimse.SigningKey
+	key     *keys.PrivateKey
 	retired []jose.JSONWebKey
 	client  *http.Client
 	now     func() time.Time
@@ -58,7 +61,7 @@ type options struct {
 
 // WithSigningKey sets the WIT signing key. Default: Config.SigningKey when
 // set, else a fresh ES256 key.
-func WithSigningKey(k *wimse.SigningKey) Option {
+func WithSigningKey(k *keys.PrivateKey) Option {
 	return func(o *options) error { o.key = k; return nil }
 }
 
@@ -125,13 +128,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 		o.key = k
 	}
 	if o.key == nil {
-		k, err := wimse.GenerateKey()
+		k, err := keys.Generate(cose.AlgorithmES256)
 		if err != nil {
 			return nil, err
 		}
 		o.key = k
 	}
-	if o.key.KeyID == "" {
+	if len(o.key.KID) == 0 {
 		return nil, fmt.Errorf("%w: the signing key needs a kid", ErrConfig)
 	}
 	s := &Server{
@@ -150,7 +153,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 	return s, nil
 }
 
-func loadSigningKey(file string) (*wimse.SigningKey, error) {
+func loadSigningKey(file string) (*keys.PrivateKey, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signingKey: %w", ErrConfig, err)
@@ -159,14 +162,9 @@ func loadSigningKey(file string) (*wimse.SigningKey, error) {
 	if err := jwk.UnmarshalJSON(data); err != nil {
 		return nil, fmt.Errorf("%w: signingKey %s: not a JWK", ErrConfig, file)
 	}
-	k, err := wimse.KeyFromJWK(jwk)
+	k, err := keys.FromJWK(jwk)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signingKey %s: %w", ErrConfig, file, err)
-	}
-	if k.KeyID == "" {
-		if k.KeyID, err = k.Thumbprint(); err != nil {
-			return nil, err
-		}
 	}
 	return k, nil
 }

@@ -14,7 +14,10 @@ import (
 	"github.com/spiffe/go-spiffe/v2/exp/bundle/witbundle"
 	"github.com/spiffe/go-spiffe/v2/exp/svid/witsvid"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/veraison/go-cose"
+
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -70,9 +73,9 @@ func newEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	return &testEnv{gh: gh, gl: gl, k8s: k8s, srv: srv, s: s, logs: logs}
 }
 
-func newKey(t testing.TB) *wimse.SigningKey {
+func newKey(t testing.TB) *keys.PrivateKey {
 	t.Helper()
-	k, err := wimse.GenerateKey()
+	k, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +100,7 @@ func runnerToken(t testing.TB, gh *oidctest.GitHub, aud string) string {
 }
 
 // tokenRequest builds a POST /token request with a DPoP proof of key.
-func (e *testEnv) tokenRequest(t testing.TB, ciToken, tokenType string, key *wimse.SigningKey) *http.Request {
+func (e *testEnv) tokenRequest(t testing.TB, ciToken, tokenType string, key *keys.PrivateKey) *http.Request {
 	t.Helper()
 	proof, err := NewDPoPProof(key, e.s.TokenURL())
 	if err != nil {
@@ -154,7 +157,7 @@ func TestExchangeGitHubPassesWITSVID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tp, _ := key.Thumbprint(); w.Key.Algorithm != "ES256" || !sameKey(t, w, tp) {
+	if tp := key.KeyID(); w.Key.Algorithm != "ES256" || !sameKey(t, w, tp) {
 		t.Error("cnf.jwk is not the DPoP key")
 	}
 	ci := string(w.Claims[CIClaim])
@@ -263,7 +266,7 @@ func TestBundleEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := b.Key(e.s.key.KeyID); !ok || len(b.Keys) != 1 {
+	if _, ok := b.Key(e.s.key.KeyID()); !ok || len(b.Keys) != 1 {
 		t.Fatalf("bundle keys = %+v", b.Keys)
 	}
 }

@@ -12,8 +12,6 @@
 package server
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,8 +22,11 @@ import (
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
@@ -134,19 +135,19 @@ func Run(ctx context.Context, o Options) error {
 
 // loadOrCreateKey keeps the Identity Server's key across restarts, so that
 // the bundle verifiers pinned stays valid.
-func loadOrCreateKey(path string) (*wimse.SigningKey, error) {
+func loadOrCreateKey(path string) (*keys.PrivateKey, error) {
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		var jwk jose.JSONWebKey
 		if err := json.Unmarshal(raw, &jwk); err != nil {
 			return nil, fmt.Errorf("identity key %s: %w", path, err)
 		}
-		return wimse.KeyFromJWK(jwk)
+		return keys.FromJWK(jwk)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	key, err := wimse.GenerateKey()
+	key, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -61,7 +62,7 @@ type StatementOption func(*statementOptions)
 
 type statementOptions struct {
 	at          time.Time
-	receiptKeys scitt.KeySet
+	receiptKeys keys.Set
 	leaf        scitt.LeafConvention
 	preimage    []byte
 	hasPreimage bool
@@ -75,7 +76,7 @@ func AtTime(t time.Time) StatementOption { return func(o *statementOptions) { o.
 // WithReceiptKeys lets VerifyStatement take the registration time from the
 // first embedded receipt whose inclusion proof verifies under keys. Default:
 // receipts are not consulted.
-func WithReceiptKeys(keys scitt.KeySet, leaf scitt.LeafConvention) StatementOption {
+func WithReceiptKeys(keys keys.Set, leaf scitt.LeafConvention) StatementOption {
 	return func(o *statementOptions) { o.receiptKeys, o.leaf = keys, leaf }
 }
 
@@ -146,12 +147,12 @@ func VerifyStatement(statement []byte, bundles BundleSource, opts ...StatementOp
 	if s.Alg != alg {
 		return nil, fmt.Errorf("statement: %w: alg %v, cnf.jwk alg %s", ErrUnsupportedAlgorithm, s.Alg, wit.Key.Algorithm)
 	}
-	pk := &scitt.PublicKey{Key: wit.Key.Key, Alg: alg}
+	pk := &keys.PublicKey{Key: wit.Key.Key, Alg: alg}
 	var vopts []scitt.VerifyOption
 	if o.hasPreimage {
 		vopts = append(vopts, scitt.WithPreimage(o.preimage))
 	}
-	res, err := s.Verify(scitt.KeySet{pk}, vopts...)
+	res, err := s.Verify(keys.Set{pk}, vopts...)
 	if err != nil {
 		return nil, fmt.Errorf("statement: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"testing"
 	"time"
 
@@ -14,14 +15,14 @@ import (
 )
 
 // witSigner returns a scitt key, a WIT bound to it, and the issuer bundle.
-func witSigner(t *testing.T, lifetime time.Duration) (*scitt.PrivateKey, string, *Bundle, Identifier) {
+func witSigner(t *testing.T, lifetime time.Duration) (*keys.PrivateKey, string, *Bundle, Identifier) {
 	t.Helper()
-	iss, _ := GenerateKey()
-	sk, err := scitt.GenerateKey(cose.AlgorithmES256)
+	iss, _ := keys.Generate(cose.AlgorithmES256)
+	sk, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wk, err := KeyFromSigner(sk.Signer)
+	wk, err := keys.NewPrivateKey(sk.Signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func witSigner(t *testing.T, lifetime time.Duration) (*scitt.PrivateKey, string,
 	return sk, wit, &Bundle{TrustDomain: "ci.example.org", Keys: []jose.JSONWebKey{iss.PublicJWK()}}, id
 }
 
-func signWithWIT(t *testing.T, key *scitt.PrivateKey, wit, iss string, iat time.Time) []byte {
+func signWithWIT(t *testing.T, key *keys.PrivateKey, wit, iss string, iat time.Time) []byte {
 	t.Helper()
 	st, err := scitt.SignStatement(context.Background(), key, scitt.Claims{Issuer: iss, Subject: "sha256:abc", IssuedAt: iat},
 		[]byte(`{"_type":"https://in-toto.io/Statement/v1"}`), scitt.WithWIT(wit))
@@ -58,7 +59,7 @@ func TestVerifyStatementWITBound(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 	// A verifier that does not trust the identity server refuses it.
-	other, _ := GenerateKey()
+	other, _ := keys.Generate(cose.AlgorithmES256)
 	if _, err := VerifyStatement(st, Bundles{{TrustDomain: "ci.example.org", Keys: []jose.JSONWebKey{other.PublicJWK()}}}); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("untrusted bundle: err = %v, want ErrKeyNotFound", err)
 	}
@@ -77,7 +78,7 @@ func TestVerifyStatementIssuerMismatch(t *testing.T) {
 
 func TestVerifyStatementSignedByOtherKey(t *testing.T) {
 	_, wit, b, id := witSigner(t, 10*time.Minute)
-	other, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	other, _ := keys.Generate(cose.AlgorithmES256)
 	if _, err := StatementIssuer(wit, other.Signer.Public()); !errors.Is(err, ErrIssuerMismatch) {
 		t.Fatalf("StatementIssuer with another key: err = %v", err)
 	}
@@ -98,7 +99,7 @@ func TestVerifyStatementWITExpiredAtIAT(t *testing.T) {
 func TestVerifyStatementRegistrationTimeFromReceipt(t *testing.T) {
 	key, wit, b, id := witSigner(t, 10*time.Minute)
 	st := signWithWIT(t, key, wit, id.String(), time.Now())
-	ts, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	ts, _ := keys.Generate(cose.AlgorithmES256)
 	s, _ := scitt.ParseStatement(st)
 	reg := s.Registered()
 	entry := sha256.Sum256(reg)
@@ -114,7 +115,7 @@ func TestVerifyStatementRegistrationTimeFromReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := VerifyStatement(transparent, Bundles{b}, WithReceiptKeys(scitt.KeySet{ts.Public()}, scitt.LeafIETF))
+	got, err := VerifyStatement(transparent, Bundles{b}, WithReceiptKeys(keys.Set{ts.Public()}, scitt.LeafIETF))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +127,13 @@ func TestVerifyStatementRegistrationTimeFromReceipt(t *testing.T) {
 	rc2, _ := scitt.IssueReceipt(context.Background(), ts, scitt.ReceiptClaims{Issuer: "https://ts.example", Subject: "x", IssuedAt: late},
 		scitt.InclusionProof{TreeSize: 1, LeafIndex: 0}, root)
 	t2, _ := scitt.AddReceipt(st, rc2)
-	if _, err := VerifyStatement(t2, Bundles{b}, WithReceiptKeys(scitt.KeySet{ts.Public()}, scitt.LeafIETF)); !errors.Is(err, ErrExpired) {
+	if _, err := VerifyStatement(t2, Bundles{b}, WithReceiptKeys(keys.Set{ts.Public()}, scitt.LeafIETF)); !errors.Is(err, ErrExpired) {
 		t.Fatalf("late registration: err = %v, want ErrExpired", err)
 	}
 }
 
 func TestVerifyStatementWithoutWIT(t *testing.T) {
-	key, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	key, _ := keys.Generate(cose.AlgorithmES256)
 	st, _ := scitt.SignStatement(context.Background(), key, scitt.Claims{Issuer: "x", Subject: "y"}, []byte("p"))
 	if _, err := VerifyStatement(st, Bundles{}); !errors.Is(err, ErrNotWITBound) {
 		t.Fatalf("err = %v, want ErrNotWITBound", err)

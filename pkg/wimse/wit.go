@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"slices"
 	"time"
 
@@ -68,14 +69,14 @@ type WITClaims struct {
 
 // MintWIT signs a WIT with the identity server key. The header is
 // {alg, typ: "wit+jwt", kid}; there is never an aud.
-func MintWIT(key *SigningKey, c WITClaims) (string, error) {
+func MintWIT(key *keys.PrivateKey, c WITClaims) (string, error) {
 	if c.Subject.IsZero() {
 		return "", fmt.Errorf("%w: WIT subject is required", ErrMalformed)
 	}
 	if c.Expiry.IsZero() {
 		return "", fmt.Errorf("%w: WIT expiry is required", ErrMalformed)
 	}
-	if key.KeyID == "" {
+	if len(key.KID) == 0 {
 		return "", fmt.Errorf("%w: the issuer key needs a kid", ErrMalformed)
 	}
 	cnf, err := confirmationJWK(c.Key)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"slices"
 	"time"
 
@@ -36,7 +37,7 @@ type WPT struct {
 // public half is the WIT's cnf.jwk: typ "wpt+jwt", alg = the key's algorithm,
 // claims aud, iat, exp (now + lifetime, DefaultProofLifetime when zero, capped
 // at MaxProofLifetime), a random 128-bit jti and wth.
-func MintWPT(key *SigningKey, wit, aud string, lifetime time.Duration) (string, error) {
+func MintWPT(key *keys.PrivateKey, wit, aud string, lifetime time.Duration) (string, error) {
 	if aud == "" {
 		return "", fmt.Errorf("%w: WPT audience is required", ErrMalformed)
 	}

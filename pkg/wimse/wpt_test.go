@@ -3,6 +3,8 @@ package wimse
 import (
 	"errors"
 	"fmt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/veraison/go-cose"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -63,7 +65,7 @@ func TestWPTForAnotherAudience(t *testing.T) {
 
 func TestWPTSignedByDifferentKey(t *testing.T) {
 	f := newFixture(t)
-	other, _ := GenerateKey()
+	other, _ := keys.Generate(cose.AlgorithmES256)
 	tok, _ := MintWPT(other, f.wit, "https://ts.example/entries", 0)
 	_, err := VerifyWPT(tok, verifiedWIT(t, f), ProofPolicy{Audiences: []string{"https://ts.example/entries"}, Replay: NewReplayCache(10)})
 	if !errors.Is(err, ErrProofMismatch) {

@@ -27,8 +27,8 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
@@ -79,7 +79,7 @@ type Env struct {
 	// iss); TSKeys its public keys.
 	TSURL  string
 	TS     *transparency.Service
-	TSKeys scitt.KeySet
+	TSKeys keys.Set
 	// Registry is the olareg registry; RegistryHost its host:port.
 	Registry     *ocitest.Registry
 	RegistryHost string

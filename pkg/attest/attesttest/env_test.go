@@ -8,6 +8,7 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
 	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
@@ -43,7 +44,7 @@ func TestEnvRequiresWIMSE(t *testing.T) {
 		t.Fatalf("registration without WIMSE headers: err = %v, want a 401 problem", err)
 	}
 
-	wk, err := wimse.KeyFromSigner(creds.Key.Signer)
+	wk, err := keys.NewPrivateKey(creds.Key.Signer)
 	if err != nil {
 		t.Fatal(err)
 	}

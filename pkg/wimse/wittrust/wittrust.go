@@ -12,6 +12,7 @@ package wittrust
 import (
 	"context"
 	"fmt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"net/http"
 	"time"
 
@@ -35,7 +36,7 @@ var _ transparency.WITVerifier = (*Verifier)(nil)
 // VerifyWIT returns the WIT's confirmation key as the only key the statement
 // may be signed with. Errors wrap transparency.ErrUntrustedIssuer and the
 // wimse sentinel naming the reason.
-func (v *Verifier) VerifyWIT(_ context.Context, st *scitt.Statement) (scitt.KeySet, error) {
+func (v *Verifier) VerifyWIT(_ context.Context, st *scitt.Statement) (keys.Set, error) {
 	now := time.Now
 	if v.Now != nil {
 		now = v.Now
@@ -63,7 +64,7 @@ func (v *Verifier) VerifyWIT(_ context.Context, st *scitt.Statement) (scitt.KeyS
 	if st.Alg != alg {
 		return nil, fmt.Errorf("%w: %w: statement alg is not cnf.jwk's %s", transparency.ErrUntrustedIssuer, wimse.ErrUnsupportedAlgorithm, wit.Key.Algorithm)
 	}
-	return scitt.KeySet{{Key: wit.Key.Key, Alg: alg}}, nil
+	return keys.Set{{Key: wit.Key.Key, Alg: alg}}, nil
 }
 
 // RequireOnRegistration makes registrations (POST /entries) carry a valid

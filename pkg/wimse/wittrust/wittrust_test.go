@@ -3,6 +3,7 @@ package wittrust
 import (
 	"context"
 	"errors"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"testing"
 	"time"
 
@@ -14,9 +15,9 @@ import (
 )
 
 func TestVerifyWIT(t *testing.T) {
-	iss, _ := wimse.GenerateKey()
-	sk, _ := scitt.GenerateKey(cose.AlgorithmES256)
-	wk, _ := wimse.KeyFromSigner(sk.Signer)
+	iss, _ := keys.Generate(cose.AlgorithmES256)
+	sk, _ := keys.Generate(cose.AlgorithmES256)
+	wk, _ := keys.NewPrivateKey(sk.Signer)
 	id := wimse.RequireIdentifier("spiffe://ci.example.org/github/acme/widgets")
 	wit, err := wimse.MintWIT(iss, wimse.WITClaims{Subject: id, Expiry: time.Now().Add(5 * time.Minute), Key: wk.PublicJWK()})
 	if err != nil {
@@ -32,14 +33,14 @@ func TestVerifyWIT(t *testing.T) {
 	}
 	trusted := &Verifier{Bundles: wimse.Bundles{{TrustDomain: "ci.example.org", Keys: []jose.JSONWebKey{iss.PublicJWK()}}}}
 	st := sign(id.String())
-	keys, err := trusted.VerifyWIT(context.Background(), st)
+	ks, err := trusted.VerifyWIT(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Verify(keys); err != nil {
+	if _, err := st.Verify(ks); err != nil {
 		t.Fatalf("statement does not verify under the returned key: %v", err)
 	}
-	other, _ := wimse.GenerateKey()
+	other, _ := keys.Generate(cose.AlgorithmES256)
 	untrusted := &Verifier{Bundles: wimse.Bundles{{TrustDomain: "ci.example.org", Keys: []jose.JSONWebKey{other.PublicJWK()}}}}
 	if _, err := untrusted.VerifyWIT(context.Background(), st); !errors.Is(err, transparency.ErrUntrustedIssuer) || !errors.Is(err, wimse.ErrKeyNotFound) {
 		t.Fatalf("untrusted bundle: err = %v", err)

@@ -32,8 +32,8 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
@@ -193,11 +193,11 @@ func start(ctx context.Context, o options) (map[string]string, func(), error) {
 	return env, closeAll, nil
 }
 
-func writePolicy(dir, provider, tsURL string, keys scitt.KeySet, bundle *wimse.Bundle) (string, error) {
+func writePolicy(dir, provider, tsURL string, tsKeys keys.Set, bundle *wimse.Bundle) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	k, err := scitt.MarshalCOSEKeySet(keys)
+	k, err := keys.MarshalCOSEKeySet(tsKeys)
 	if err != nil {
 		return "", err
 	}

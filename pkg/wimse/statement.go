@@ -4,12 +4,13 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"github.com/trustfabric/trustfabric/pkg/keys"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 // Errors of WIT-bound statements (design §2.1, issue 4 item 5).

@@ -5,13 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"github.com/trustfabric/trustfabric/pkg/keys"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 // witSigner returns a scitt key, a WIT bound to it, and the issuer bundle.

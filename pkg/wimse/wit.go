@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/trustfabric/trustfabric/pkg/keys"
 	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // Token types (JOSE typ) for WITs and WPTs (workload-creds §3.1, wpt §3.1).

@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/trustfabric/trustfabric/pkg/keys"
-	"github.com/veraison/go-cose"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +13,9 @@ import (
 	"github.com/spiffe/go-spiffe/v2/exp/bundle/witbundle"
 	"github.com/spiffe/go-spiffe/v2/exp/svid/witsvid"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 const testTD = "ci.example.org"

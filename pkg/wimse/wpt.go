@@ -6,12 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/trustfabric/trustfabric/pkg/keys"
 	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // Lifetimes of proof tokens (wpt §3.1: "short").

@@ -3,8 +3,6 @@ package wimse
 import (
 	"errors"
 	"fmt"
-	"github.com/trustfabric/trustfabric/pkg/keys"
-	"github.com/veraison/go-cose"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +12,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 func verifiedWIT(t testing.TB, f *fixture) *WIT {

@@ -12,16 +12,17 @@ package wittrust
 import (
 	"context"
 	"fmt"
-	"github.com/trustfabric/trustfabric/pkg/keys"
 	"net/http"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/veraison/go-cose"
 )
 
 // Verifier implements transparency.WITVerifier over trusted WIT bundles.

@@ -3,15 +3,16 @@ package wittrust
 import (
 	"context"
 	"errors"
-	"github.com/trustfabric/trustfabric/pkg/keys"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/veraison/go-cose"
 )
 
 func TestVerifyWIT(t *testing.T) {

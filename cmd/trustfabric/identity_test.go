@@ -15,7 +15,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
 	"github.com/trustfabric/trustfabric/pkg/keys"
-	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
 )
 
 // identityServer starts an identity server trusting the three fakes.
@@ -93,7 +93,7 @@ func TestIdentityCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		wit, _ := identity.ReadWIT(p("gh.wit"))
-		if _, err := wimse.StatementIssuer(wit, key.Signer.Public()); err != nil {
+		if _, err := witstatement.Issuer(wit, key.Signer.Public()); err != nil {
 			t.Fatalf("key file does not match the WIT: %v", err)
 		}
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/ci/tekton"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
 )
 
 // Provider names accepted by Obtain.
@@ -144,7 +145,7 @@ func Obtain(ctx context.Context, o ObtainOptions) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := wimse.StatementIssuer(wit, key.Signer.Public())
+	id, err := witstatement.Issuer(wit, key.Signer.Public())
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +158,7 @@ func credentialsFrom(wit string, signer crypto.Signer, prov string) (*Credential
 	if err != nil {
 		return nil, err
 	}
-	id, err := wimse.StatementIssuer(wit, signer.Public())
+	id, err := witstatement.Issuer(wit, signer.Public())
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,6 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // identityKeyFile is where the Identity Server's signing key is kept in the
@@ -113,13 +112,13 @@ func Run(ctx context.Context, o Options) error {
 		return errors.New("WIMSE headers are required but no trust domain is trusted: give --identity-config or --identity-bundle")
 	}
 	if len(bundles) > 0 {
-		o.TS.WIT = &wittrust.Verifier{Bundles: bundles}
+		o.TS.Bundles = bundles
 	}
 	auth := &wimse.Authenticator{Bundles: bundles, Origins: []string{o.PublicURL}, Replay: wimse.NewReplayCache(1 << 20)}
 	o.TS.Wrap = func(ts http.Handler) http.Handler {
 		h := ts
 		if require {
-			h = wittrust.RequireOnRegistration(h, auth)
+			h = transparency.RequireWIMSE(h, auth)
 		}
 		if id == nil {
 			return h

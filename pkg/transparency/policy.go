@@ -18,6 +18,8 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
 )
 
 // DefaultMaxStatementSize is the default registration size limit (1 MiB).
@@ -111,16 +113,6 @@ var ErrConfig = errors.New("invalid configuration")
 
 var headerNames = []string{"alg", "kid", "iss", "sub", "iat", "cty"}
 
-// WITVerifier is the seam for WIMSE-bound statements (design.md §2.4): a
-// statement carrying a Workload Identity Token in its protected "wit" header
-// is verified with the key the WIT confirms (cnf) instead of the static
-// trust registry. VerifyWIT checks the WIT against the identity bundles it
-// trusts and returns the keys the statement must be signed with; it returns
-// an error wrapping ErrUntrustedIssuer when the WIT is not acceptable.
-type WITVerifier interface {
-	VerifyWIT(ctx context.Context, st *scitt.Statement) (keys.Set, error)
-}
-
 // Policy is a compiled registration policy.
 type Policy struct {
 	registry  []trustEntry
@@ -129,7 +121,7 @@ type Policy struct {
 	required  map[string]bool
 	iatPast   time.Duration
 	iatFuture time.Duration
-	wit       WITVerifier
+	bundles   wimse.Bundles
 	doc       policyDoc
 }
 
@@ -156,10 +148,11 @@ type policyTrust struct {
 }
 
 // NewPolicy compiles the policy section plus extra trusted key files (the
-// --trust-key flags). wit may be nil: WIMSE-bound statements are then
-// rejected.
-func NewPolicy(pc PolicyConfig, trustKeys []string, wit WITVerifier) (*Policy, error) {
-	p := &Policy{algs: map[cose.Algorithm]bool{}, maxSize: pc.MaxStatementSize, required: map[string]bool{}, wit: wit}
+// --trust-key flags). Statements bound to a Workload Identity Token are
+// accepted when the WIT verifies against one of bundles (package
+// witstatement); with no bundles they are rejected.
+func NewPolicy(pc PolicyConfig, trustKeys []string, bundles wimse.Bundles) (*Policy, error) {
+	p := &Policy{algs: map[cose.Algorithm]bool{}, maxSize: pc.MaxStatementSize, required: map[string]bool{}, bundles: bundles}
 	if p.maxSize == 0 {
 		p.maxSize = DefaultMaxStatementSize
 	}
@@ -225,7 +218,7 @@ func NewPolicy(pc PolicyConfig, trustKeys []string, wit WITVerifier) (*Policy, e
 }
 
 func (p *Policy) document(pc PolicyConfig) policyDoc {
-	d := policyDoc{Type: "trustfabric registration policy v1", MaxStatementSize: p.maxSize, WIMSE: p.wit != nil,
+	d := policyDoc{Type: "trustfabric registration policy v1", MaxStatementSize: p.maxSize, WIMSE: len(p.bundles) > 0,
 		IATWindowPast: pc.IATWindow.Past, IATWindowFuture: pc.IATWindow.Future}
 	for alg := range p.algs {
 		a, _ := keys.AlgorithmOfCOSE(alg)
@@ -305,10 +298,14 @@ func (p *Policy) Check(ctx context.Context, st *scitt.Statement, now time.Time) 
 // keysFor resolves the keys a statement may be verified with.
 func (p *Policy) keysFor(ctx context.Context, st *scitt.Statement) (keys.Set, error) {
 	if st.WIT != "" {
-		if p.wit == nil {
+		if len(p.bundles) == 0 {
 			return nil, fmt.Errorf("%w: statements bound to a Workload Identity Token are not accepted by this service", ErrRejected)
 		}
-		return p.wit.VerifyWIT(ctx, st)
+		ks, err := witstatement.KeyForRegistration(st, p.bundles, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUntrustedIssuer, err)
+		}
+		return ks, nil
 	}
 	// The kid-matching rule of package keys: keys the kid names, else every
 	// key trusted for this issuer (a wrong one then fails the signature).

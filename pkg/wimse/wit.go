@@ -340,3 +340,30 @@ func randomID() string {
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
+
+// ParseWITUnverified reads the sub and cnf.jwk of a WIT without verifying
+// its signature or times: for the workload that holds the WIT it was just
+// issued (to name itself in a statement and check it holds the right key).
+// Never base a trust decision on it: verifiers use [ParseWIT].
+func ParseWITUnverified(token string) (Identifier, jose.JSONWebKey, error) {
+	tok, _, err := parseCompact(token, Algorithms)
+	if err != nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w", err)
+	}
+	var c witHeaderClaims
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w: %w", ErrMalformed, err)
+	}
+	id, err := ParseIdentifier(c.Subject)
+	if err != nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: sub: %w", err)
+	}
+	if c.Cnf == nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w: no cnf.jwk", ErrMalformed)
+	}
+	cnf, err := parseConfirmationKey(c.Cnf.JWK)
+	if err != nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w", err)
+	}
+	return id, cnf, nil
+}

@@ -31,7 +31,6 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // Defaults of Config.
@@ -163,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	}
 	e.TSURL = "http://" + tsl.Addr().String()
 	bundles := wimse.Bundles{e.Bundle}
-	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, &wittrust.Verifier{Bundles: bundles})
+	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, bundles)
 	if err != nil {
 		tsl.Close()
 		return nil, fmt.Errorf("registration policy: %w", err)
@@ -183,7 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	e.TSKeys = e.TS.Keys()
 	h := e.TS.Handler(transparency.HandlerOptions{})
 	if !cfg.AnonymousRegistration {
-		h = wittrust.RequireOnRegistration(h, &wimse.Authenticator{Bundles: bundles, Origins: []string{e.TSURL}, Replay: wimse.NewReplayCache(100000)})
+		h = transparency.RequireWIMSE(h, &wimse.Authenticator{Bundles: bundles, Origins: []string{e.TSURL}, Replay: wimse.NewReplayCache(100000)})
 	}
 	e.serve(tsl, h)
 

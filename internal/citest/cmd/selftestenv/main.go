@@ -36,7 +36,6 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // trustDomain is the authority of the identities the self-tests get.
@@ -159,7 +158,7 @@ func start(ctx context.Context, o options) (map[string]string, func(), error) {
 	}
 	tsURL := "http://" + tsl.Addr().String()
 	bundles := wimse.Bundles{ids.Bundle()}
-	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, &wittrust.Verifier{Bundles: bundles})
+	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, bundles)
 	if err != nil {
 		tsl.Close()
 		return nil, closeAll, fmt.Errorf("registration policy: %w", err)
@@ -174,7 +173,7 @@ func start(ctx context.Context, o options) (map[string]string, func(), error) {
 		defer cancel()
 		_ = ts.Close(c)
 	})
-	h := wittrust.RequireOnRegistration(ts.Handler(transparency.HandlerOptions{}),
+	h := transparency.RequireWIMSE(ts.Handler(transparency.HandlerOptions{}),
 		&wimse.Authenticator{Bundles: bundles, Origins: []string{tsURL}, Replay: wimse.NewReplayCache(100000)})
 	closers = append(closers, serve(tsl, h))
 	env["TF_SELFTEST_TS"] = tsURL

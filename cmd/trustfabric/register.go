@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func init() { register(NewCmdRegister) }
@@ -78,7 +78,7 @@ func wimseClient(witFile, keyFile string) (*http.Client, error) {
 	if witFile == "" || keyFile == "" {
 		return nil, errors.New("--wit and --key go together")
 	}
-	wit, err := identity.ReadWIT(witFile)
+	wit, err := workload.ReadWIT(witFile)
 	if err != nil {
 		return nil, err
 	}

@@ -7,11 +7,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 	"github.com/trustfabric/trustfabric/pkg/witstatement"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func init() { register(NewCmdStatement) }
@@ -39,7 +39,7 @@ func newCmdStatementSign() *cobra.Command {
 			if witFile != "" {
 				// A workload signs with its WIT's key; the statement's iss
 				// is the WIT's sub (design §2.1).
-				wit, err := identity.ReadWIT(witFile)
+				wit, err := workload.ReadWIT(witFile)
 				if err != nil {
 					return err
 				}

@@ -21,17 +21,8 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
-// RFC 8693 and RFC 9449 identifiers.
-const (
-	GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
-	TokenTypeIDToken       = "urn:ietf:params:oauth:token-type:id_token"
-	TokenTypeJWT           = "urn:ietf:params:oauth:token-type:jwt"
-	// TokenPath and BundlePath are the server's routes.
-	TokenPath  = "/token"
-	BundlePath = "/.well-known/wit-bundle"
-	// MaxFormSize bounds the POST /token body.
-	MaxFormSize = 64 << 10
-)
+// MaxFormSize bounds the POST /token body.
+const MaxFormSize = 64 << 10
 
 // Server is the Identity Server, an http.Handler serving POST /token and
 // GET /.well-known/wit-bundle. Create it with New or NewFromFile.
@@ -139,7 +130,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, key: o.key, now: o.now, log: o.log, dpop: wimse.NewReplayCache(o.replay),
-		tokenURL: strings.TrimSuffix(cfg.Issuer, "/") + TokenPath,
+		tokenURL: strings.TrimSuffix(cfg.Issuer, "/") + wimse.TokenPath,
 	}
 	s.bundle = &wimse.Bundle{TrustDomain: cfg.TrustDomain, Issuers: []string{cfg.Issuer}, Keys: append([]jose.JSONWebKey{o.key.PublicJWK()}, o.retired...)}
 	ci, err := newCIVerifier(&s.cfg, o.client, o.now, wimse.NewReplayCache(o.replay))
@@ -148,8 +139,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.ci = ci
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc(TokenPath, s.serveToken)
-	s.mux.HandleFunc("GET "+BundlePath, s.serveBundle)
+	s.mux.HandleFunc(wimse.TokenPath, s.serveToken)
+	s.mux.HandleFunc("GET "+wimse.BundlePath, s.serveBundle)
 	return s, nil
 }
 
@@ -189,14 +180,6 @@ func (s *Server) serveBundle(w http.ResponseWriter, _ *http.Request) {
 	w.Write(b)
 }
 
-// TokenResponse is the RFC 8693 §2.2.1 response.
-type TokenResponse struct {
-	AccessToken     string `json:"access_token"`
-	IssuedTokenType string `json:"issued_token_type"`
-	TokenType       string `json:"token_type"`
-	ExpiresIn       int64  `json:"expires_in"`
-}
-
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -213,8 +196,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.logf(r.Context(), "identity: WIT issued", slog.String("sub", ident), slog.Time("exp", exp))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(TokenResponse{
-		AccessToken: wit, IssuedTokenType: TokenTypeJWT, TokenType: "N_A",
+	_ = json.NewEncoder(w).Encode(wimse.TokenResponse{
+		AccessToken: wit, IssuedTokenType: wimse.TokenTypeJWT, TokenType: "N_A",
 		ExpiresIn: int64(exp.Sub(s.now()).Seconds()),
 	})
 }
@@ -245,14 +228,14 @@ func (s *Server) exchange(r *http.Request) (string, time.Time, string, error) {
 			return "", zero, "", fmt.Errorf("%w: %s repeated", ErrRequest, k)
 		}
 	}
-	if g := f.Get("grant_type"); g != GrantTypeTokenExchange {
+	if g := f.Get("grant_type"); g != wimse.GrantTypeTokenExchange {
 		return "", zero, "", fmt.Errorf("%w: unsupported grant_type %q", errUnsupportedGrant, g)
 	}
-	if t := f.Get("subject_token_type"); t != TokenTypeIDToken && t != TokenTypeJWT {
+	if t := f.Get("subject_token_type"); t != wimse.TokenTypeIDToken && t != wimse.TokenTypeJWT {
 		return "", zero, "", fmt.Errorf("%w: subject_token_type %q: want id_token or jwt", ErrRequest, t)
 	}
-	if t := f.Get("requested_token_type"); t != "" && t != TokenTypeJWT {
-		return "", zero, "", fmt.Errorf("%w: requested_token_type %q: only %s", ErrRequest, t, TokenTypeJWT)
+	if t := f.Get("requested_token_type"); t != "" && t != wimse.TokenTypeJWT {
+		return "", zero, "", fmt.Errorf("%w: requested_token_type %q: only %s", ErrRequest, t, wimse.TokenTypeJWT)
 	}
 	if a := f.Get("audience"); a != "" && a != s.cfg.Issuer {
 		return "", zero, "", fmt.Errorf("%w: audience %q is not this identity server", errInvalidTarget, a)

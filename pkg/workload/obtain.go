@@ -1,9 +1,8 @@
-package identity
+package workload
 
 import (
 	"context"
 	"crypto"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,10 +29,6 @@ const (
 	ProviderKubernetes = "kubernetes"
 	ProviderSPIFFE     = "spiffe"
 )
-
-// ErrNoProvider: no CI platform or SPIFFE agent was detected, or the name is
-// unknown.
-var ErrNoProvider = errors.New("no identity provider")
 
 // ObtainOptions configure Obtain.
 type ObtainOptions struct {
@@ -131,7 +126,7 @@ func Obtain(ctx context.Context, o ObtainOptions) (*Credentials, error) {
 		return nil, err
 	}
 	if o.Server == "" {
-		return nil, fmt.Errorf("%w: the identity server URL is required", ErrRequest)
+		return nil, fmt.Errorf("%w: the identity server URL is required", ErrConfig)
 	}
 	key, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
@@ -191,4 +186,16 @@ func ReadWIT(path string) (string, error) {
 		return "", fmt.Errorf("%w: %s is not a WIT", wimse.ErrMalformed, path)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// HTTPClient returns a client that sends the WIT and a fresh Workload Proof
+// Token (audience: the request's target URI) with every request (design §2.4).
+// base may be nil (http.DefaultTransport, no overall timeout).
+func (c *Credentials) HTTPClient(base *http.Client) *http.Client {
+	out := &http.Client{}
+	if base != nil {
+		*out = *base
+	}
+	out.Transport = &wimse.Transport{Base: out.Transport, Credentials: wimse.Credentials{WIT: c.WIT, Key: c.Key}}
+	return out
 }

@@ -105,7 +105,7 @@ const registryFix = "Log in with a credential the job is issued, not a stored pa
 	"```yaml\n" +
 	"# ghcr.io: the job's own token, scoped by permissions: {packages: write}\n" +
 	"- uses: docker/login-action@<sha>\n" +
-	"  with: {registry: ghcr.io, username: ${{ github.actor }}, password: ${{ secrets.GITHUB_TOKEN }}}\n" +
+	"  with: {registry: ghcr.io, username: \"${{ github.actor }}\", password: \"${{ secrets.GITHUB_TOKEN }}\"}\n" +
 	"# ECR / Artifact Registry / ACR: OIDC federation (aws-actions/configure-aws-credentials with role-to-assume,\n" +
 	"#   google-github-actions/auth with workload_identity_provider), then the cloud's registry login\n" +
 	"# GitLab registry: docker login -u \"$CI_REGISTRY_USER\" --password-stdin \"$CI_REGISTRY\" <<<\"$CI_REGISTRY_PASSWORD\"\n" +
@@ -140,7 +140,7 @@ var rules = []Rule{
 		"Pin by full commit SHA and keep the tag as a comment: `uses: owner/repo@<40-hex sha> # vX.Y.Z`.\n"},
 	{RuleScriptInjection, SeverityError, "Attacker-controlled expression in a script",
 		"Pass the value through an environment variable and quote it: " +
-			"`env: {TITLE: ${{ github.event.pull_request.title }}}` then `run: echo \"$TITLE\"`.\n"},
+			"`env: {TITLE: \"${{ github.event.pull_request.title }}\"}` then `run: echo \"$TITLE\"`.\n"},
 }
 
 // Rules returns the catalogue of rules.

@@ -11,6 +11,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/internal/cosewire"
 )
 
 var ctx = context.Background()
@@ -325,19 +327,38 @@ func TestPlacementRules(t *testing.T) {
 	}
 }
 
+// TestUnsupportedVDS: a vds this package does not implement (3) fails at
+// the vds check with ErrUnsupportedVDS; the shared vector whose receipt says
+// vds 2 but carries RFC 9162 proofs is a malformed CCF receipt.
 func TestUnsupportedVDS(t *testing.T) {
-	dir := vectorsDir(t)
-	v := loadVector(t, dir+"/fail-unsupported-vds")
-	r, err := ParseReceipt(v.receipt)
+	protected, err := cosewire.Enc.Marshal(map[int64]any{LabelAlg: int64(-7), LabelVDS: int64(3)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.VerifyInclusion(v.statement, v.logKey, LeafIETF)
+	unprotected, err := cosewire.Enc.Marshal(map[int64]any{LabelVDP: map[int64]any{-1: [][]byte{{0x80}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseReceipt(cosewire.Build(protected, unprotected, nil, make([]byte, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := mustKey(t, -7)
+	stmt, err := SignStatement(ctx, key, testClaims(), []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.VerifyInclusion(stmt, KeySet{key.Public()}, LeafIETF)
 	if !errors.Is(err, ErrUnsupportedVDS) {
 		t.Fatalf("%v", err)
 	}
 	var ce *CheckError
 	if !errors.As(err, &ce) || ce.Check != CheckReceiptVDS {
 		t.Fatalf("failed check %v", ce)
+	}
+
+	v := loadVector(t, vectorsDir(t)+"/fail-unsupported-vds")
+	if _, err := ParseReceipt(v.receipt); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("vds 2 receipt with RFC 9162 proofs: %v, want ErrMalformed", err)
 	}
 }

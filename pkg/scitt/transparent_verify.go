@@ -33,7 +33,7 @@ func VerifyTransparentStatement(statement []byte, service KeySet, leaf LeafConve
 		if err != nil {
 			return res.fail(prefix+"parse", err)
 		}
-		if !namesAny(r.KID, service) {
+		if !r.namedBy(service) {
 			continue
 		}
 		rr, err := r.VerifyInclusion(s.Registered(), service, leaf)

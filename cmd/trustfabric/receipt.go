@@ -36,7 +36,7 @@ them. With --leaf auto (the default) it is taken from the service's
 configuration document when --service-key is the service's URL, else from the
 receipt (Trustfabric receipts name it), else ietf then direct are tried.
 CCF receipts (vds 2, Azure Code Transparency) have their own leaf.`,
-		Args:  cobra.MaximumNArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			leaf, err := scitt.ParseLeafConvention(leafName)
 			if err != nil {

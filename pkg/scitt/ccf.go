@@ -108,12 +108,19 @@ func decodeCCFProof(item []byte) (CCFInclusionProof, error) {
 	if err != nil {
 		return p, fmt.Errorf("not a byte string: %w", err)
 	}
+	// A proof that is not a map whose key 1 is an array is of another
+	// structure (RFC 9162 proofs are arrays; DataTrails' MMR receipts, which
+	// also say vds 2, have {1: index, 2: path}): unsupported, not malformed.
+	notCCF := fmt.Errorf("%w: vds 2 receipt whose proof is not a CCF proof {1: [leaf], 2: [path]} (an RFC 9162 or MMR proof under vds 2?)", ErrUnsupportedVDS)
 	if cosewire.Major(inner) != 5 {
-		return p, fmt.Errorf("%w: want a map {1: leaf, 2: path}", ErrMalformed)
+		return p, notCCF
 	}
 	m, err := decodeHeader(inner, "CCF inclusion proof")
 	if err != nil {
 		return p, err
+	}
+	if l := m.raw(1); l != nil && cosewire.Major(l) != 4 {
+		return p, notCCF
 	}
 	for k := range m {
 		if k != int64(1) && k != int64(2) {
@@ -168,6 +175,10 @@ func (r *Receipt) VerifyCCFInclusion(dataHash []byte, keys KeySet) (*Result, err
 }
 
 func (r *Receipt) verifyCCF(res *Result, dataHash []byte, keys KeySet) error {
+	if r.ccfErr != nil {
+		_, err := res.fail(CheckReceiptProof, r.ccfErr)
+		return err
+	}
 	if r.VDS != VDSCCFLedgerSHA256 || len(r.CCF) == 0 {
 		_, err := res.fail(CheckReceiptProof, fmt.Errorf("%w: not a CCF (vds 2) inclusion receipt", ErrProofMismatch))
 		return err

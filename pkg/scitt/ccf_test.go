@@ -220,8 +220,9 @@ func TestCCFNegativeVectors(t *testing.T) {
 	}
 }
 
-// TestCCFMalformedProofs: proofs outside the profile's CDDL are refused at
-// parse time with ErrMalformed.
+// TestCCFMalformedProofs: proofs outside the profile's CDDL parse (so that
+// inspect shows them) but fail verification at receipt.proof with
+// ErrMalformed; a proof of another shape is an unsupported structure.
 func TestCCFMalformedProofs(t *testing.T) {
 	v := loadVector(t, filepath.Join(vectorsDir(t), "valid-ccf-vds2"))
 	r, err := ParseReceipt(v.receipt)
@@ -257,7 +258,6 @@ func TestCCFMalformedProofs(t *testing.T) {
 		"evidence as bytes": enc(map[int64]any{1: []any{good.InternalTxHash, []byte("ce"), good.DataHash}, 2: path}),
 		"leaf of 2":         enc(map[int64]any{1: leaf[:2], 2: path}),
 		"33-byte data hash": enc(map[int64]any{1: []any{good.InternalTxHash, good.InternalEvidence, append(bytes.Clone(good.DataHash), 0)}, 2: path}),
-		"array, not a map":  func() []byte { b, _ := cosewire.Enc.Marshal([]any{leaf, path}); return b }(),
 		"65 path elements": enc(map[int64]any{1: leaf, 2: func() []any {
 			p := make([]any, 65)
 			for i := range p {
@@ -266,8 +266,29 @@ func TestCCFMalformedProofs(t *testing.T) {
 			return p
 		}()}),
 	} {
-		if _, err := ParseReceipt(withProof(proof)); !errors.Is(err, ErrMalformed) {
-			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		r, err := ParseReceipt(withProof(proof))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, err = r.VerifyInclusion(v.statement, v.logKey, LeafAuto)
+		var ce *CheckError
+		if !errors.Is(err, ErrMalformed) || !errors.As(err, &ce) || ce.Check != CheckReceiptProof {
+			t.Errorf("%s: %v, want ErrMalformed at %s", name, err, CheckReceiptProof)
+		}
+	}
+	for name, proof := range map[string][]byte{
+		"array, not a map":         func() []byte { b, _ := cosewire.Enc.Marshal([]any{leaf, path}); return b }(),
+		"RFC 9162 proof":           func() []byte { b, _ := cosewire.Enc.Marshal([]any{8, 2, [][]byte{good.Path[0].Hash}}); return b }(),
+		"MMR proof {1: idx, 2: p}": enc(map[int64]any{1: 5, 2: [][]byte{good.Path[0].Hash}}),
+	} {
+		r, err := ParseReceipt(withProof(proof))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, err = r.VerifyInclusion(v.statement, v.logKey, LeafAuto)
+		var ce *CheckError
+		if !errors.Is(err, ErrUnsupportedVDS) || !errors.As(err, &ce) || ce.Check != CheckReceiptVDS {
+			t.Errorf("%s: %v, want ErrUnsupportedVDS at %s", name, err, CheckReceiptVDS)
 		}
 	}
 	// The good proof, re-encoded, still verifies (the encoder above is right).

@@ -235,6 +235,7 @@ type Receipt struct {
 
 	msg    *cosewire.Sign1
 	algErr error
+	ccfErr error // why the vds 2 proofs are not CCF proofs
 }
 
 // ParseReceipt parses a receipt strictly (see [ParseStatement]). The vds
@@ -301,9 +302,10 @@ func receiptFrom(m *cosewire.Sign1) (*Receipt, error) {
 		return nil, err
 	}
 	if vds == VDSCCFLedgerSHA256 {
-		if r.CCF, err = decodeCCFProofs(vdp.raw(proofInclusion)); err != nil {
-			return nil, err
-		}
+		// Proofs that break the CCF profile are reported at verification,
+		// so that inspect can still show the receipt: vds 2 is also what
+		// DataTrails' MMR receipts carry.
+		r.CCF, r.ccfErr = decodeCCFProofs(vdp.raw(proofInclusion))
 		return r, nil
 	}
 	incl, err := decodeProofs(vdp.raw(proofInclusion), "inclusion")
@@ -390,6 +392,10 @@ const (
 func (r *Receipt) checkHeader(res *Result) error {
 	if r.VDS != VDSRFC9162SHA256 && r.VDS != VDSCCFLedgerSHA256 {
 		_, err := res.fail(CheckReceiptVDS, fmt.Errorf("%w: vds %d is unsupported; 1 (RFC9162_SHA256) and 2 (CCF_LEDGER_SHA256) are implemented", ErrUnsupportedVDS, r.VDS))
+		return err
+	}
+	if r.VDS == VDSCCFLedgerSHA256 && errors.Is(r.ccfErr, ErrUnsupportedVDS) {
+		_, err := res.fail(CheckReceiptVDS, r.ccfErr)
 		return err
 	}
 	res.pass(CheckReceiptVDS)

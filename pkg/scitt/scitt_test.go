@@ -329,8 +329,8 @@ func TestPlacementRules(t *testing.T) {
 }
 
 // TestUnsupportedVDS: a vds this package does not implement (3) fails at
-// the vds check with ErrUnsupportedVDS; the shared vector whose receipt says
-// vds 2 but carries RFC 9162 proofs is a malformed CCF receipt.
+// the vds check with ErrUnsupportedVDS, and so does the shared vector whose
+// receipt says vds 2 but carries RFC 9162 proofs (not a CCF receipt).
 func TestUnsupportedVDS(t *testing.T) {
 	protected, err := cosewire.Enc.Marshal(map[int64]any{LabelAlg: int64(-7), LabelVDS: int64(3)})
 	if err != nil {
@@ -359,8 +359,13 @@ func TestUnsupportedVDS(t *testing.T) {
 	}
 
 	v := loadVector(t, vectorsDir(t)+"/fail-unsupported-vds")
-	if _, err := ParseReceipt(v.receipt); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("vds 2 receipt with RFC 9162 proofs: %v, want ErrMalformed", err)
+	r, err = ParseReceipt(v.receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.VerifyInclusion(v.statement, v.logKey, LeafAuto)
+	if !errors.Is(err, ErrUnsupportedVDS) || !errors.As(err, &ce) || ce.Check != CheckReceiptVDS {
+		t.Fatalf("vds 2 receipt with RFC 9162 proofs: %v, want ErrUnsupportedVDS at %s", err, CheckReceiptVDS)
 	}
 }
 

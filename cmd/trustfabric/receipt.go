@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 )
@@ -51,7 +52,7 @@ CCF receipts (vds 2, Azure Code Transparency) have their own leaf.`,
 					return err
 				}
 			}
-			var issuer scitt.KeySet
+			var issuer keys.Set
 			if len(issuerKeys) > 0 {
 				if issuer, err = loadKeys(issuerKeys); err != nil {
 					return err

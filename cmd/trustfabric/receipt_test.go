@@ -11,6 +11,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -39,11 +40,11 @@ func TestReceiptVerifyLeafAuto(t *testing.T) {
 
 	// Receipts the service's key signs over a direct-convention tree (as
 	// another implementation would), with and without naming it.
-	svcKey, err := scitt.LoadPrivateKey(p("data/keys/service.jwk"))
+	svcKey, err := keys.LoadPrivate(p("data/keys/service.jwk"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := scitt.MarshalCOSEKeySet(scitt.KeySet{svcKey.Public()})
+	ks, err := keys.MarshalCOSEKeySet(keys.Set{svcKey.Public()})
 	if err != nil {
 		t.Fatal(err)
 	}

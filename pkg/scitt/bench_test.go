@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // The benchmarks put each operation beside a raw crypto/ecdsa verify of the
@@ -47,7 +49,7 @@ func BenchmarkStatementVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ks := KeySet{key.Public()}
+	ks := keys.Set{key.Public()}
 	b.ResetTimer()
 	for b.Loop() {
 		s, err := ParseStatement(raw)
@@ -69,7 +71,7 @@ func BenchmarkReceiptVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ks, err := LoadPublicKeys("../../testdata/trustfabric-v1/valid/log-key.jwk")
+	ks, err := keys.LoadPublic("../../testdata/trustfabric-v1/valid/log-key.jwk")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func BenchmarkVerifyRatio(b *testing.B) {
 	}
 	ts := serviceKey(b)
 	receipt := issueFor(b, ts, stmt, 5, 1000, LeafIETF)
-	sks, tks := KeySet{key.Public()}, KeySet{ts.Public()}
+	sks, tks := keys.Set{key.Public()}, keys.Set{ts.Public()}
 	var raw, st, rc time.Duration
 	for b.Loop() {
 		t0 := time.Now()
@@ -148,7 +150,7 @@ func BenchmarkReceiptVerifyCCF(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ks, err := LoadPublicKeys(dir + "/log-key.pub")
+	ks, err := keys.LoadPublic(dir + "/log-key.pub")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // CCF receipts (vds 2, CCF_LEDGER_SHA256), as Microsoft's scitt-ccf-ledger
@@ -166,15 +167,15 @@ func decodeCCFProof(item []byte) (CCFInclusionProof, error) {
 // SHA-256 of the registered statement; [Receipt.VerifyInclusion] computes
 // it): every proof must carry dataHash and give the same root, the root must
 // be detached, and the service's signature must cover it.
-func (r *Receipt) VerifyCCFInclusion(dataHash []byte, keys KeySet) (*Result, error) {
+func (r *Receipt) VerifyCCFInclusion(dataHash []byte, ks keys.Set) (*Result, error) {
 	res := &Result{}
 	if err := r.checkHeader(res); err != nil {
 		return res, err
 	}
-	return res, r.verifyCCF(res, dataHash, keys)
+	return res, r.verifyCCF(res, dataHash, ks)
 }
 
-func (r *Receipt) verifyCCF(res *Result, dataHash []byte, keys KeySet) error {
+func (r *Receipt) verifyCCF(res *Result, dataHash []byte, ks keys.Set) error {
 	if r.ccfErr != nil {
 		_, err := res.fail(CheckReceiptProof, r.ccfErr)
 		return err
@@ -208,12 +209,12 @@ func (r *Receipt) verifyCCF(res *Result, dataHash []byte, keys KeySet) error {
 		return err
 	}
 	res.pass(CheckReceiptProof)
-	return r.verifyRoot(res, keys, root)
+	return r.verifyRoot(res, ks, root)
 }
 
 // ccfKeyID is the kid scitt-ccf-ledger gives its receipt keys: the
 // lowercase hex SHA-256 of the DER SubjectPublicKeyInfo, as text bytes.
-func ccfKeyID(k *PublicKey) []byte {
+func ccfKeyID(k *keys.PublicKey) []byte {
 	der, err := x509.MarshalPKIXPublicKey(k.Key)
 	if err != nil {
 		return nil
@@ -223,10 +224,10 @@ func ccfKeyID(k *PublicKey) []byte {
 }
 
 // namedBy reports whether the receipt's kid names a key of ks: by the
-// package's rule ([KeySet.Names]) or, for a CCF receipt, by CCF's kid
+// package's rule ([keys.Set.Names]) or, for a CCF receipt, by CCF's kid
 // convention. An empty kid names every key of a non-empty set.
-func (r *Receipt) namedBy(ks KeySet) bool {
-	if namesAny(r.KID, ks) {
+func (r *Receipt) namedBy(ks keys.Set) bool {
+	if ks.Names(r.KID) {
 		return true
 	}
 	if r.VDS != VDSCCFLedgerSHA256 || len(r.KID) != 2*sha256.Size {

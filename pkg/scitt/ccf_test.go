@@ -16,6 +16,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 var updateCCF = flag.Bool("update-ccf", false, "rewrite testdata/ccf-vds2 from the shared valid-ccf-vds2 vector")
@@ -58,14 +59,14 @@ func TestCCFReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pk, err := NewPublicKey(&other.PublicKey)
+	pk, err := keys.NewPublicKey(&other.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.VerifyInclusion(v.statement, KeySet{pk}, LeafAuto); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := r.VerifyInclusion(v.statement, keys.Set{pk}, LeafAuto); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("wrong key: %v, want ErrKeyNotFound", err)
 	}
-	if _, err := VerifyTransparentStatement(ts, KeySet{pk}, LeafAuto, nil); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := VerifyTransparentStatement(ts, keys.Set{pk}, LeafAuto, nil); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("transparent statement, wrong key: %v, want ErrKeyNotFound", err)
 	}
 	// A consistency check or a raw leaf hash does not apply to vds 2.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // seedFiles adds every file called name from both vector sets to f.
@@ -42,7 +44,7 @@ func FuzzParseStatement(f *testing.F) {
 		if !bytes.Equal(again.Registered(), reg) {
 			t.Fatal("registered form is not a fixed point")
 		}
-		_, _ = s.Verify(KeySet{key}, WithPreimage(b))
+		_, _ = s.Verify(keys.Set{key}, WithPreimage(b))
 	})
 }
 
@@ -56,7 +58,7 @@ func FuzzParseReceipt(f *testing.F) {
 	stmt, _ := os.ReadFile("../../testdata/trustfabric-v1/valid/statement.cose")
 	ccfDir := "../../testdata/scitt-cose-v1/valid-ccf-vds2"
 	ccfStmt, _ := os.ReadFile(filepath.Join(ccfDir, "statement.cose"))
-	ccfKeys, err := LoadPublicKeys(filepath.Join(ccfDir, "log-key.pub"))
+	ccfKeys, err := keys.LoadPublic(filepath.Join(ccfDir, "log-key.pub"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -89,9 +91,9 @@ func FuzzParseReceipt(f *testing.F) {
 		if len(r.CCF) > 0 && r.VDS != VDSCCFLedgerSHA256 {
 			t.Fatal("CCF proofs decoded for another vds")
 		}
-		_, _ = r.VerifyInclusion(stmt, KeySet{key}, LeafAuto)
+		_, _ = r.VerifyInclusion(stmt, keys.Set{key}, LeafAuto)
 		_, _ = r.VerifyInclusion(ccfStmt, ccfKeys, LeafAuto)
-		_, _ = r.VerifyConsistency(make([]byte, 32), KeySet{key})
+		_, _ = r.VerifyConsistency(make([]byte, 32), keys.Set{key})
 	})
 }
 
@@ -127,28 +129,5 @@ func FuzzTransparentStatement(f *testing.F) {
 		if w, _ := ParseStatement(without); w == nil || len(w.Receipts) != 0 || !bytes.Equal(w.Registered(), s.Registered()) {
 			t.Fatal("remove receipts did not restore the statement")
 		}
-	})
-}
-
-// FuzzParseKeys: key parsing never panics and keys that parse have both
-// thumbprints.
-func FuzzParseKeys(f *testing.F) {
-	seedFiles(f, "issuer-key.pub", "log-key.pub", "issuer-key.jwk", "log-key.jwk")
-	k := mustKey(f, -7)
-	ck, _ := k.Public().MarshalCOSEKey()
-	cks, _ := MarshalCOSEKeySet(KeySet{k.Public()})
-	pj, _ := k.MarshalJWK()
-	f.Add(ck)
-	f.Add(cks)
-	f.Add(pj)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if ks, err := ParsePublicKeys(b); err == nil {
-			for _, k := range ks {
-				if len(k.JWKThumbprint()) != 32 || len(k.COSEThumbprint()) != 32 {
-					t.Fatal("parsed key without thumbprints")
-				}
-			}
-		}
-		_, _ = ParsePrivateKey(b)
 	})
 }

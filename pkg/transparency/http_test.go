@@ -12,6 +12,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
@@ -116,7 +117,7 @@ func TestSCRAPIStatusAndHeaders(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != scrapi.MediaTypeCBOR {
 		t.Fatalf("scitt-keys = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	if _, err := scitt.ParsePublicKeys(body); err != nil {
+	if _, err := keys.ParsePublic(body); err != nil {
 		t.Fatal(err)
 	}
 	resp, body = do(t, "GET", e.srv.URL+"/.well-known/scitt-keys/"+base64.RawURLEncoding.EncodeToString(r.KID), nil, map[string]string{"Accept": scrapi.MediaTypeCBOR})

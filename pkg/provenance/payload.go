@@ -158,7 +158,7 @@ func checkJSON(b []byte) error {
 	if err := d.Decode(&v); err != nil {
 		return fmt.Errorf("not JSON: %w", err)
 	}
-	if _, err := d.Token(); err == nil {
+	if len(bytes.TrimLeft(b[d.InputOffset():], " \t\r\n")) > 0 {
 		return errors.New("trailing data after the JSON value")
 	}
 	return nil

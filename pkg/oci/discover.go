@@ -22,8 +22,9 @@ type Entry struct {
 	Annotations Annotations
 	// Statement and Preimage are the layers, fetched only with [WithContent].
 	Statement, Preimage []byte
-	// PreimageMediaType is the media type of the preimage layer (with [WithContent]).
-	PreimageMediaType string
+	// PreimageMediaType and PreimageDigest describe the preimage layer (with
+	// [WithContent]); the bytes in Preimage were checked against that digest.
+	PreimageMediaType, PreimageDigest string
 	// Err is set when this referrer could not be read or failed a check (digest, size,
 	// shape). Other entries are still returned.
 	Err error
@@ -304,7 +305,7 @@ func (c *Client) fetchEntry(ctx context.Context, rc *repoClient, e *Entry, conte
 			return fmt.Errorf("referrer %s: %w", e.Descriptor.Digest, err)
 		}
 	}
-	e.Statement, e.Preimage, e.PreimageMediaType = stmt, pre, m.Layers[1].MediaType
+	e.Statement, e.Preimage, e.PreimageMediaType, e.PreimageDigest = stmt, pre, m.Layers[1].MediaType, m.Layers[1].Digest
 	return nil
 }
 

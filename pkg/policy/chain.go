@@ -14,8 +14,18 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
+// payloadMemo remembers, for one verification, the preimages already
+// parsed, by layer digest and declared content type: referrers sharing a
+// preimage blob parse it once.
+type payloadMemo map[string]payloadResult
+
+type payloadResult struct {
+	p   *provenance.Payload
+	err error
+}
+
 // evaluate runs the chain of design §1 step 6 on one referrer.
-func (v *Verifier) evaluate(e *oci.Entry, digest string) Candidate {
+func (v *Verifier) evaluate(e *oci.Entry, digest string, memo payloadMemo) Candidate {
 	c := Candidate{Referrer: e.Descriptor.Digest}
 	if e.Err != nil {
 		c.fail(CheckReferrer, e.Err)
@@ -62,13 +72,18 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string) Candidate {
 		c.fail(CheckPreimage, errors.New("the referrer has no preimage layer"))
 		return c
 	}
-	if err := s.CheckPreimage(e.Preimage); err != nil {
-		c.fail(CheckPreimage, fmt.Errorf("the attached preimage is not the payload that was signed: %w", err))
-		return c
+	// A SHA-256 hash envelope whose payload is the preimage layer's digest
+	// needs no second hash: pkg/oci checked the bytes against that digest.
+	sameDigest := s.IsHashEnvelope() && s.PayloadHashAlg == scitt.AlgSHA256 && e.PreimageDigest == "sha256:"+hex.EncodeToString(s.Payload)
+	if !sameDigest {
+		if err := s.CheckPreimage(e.Preimage); err != nil {
+			c.fail(CheckPreimage, fmt.Errorf("the attached preimage is not the payload that was signed: %w", err))
+			return c
+		}
 	}
 	c.pass(CheckPreimage, "")
 
-	payload, err := v.checkPayload(s, e.Preimage, digest, &c)
+	payload, err := v.checkPayload(s, e.Preimage, e.PreimageDigest, digest, memo, &c)
 	if err != nil {
 		c.fail(CheckPayload, err)
 		return c
@@ -116,8 +131,17 @@ func declaredContentType(s *scitt.Statement) string {
 // types as JSON; others by the digest already checked) and matches it with
 // the policy's payload rules. It records the payload and the requirements
 // it meets in c.
-func (v *Verifier) checkPayload(s *scitt.Statement, preimage []byte, digest string, c *Candidate) (*provenance.Payload, error) {
-	p, err := provenance.ParsePayload(declaredContentType(s), preimage)
+func (v *Verifier) checkPayload(s *scitt.Statement, preimage []byte, preimageDigest, digest string, memo payloadMemo, c *Candidate) (*provenance.Payload, error) {
+	ct := declaredContentType(s)
+	key := preimageDigest + " " + ct
+	r, ok := memo[key]
+	if !ok || preimageDigest == "" {
+		r.p, r.err = provenance.ParsePayload(ct, preimage)
+		if preimageDigest != "" && memo != nil {
+			memo[key] = r
+		}
+	}
+	p, err := r.p, r.err
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPayload, err)
 	}

@@ -426,6 +426,7 @@ func (v *Verifier) decideWithin(ctx context.Context, repo, digest string) (*Deci
 	unmet := len(d.Requirements)
 	satisfiedBy := -1
 	cache := oci.NewBlobCache(v.maxBytes)
+	memo := payloadMemo{}
 	// Candidates are evaluated in listing order until every requirement is
 	// met by one that passes every check. Each candidate is judged on its
 	// own, so the verdict does not depend on the order (only which
@@ -444,7 +445,7 @@ func (v *Verifier) decideWithin(ctx context.Context, repo, digest string) (*Deci
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			c := v.evaluate(&group[i], digest)
+			c := v.evaluate(&group[i], digest, memo)
 			group[i].Statement, group[i].Preimage = nil, nil
 			d.Candidates = append(d.Candidates, c)
 			if !c.OK {

@@ -127,6 +127,12 @@ func TestAttestCommand(t *testing.T) {
 		if code, _, errOut := tf(t, append(args, "--predicate-key", key)...); code != 0 {
 			t.Errorf("envelope with its key: exit %d %s", code, errOut)
 		}
+		// `trustfabric provenance --predicate` applies the same rule.
+		prov := []string{"provenance", "--subject", env.Image, "--predicate", envFile, "--out", filepath.Join(dir, "p.json")}
+		if code, _, errOut := tf(t, prov...); code != exitUsage || !strings.Contains(errOut, "--predicate-key") {
+			t.Errorf("provenance with an envelope and no key: exit %d %s", code, errOut)
+		}
+		mustRun(t, append(prov, "--predicate-key", key)...)
 	})
 
 	t.Run("usage", func(t *testing.T) {

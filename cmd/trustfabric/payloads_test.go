@@ -153,6 +153,9 @@ func TestGenericPayloads(t *testing.T) {
 	sbom := write("bom.cdx.json", sbomJSON)
 	sbomStmt := s.transparent(t, dir, "sbom.cose", []byte(sbomJSON), provenance.ContentTypeCycloneDX, subject)
 	policyFile := write("policy.yaml", sbomGatePolicy)
+	if out := mustRun(t, "policy", "check", policyFile); !strings.Contains(out, "required statement sbom: predicateTypes=[] contentTypes=[application/vnd.cyclonedx+json]") {
+		t.Errorf("policy check does not show the SBOM requirement:\n%s", out)
+	}
 
 	mustRun(t, "attach", imgRef, "--statement", provStmt, "--preimage", prov)
 	// Before: "malformed in-toto statement" although label 259 says text/plain.

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func init() { register(NewCmdAttest) }
@@ -93,7 +93,7 @@ statement registered but not attached (the error says how to retry).`,
 	f.StringVar(&o.TS, "ts", "", "Transparency Service URL")
 	f.StringVar(&o.IdentityServer, "identity-server", "", "Identity Server URL")
 	f.StringVar(&o.Audience, "audience", "", "audience of the CI OIDC token (default: the identity server URL)")
-	f.StringVar(&o.Provider, "provider", identity.ProviderAuto, "identity provider: auto, github, gitlab, kubernetes or spiffe")
+	f.StringVar(&o.Provider, "provider", workload.ProviderAuto, "identity provider: auto, github, gitlab, kubernetes or spiffe")
 	f.StringVar(&o.PredicateFile, "predicate", "", "in-toto statement, DSSE envelope, bare predicate (JSON), or with --content-type any payload (an SBOM) to sign instead of generated SLSA provenance")
 	f.StringVar(&o.PredicateType, "predicate-type", "", "predicate type of a bare --predicate, wrapped in an in-toto statement (e.g. https://cyclonedx.org/bom; default: SLSA provenance v1 when it has that shape)")
 	f.StringVar(&o.ContentType, "content-type", "", "sign --predicate as it is with this content type (application/vnd.cyclonedx+json, application/spdx+json, text/plain, …; JSON types must be JSON); default: in-toto")

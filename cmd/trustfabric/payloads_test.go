@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -33,20 +34,20 @@ const payloadIssuer = "https://builder.example.org"
 // signer is a static issuer key and a transparency service key, both
 // written as COSE_KeySet files for a policy.
 type signer struct {
-	issuer, ts *scitt.PrivateKey
+	issuer, ts *keys.PrivateKey
 }
 
 func newSigner(t *testing.T, dir string) *signer {
 	t.Helper()
 	s := &signer{}
-	for i, k := range []**scitt.PrivateKey{&s.issuer, &s.ts} {
-		key, err := scitt.GenerateKey(cose.AlgorithmES256)
+	for i, k := range []**keys.PrivateKey{&s.issuer, &s.ts} {
+		key, err := keys.Generate(cose.AlgorithmES256)
 		if err != nil {
 			t.Fatal(err)
 		}
 		key.KID = key.Public().COSEThumbprint()
 		*k = key
-		ks, err := scitt.MarshalCOSEKeySet(scitt.KeySet{key.Public()})
+		ks, err := keys.MarshalCOSEKeySet(keys.Set{key.Public()})
 		if err != nil {
 			t.Fatal(err)
 		}

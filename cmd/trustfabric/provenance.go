@@ -5,9 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 func init() { register(NewCmdProvenance) }
@@ -42,7 +42,7 @@ verify with a --predicate-key (it is refused without one).`,
 				}
 				req.Supplied = b
 				for _, f := range predicateKeys {
-					ks, err := scitt.LoadPublicKeys(f)
+					ks, err := keys.LoadPublic(f)
 					if err != nil {
 						return fmt.Errorf("--predicate-key %s: %w", f, err)
 					}

@@ -8,8 +8,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 // predicateInput is what the user gave for the payload to sign.
@@ -99,17 +99,17 @@ func verifyEnvelope(raw []byte, in predicateInput) error {
 	if len(in.keys) == 0 {
 		return fmt.Errorf("%w: predicate file %s is a DSSE envelope: give the key its signature verifies with (--predicate-key FILE), or the bare in-toto statement; a signed envelope is never carried unchecked", ErrInput, in.path)
 	}
-	var keys []crypto.PublicKey
+	var pubs []crypto.PublicKey
 	for _, f := range in.keys {
-		ks, err := scitt.LoadPublicKeys(f)
+		ks, err := keys.LoadPublic(f)
 		if err != nil {
 			return fmt.Errorf("%w: --predicate-key %s: %w", ErrInput, f, err)
 		}
 		for _, k := range ks {
-			keys = append(keys, k.Key)
+			pubs = append(pubs, k.Key)
 		}
 	}
-	if err := provenance.VerifyDSSE(raw, keys); err != nil {
+	if err := provenance.VerifyDSSE(raw, pubs); err != nil {
 		return fmt.Errorf("%w: predicate file %s: %w", ErrInput, in.path, err)
 	}
 	return nil

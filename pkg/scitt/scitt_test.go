@@ -5,19 +5,23 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 var ctx = context.Background()
 
-func mustKey(t testing.TB, alg cose.Algorithm) *PrivateKey {
+func mustKey(t testing.TB, alg cose.Algorithm) *keys.PrivateKey {
 	t.Helper()
-	k, err := GenerateKey(alg)
+	k, err := keys.Generate(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,15 +68,15 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 						t.Errorf("hash envelope: %+v", s)
 					}
 				}
-				res, err := s.Verify(KeySet{key.Public()}, WithPreimage(payload))
+				res, err := s.Verify(keys.Set{key.Public()}, WithPreimage(payload))
 				if err != nil || !res.OK() {
 					t.Fatalf("verify: %v\n%s", err, res)
 				}
-				if _, err := s.Verify(KeySet{key.Public()}, WithPreimage([]byte("other"))); !errors.Is(err, ErrPayloadMismatch) {
+				if _, err := s.Verify(keys.Set{key.Public()}, WithPreimage([]byte("other"))); !errors.Is(err, ErrPayloadMismatch) {
 					t.Errorf("other preimage: %v, want ErrPayloadMismatch", err)
 				}
 				other := mustKey(t, alg)
-				if _, err := s.Verify(KeySet{other.Public()}); !errors.Is(err, ErrBadSignature) {
+				if _, err := s.Verify(keys.Set{other.Public()}); !errors.Is(err, ErrBadSignature) {
 					t.Errorf("other key: %v, want ErrBadSignature", err)
 				}
 			})
@@ -92,11 +96,11 @@ func TestVerifyRejectsAlgorithmConfusion(t *testing.T) {
 	}
 	pinned := key.Public()
 	pinned.Alg = cose.AlgorithmES384 // the key is pinned to another algorithm
-	if _, err := s.Verify(KeySet{pinned}); !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrUnsupportedAlgorithm) {
+	if _, err := s.Verify(keys.Set{pinned}); !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrUnsupportedAlgorithm) {
 		t.Errorf("pinned alg: %v", err)
 	}
 	ed := mustKey(t, cose.AlgorithmEdDSA)
-	if _, err := s.Verify(KeySet{ed.Public()}); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := s.Verify(keys.Set{ed.Public()}); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("Ed25519 key for ES256 statement: %v", err)
 	}
 	if _, err := s.Verify(nil); !errors.Is(err, ErrKeyNotFound) {
@@ -117,7 +121,7 @@ func testTree(registered []byte, index, size uint64, c LeafConvention) *testonly
 	return tr
 }
 
-func issueFor(t testing.TB, key *PrivateKey, stmt []byte, index, size uint64, c LeafConvention) []byte {
+func issueFor(t testing.TB, key *keys.PrivateKey, stmt []byte, index, size uint64, c LeafConvention) []byte {
 	t.Helper()
 	s, err := ParseStatement(stmt)
 	if err != nil {
@@ -135,7 +139,7 @@ func issueFor(t testing.TB, key *PrivateKey, stmt []byte, index, size uint64, c 
 	return r
 }
 
-func serviceKey(t testing.TB) *PrivateKey {
+func serviceKey(t testing.TB) *keys.PrivateKey {
 	k := mustKey(t, cose.AlgorithmES256)
 	k.KID = k.Public().COSEThumbprint()
 	return k
@@ -167,14 +171,14 @@ func TestReceiptsAddRemoveByteExact(t *testing.T) {
 	}
 	// Both receipts verify against the transparent statement.
 	for i, c := range []struct {
-		key  *PrivateKey
+		key  *keys.PrivateKey
 		leaf LeafConvention
 	}{{ts1, LeafIETF}, {ts2, LeafDirect}} {
 		r, err := ParseReceipt(got[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.VerifyInclusion(withTwo, KeySet{c.key.Public()}, c.leaf); err != nil {
+		if _, err := r.VerifyInclusion(withTwo, keys.Set{c.key.Public()}, c.leaf); err != nil {
 			t.Errorf("receipt %d: %v", i, err)
 		}
 		// The wrong leaf convention fails as a proof mismatch.
@@ -182,7 +186,7 @@ func TestReceiptsAddRemoveByteExact(t *testing.T) {
 		if c.leaf == LeafDirect {
 			wrong = LeafIETF
 		}
-		if _, err := r.VerifyInclusion(withTwo, KeySet{c.key.Public()}, wrong); !errors.Is(err, ErrProofMismatch) {
+		if _, err := r.VerifyInclusion(withTwo, keys.Set{c.key.Public()}, wrong); !errors.Is(err, ErrProofMismatch) {
 			t.Errorf("receipt %d with the other convention: %v", i, err)
 		}
 	}
@@ -194,7 +198,7 @@ func TestReceiptsAddRemoveByteExact(t *testing.T) {
 	if !bytes.Equal(s.Registered(), stmt) {
 		t.Fatal("registered bytes differ from the signed statement")
 	}
-	if _, err := s.Verify(KeySet{issuer.Public()}, WithPreimage([]byte("payload"))); err != nil {
+	if _, err := s.Verify(keys.Set{issuer.Public()}, WithPreimage([]byte("payload"))); err != nil {
 		t.Fatal(err)
 	}
 	back, err := RemoveReceipts(withTwo)
@@ -225,14 +229,14 @@ func TestConsistencyReceipt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		root, err := r.VerifyConsistency(tr.HashAt(sizes[0]), KeySet{key.Public()})
+		root, err := r.VerifyConsistency(tr.HashAt(sizes[0]), keys.Set{key.Public()})
 		if err != nil {
 			t.Fatalf("%v: %v", sizes, err)
 		}
 		if !bytes.Equal(root, tr.HashAt(sizes[1])) {
 			t.Errorf("%v: wrong new root", sizes)
 		}
-		if _, err := r.VerifyConsistency(tr.HashAt(sizes[0]+1), KeySet{key.Public()}); !errors.Is(err, ErrProofMismatch) {
+		if _, err := r.VerifyConsistency(tr.HashAt(sizes[0]+1), keys.Set{key.Public()}); !errors.Is(err, ErrProofMismatch) {
 			t.Errorf("%v with a wrong old root: %v", sizes, err)
 		}
 	}
@@ -249,7 +253,7 @@ func TestEmptyPathOnlyForOneLeafTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.VerifyInclusion(stmt, KeySet{key.Public()}, LeafIETF); err != nil {
+	if _, err := r.VerifyInclusion(stmt, keys.Set{key.Public()}, LeafIETF); err != nil {
 		t.Fatalf("1-leaf tree: %v", err)
 	}
 	// An empty path for a 2-leaf tree has the wrong length.
@@ -263,7 +267,7 @@ func TestEmptyPathOnlyForOneLeafTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.VerifyInclusion(stmt, KeySet{key.Public()}, LeafIETF); !errors.Is(err, ErrProofMismatch) {
+	if _, err := r.VerifyInclusion(stmt, keys.Set{key.Public()}, LeafIETF); !errors.Is(err, ErrProofMismatch) {
 		t.Fatalf("empty path in a 2-leaf tree: %v", err)
 	}
 }
@@ -319,25 +323,114 @@ func TestPlacementRules(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if _, err := st.Verify(KeySet{key.Public()}); !errors.Is(err, ErrHeaderPlacement) {
+		if _, err := st.Verify(keys.Set{key.Public()}); !errors.Is(err, ErrHeaderPlacement) {
 			t.Errorf("%s: %v, want ErrHeaderPlacement", name, err)
 		}
 	}
 }
 
+// TestUnsupportedVDS: a vds this package does not implement (3) fails at
+// the vds check with ErrUnsupportedVDS, and so does the shared vector whose
+// receipt says vds 2 but carries RFC 9162 proofs (not a CCF receipt).
 func TestUnsupportedVDS(t *testing.T) {
-	dir := vectorsDir(t)
-	v := loadVector(t, dir+"/fail-unsupported-vds")
-	r, err := ParseReceipt(v.receipt)
+	protected, err := cosewire.Enc.Marshal(map[int64]any{LabelAlg: int64(-7), LabelVDS: int64(3)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.VerifyInclusion(v.statement, v.logKey, LeafIETF)
+	unprotected, err := cosewire.Enc.Marshal(map[int64]any{LabelVDP: map[int64]any{-1: [][]byte{{0x80}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseReceipt(cosewire.Build(protected, unprotected, nil, make([]byte, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := mustKey(t, -7)
+	stmt, err := SignStatement(ctx, key, testClaims(), []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.VerifyInclusion(stmt, keys.Set{key.Public()}, LeafIETF)
 	if !errors.Is(err, ErrUnsupportedVDS) {
 		t.Fatalf("%v", err)
 	}
 	var ce *CheckError
 	if !errors.As(err, &ce) || ce.Check != CheckReceiptVDS {
 		t.Fatalf("failed check %v", ce)
+	}
+
+	v := loadVector(t, vectorsDir(t)+"/fail-unsupported-vds")
+	r, err = ParseReceipt(v.receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.VerifyInclusion(v.statement, v.logKey, LeafAuto)
+	if !errors.Is(err, ErrUnsupportedVDS) || !errors.As(err, &ce) || ce.Check != CheckReceiptVDS {
+		t.Fatalf("vds 2 receipt with RFC 9162 proofs: %v, want ErrUnsupportedVDS at %s", err, CheckReceiptVDS)
+	}
+}
+
+// TestLeafAuto: a receipt that names its leaf convention verifies under
+// LeafAuto with that convention only, and refuses an explicit other one; a
+// receipt that names none is tried under ietf, then direct.
+func TestLeafAuto(t *testing.T) {
+	key := serviceKey(t)
+	stmt, err := SignStatement(ctx, mustKey(t, cose.AlgorithmES256), testClaims(), []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := SignStatement(ctx, mustKey(t, cose.AlgorithmES256), testClaims(), []byte("q"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := keys.Set{key.Public()}
+	issue := func(c LeafConvention, name string) *Receipt {
+		s, _ := ParseStatement(stmt)
+		tr := testTree(s.Registered(), 2, 5, c)
+		path, err := tr.InclusionProof(2, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := IssueReceipt(ctx, key, ReceiptClaims{Issuer: "https://ts.example", Leaf: name}, InclusionProof{TreeSize: 5, LeafIndex: 2, Path: path}, tr.Hash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ParseReceipt(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Leaf != name {
+			t.Fatalf("receipt names %q, want %q", r.Leaf, name)
+		}
+		return r
+	}
+	for _, c := range []LeafConvention{LeafIETF, LeafDirect} {
+		named, bare := issue(c, c.String()), issue(c, "")
+		for _, r := range []*Receipt{named, bare} {
+			res, err := r.VerifyInclusion(stmt, ks, LeafAuto)
+			if err != nil {
+				t.Fatalf("%s, named %q: %v", c, r.Leaf, err)
+			}
+			if want := "ok   receipt.leaf." + c.String(); !strings.Contains(res.String(), want) {
+				t.Errorf("%s, named %q: no %q in\n%s", c, r.Leaf, want, res)
+			}
+			if _, err := r.VerifyInclusion(other, ks, LeafAuto); !errors.Is(err, ErrProofMismatch) {
+				t.Errorf("%s, named %q, another statement: %v", c, r.Leaf, err)
+			}
+		}
+		wrong := LeafIETF
+		if c == LeafIETF {
+			wrong = LeafDirect
+		}
+		_, err := named.VerifyInclusion(stmt, ks, wrong)
+		var ce *CheckError
+		if !errors.Is(err, ErrProofMismatch) || !errors.As(err, &ce) || ce.Check != CheckReceiptLeaf {
+			t.Errorf("%s receipt verified as %s: %v", c, wrong, err)
+		}
+	}
+	for _, bad := range []string{"auto", "sha3"} {
+		if _, err := IssueReceipt(ctx, key, ReceiptClaims{Leaf: bad}, InclusionProof{TreeSize: 1}, make([]byte, 32)); err == nil {
+			t.Errorf("issued a receipt naming leaf convention %q", bad)
+		}
 	}
 }

@@ -31,7 +31,7 @@ func testSigner(t *testing.T) note.Signer {
 }
 
 func stmtEntry(i int) storage.Entry { return sha256.Sum256(fmt.Appendf(nil, "statement %d", i)) }
-func stmtBody(i int) []byte        { return fmt.Appendf(nil, "statement body %d %0200d", i, i) }
+func stmtBody(i int) []byte         { return fmt.Appendf(nil, "statement body %d %0200d", i, i) }
 
 // fillBackend opens a backend in dir, stores and appends n statements, and
 // closes it. It returns the log index of each.

@@ -408,6 +408,13 @@ type fullStore struct {
 	full *atomic.Bool
 }
 
+func (s fullStore) SetIndex(ctx context.Context, e storage.Entry, index uint64) error {
+	if s.full.Load() {
+		return fmt.Errorf("write statement store: %w: %w", storage.ErrNoSpace, syscall.ENOSPC)
+	}
+	return s.Statements.SetIndex(ctx, e, index)
+}
+
 func (s fullStore) Put(ctx context.Context, e storage.Entry, b []byte, at time.Time) (storage.Record, bool, error) {
 	if s.full.Load() {
 		return storage.Record{}, false, fmt.Errorf("write statement store: %w: %w", storage.ErrNoSpace, syscall.ENOSPC)
@@ -467,50 +474,74 @@ func TestFullDisk(t *testing.T) {
 }
 
 // TestAppendFailureIsRetried: a registration acknowledged with 303 whose
-// log append fails is retried, and GET /entries/{id} reports the failure
-// (503 + Retry-After) meanwhile. Before: the append was given up and the
-// entry answered 302 until the next restart.
+// log append (or the recording of its index) fails is retried, and GET
+// /entries/{id} reports the failure (503 + Retry-After) meanwhile. Before:
+// the append was given up and the entry answered 302 until the next restart.
 func TestAppendFailureIsRetried(t *testing.T) {
-	d := newDurEnv(t)
-	var full, failing atomic.Bool
-	r := d.start(faultyBackend(d, &full, &failing))
-	defer r.stop(t)
-	waitHealthy(t, r.srv.URL)
-	failing.Store(true)
-	async, _ := scrapi.NewClient(r.srv.URL, scrapi.WithRespondAsync())
-	stmt, _ := scitt.SignStatement(t.Context(), d.issuer, scitt.Claims{Issuer: "https://ci.test", Subject: "s"}, []byte("append fails"))
-	loc, reg, err := async.Submit(t.Context(), stmt)
-	if err != nil || reg != nil {
-		t.Fatalf("async submit = %v, %v; want 303", reg, err)
-	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	var status int
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		req, _ := http.NewRequest(http.MethodGet, loc, nil)
-		req.Header.Set("Prefer", "wait=0")
-		resp, err := noRedirect.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		status = resp.StatusCode
-		if status == http.StatusServiceUnavailable {
-			if p := readProblem(t, resp); resp.Header.Get("Retry-After") == "" || p.Detail == "" {
-				t.Fatalf("failing append: 503 without Retry-After or detail")
+	for _, tc := range []struct {
+		name string
+		// Set by the test: the store, or the log, fails (the store only
+		// after the statement was stored).
+		failLog bool
+	}{{"log append fails", true}, {"recording the index fails", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDurEnv(t)
+			var full, failing atomic.Bool
+			r := d.start(faultyBackend(d, &full, &failing))
+			defer r.stop(t)
+			waitHealthy(t, r.srv.URL)
+			stmt, _ := scitt.SignStatement(t.Context(), d.issuer, scitt.Claims{Issuer: "https://ci.test", Subject: "s"}, []byte(tc.name))
+			if tc.failLog {
+				failing.Store(true)
+			} else {
+				// Store the statement, then fail the index record: register
+				// returns once stored; the append runs in the background.
+				failing.Store(true)
+				if _, err := r.svc.Register(t.Context(), stmt); err != nil {
+					t.Fatal(err)
+				}
+				full.Store(true)
+				failing.Store(false)
 			}
-			break
-		}
-		resp.Body.Close()
+			async, _ := scrapi.NewClient(r.srv.URL, scrapi.WithRespondAsync())
+			loc, reg, err := async.Submit(t.Context(), stmt)
+			if err != nil || reg != nil {
+				t.Fatalf("async submit = %v, %v; want 303", reg, err)
+			}
+			noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			var status int
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				req, _ := http.NewRequest(http.MethodGet, loc, nil)
+				req.Header.Set("Prefer", "wait=0")
+				resp, err := noRedirect.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				status = resp.StatusCode
+				if status == http.StatusServiceUnavailable {
+					if p := readProblem(t, resp); resp.Header.Get("Retry-After") == "" || p.Detail == "" {
+						t.Fatalf("failing append: 503 without Retry-After or detail")
+					}
+					break
+				}
+				resp.Body.Close()
+			}
+			if status != http.StatusServiceUnavailable {
+				t.Fatalf("GET while the append fails = %d, want 503 reporting the failure", status)
+			}
+			failing.Store(false)
+			full.Store(false)
+			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+			defer cancel()
+			c, _ := scrapi.NewClient(r.srv.URL, scrapi.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
+			rc, err := c.Receipt(ctx, loc[len(loc)-64:])
+			if err != nil {
+				t.Fatalf("receipt after the storage recovered (no restart): %v", err)
+			}
+			verifyReceipt(t, stmt, rc, r.svc.Keys())
+			if n, _ := r.svc.Log().IntegratedSize(t.Context()); n != 2 {
+				t.Fatalf("log size %d, want 2 (policy + the entry once)", n)
+			}
+		})
 	}
-	if status != http.StatusServiceUnavailable {
-		t.Fatalf("GET while the append fails = %d, want 503 reporting the failure", status)
-	}
-	failing.Store(false)
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	c, _ := scrapi.NewClient(r.srv.URL, scrapi.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
-	rc, err := c.Receipt(ctx, loc[len(loc)-64:])
-	if err != nil {
-		t.Fatalf("receipt after the log recovered (no restart): %v", err)
-	}
-	verifyReceipt(t, stmt, rc, r.svc.Keys())
 }

@@ -16,7 +16,12 @@
 // A statement is stored durably before it is appended; an entry is
 // acknowledged with a receipt only once it is durably sequenced and covered by
 // a published checkpoint. At start-up, stored statements that have no index
-// are found in the log (or appended again).
+// are found in the log (or appended again). A log append that fails after
+// the statement was stored is retried until it succeeds. Damaged storage is
+// never started on silently: Open returns an error wrapping
+// storage.ErrCorrupt (repair with [Repair]) or storage.ErrLocked (another
+// process holds the data directory); see docs/design/transparency.md,
+// "Durability and corruption".
 //
 // # Storage
 //
@@ -320,7 +325,7 @@ func (s *Service) registerPolicy(ctx context.Context) error {
 		parts := strings.Fields(string(b))
 		if len(parts) == 2 && parts[0] == hex.EncodeToString(sum[:]) {
 			if e, err := ParseEntryID(parts[1]); err == nil {
-				if _, err := s.store.Get(ctx, e); err == nil {
+				if rec, err := s.store.Get(ctx, e); err == nil && !rec.Lost {
 					s.policyEntry = e
 					return nil
 				}
@@ -489,11 +494,25 @@ func (s *Service) appendEntry(ctx context.Context, entry storage.Entry, op *oper
 				}
 				return idx, nil
 			}
-			// The entry is in the log; recovery at the next start finds it.
-			err = fmt.Errorf("record index %d: %w", idx, err)
-			s.logger.ErrorContext(ctx, "recording the log index failed; it is rebuilt from the log at the next start",
-				slog.String("entry", hex.EncodeToString(entry[:])), slog.Any("error", err))
-			return 0, err
+			// The entry is in the log: retry recording its index (appending
+			// again would add a second leaf); if the service stops first,
+			// recovery at the next start finds it in the log.
+			for op != nil && !s.closing.Load() {
+				failures++
+				ierr := fmt.Errorf("record index %d: %w", idx, err)
+				op.appendErr.Store(&ierr)
+				if failures == 1 || failures%100 == 0 {
+					s.logger.ErrorContext(ctx, "recording the log index failed; retrying",
+						slog.String("entry", hex.EncodeToString(entry[:])), slog.Int("failures", failures), slog.Any("error", ierr))
+				}
+				time.Sleep(wait)
+				wait = min(2*wait, time.Second)
+				if err = s.store.SetIndex(ctx, entry, idx); err == nil {
+					op.appendErr.Store(nil)
+					return idx, nil
+				}
+			}
+			return 0, fmt.Errorf("record index %d: %w", idx, err)
 		}
 		if s.closing.Load() {
 			return 0, err

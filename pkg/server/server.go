@@ -12,8 +12,6 @@
 package server
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,11 +22,13 @@ import (
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // identityKeyFile is where the Identity Server's signing key is kept in the
@@ -112,13 +112,13 @@ func Run(ctx context.Context, o Options) error {
 		return errors.New("WIMSE headers are required but no trust domain is trusted: give --identity-config or --identity-bundle")
 	}
 	if len(bundles) > 0 {
-		o.TS.WIT = &wittrust.Verifier{Bundles: bundles}
+		o.TS.Bundles = bundles
 	}
 	auth := &wimse.Authenticator{Bundles: bundles, Origins: []string{o.PublicURL}, Replay: wimse.NewReplayCache(1 << 20)}
 	o.TS.Wrap = func(ts http.Handler) http.Handler {
 		h := ts
 		if require {
-			h = wittrust.RequireOnRegistration(h, auth)
+			h = transparency.RequireWIMSE(h, auth)
 		}
 		if id == nil {
 			return h
@@ -134,19 +134,19 @@ func Run(ctx context.Context, o Options) error {
 
 // loadOrCreateKey keeps the Identity Server's key across restarts, so that
 // the bundle verifiers pinned stays valid.
-func loadOrCreateKey(path string) (*wimse.SigningKey, error) {
+func loadOrCreateKey(path string) (*keys.PrivateKey, error) {
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		var jwk jose.JSONWebKey
 		if err := json.Unmarshal(raw, &jwk); err != nil {
 			return nil, fmt.Errorf("identity key %s: %w", path, err)
 		}
-		return wimse.KeyFromJWK(jwk)
+		return keys.FromJWK(jwk)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	key, err := wimse.GenerateKey()
+	key, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		return nil, err
 	}

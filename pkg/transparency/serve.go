@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
 // ServeOptions configures [ListenAndServe] (the `trustfabric serve` command).
@@ -26,8 +28,9 @@ type ServeOptions struct {
 	KeyFile string
 	// RotateKey retires the data directory's key and generates a new one.
 	RotateKey bool
-	// WIT verifies WIMSE-bound statements; nil rejects them.
-	WIT WITVerifier
+	// Bundles are the trusted WIT bundles for WIMSE-bound statements; none
+	// rejects them.
+	Bundles wimse.Bundles
 	// Logger receives structured logs. Required.
 	Logger *slog.Logger
 	// Ready, if set, is called with the bound address once serving.
@@ -49,7 +52,7 @@ func ListenAndServe(ctx context.Context, o ServeOptions) error {
 			return err
 		}
 	}
-	pol, err := NewPolicy(cfg.Policy, o.TrustKeys, o.WIT)
+	pol, err := NewPolicy(cfg.Policy, o.TrustKeys, o.Bundles)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/veraison/go-cose"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
@@ -35,12 +36,12 @@ import (
 type durEnv struct {
 	t      *testing.T
 	dir    string
-	issuer *scitt.PrivateKey
+	issuer *keys.PrivateKey
 	trust  string
 }
 
 func newDurEnv(t *testing.T) *durEnv {
-	issuer, err := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -240,10 +240,15 @@ func TestDurabilityCorruptRecord(t *testing.T) {
 // one: the log does not grow, every receipt verifies.
 func TestDurabilityPowerLoss(t *testing.T) {
 	d := newDurEnv(t)
-	// A long batch age: all statements are stored before any is appended,
-	// so their index records all follow the last fsync.
-	slow := func(o *transparency.Options) { o.BatchMaxAge = 2 * time.Second }
-	r := d.start(slow)
+	// Appends wait until every statement is stored, so that all index
+	// records follow the last fsync.
+	gate := make(chan struct{})
+	r := d.start(func(o *transparency.Options) {
+		o.Backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
+			lg, st, err := posix.Open(ctx, posix.Config{Dir: d.dir, Signer: signer, BatchMaxAge: 10 * time.Millisecond})
+			return gatedLog{lg, gate}, st, err
+		}
+	})
 	const n = 900
 	stmts := make([][]byte, n)
 	regs := make([]*transparency.Registration, n)
@@ -265,6 +270,7 @@ func TestDurabilityPowerLoss(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	close(gate)
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -302,7 +308,7 @@ func TestDurabilityPowerLoss(t *testing.T) {
 	}
 	t.Logf("dropped %d unsynced index records of %d entries", dropped, size)
 
-	r = d.start(slow)
+	r = d.start()
 	defer r.stop(t)
 	after, _ := r.svc.Log().IntegratedSize(t.Context())
 	if after != size {
@@ -400,6 +406,21 @@ func TestDurabilityDoubleOpen(t *testing.T) {
 	run := d.start(crashIssuer)
 	defer run.stop(t)
 	checkAll(t, run, acked, nil)
+}
+
+// gatedLog is a log whose appends wait until gate is closed.
+type gatedLog struct {
+	storage.Log
+	gate chan struct{}
+}
+
+func (l gatedLog) Append(ctx context.Context, e storage.Entry) (uint64, error) {
+	select {
+	case <-l.gate:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return l.Log.Append(ctx, e)
 }
 
 // fullStore is a statement store whose writes fail as on a full disk while

@@ -106,6 +106,18 @@ func newEnv(t *testing.T, pc transparency.PolicyConfig, trust ...*keys.PrivateKe
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// ... and for its index record, written just after the append returns
+	// (else the statement store grows under a test that checks it does not).
+	pe, err := transparency.ParseEntryID(e.svc.PolicyEntry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	_, err = e.svc.AwaitReceipt(wctx, pe)
+	wcancel()
+	if err != nil {
+		t.Fatalf("the policy statement has no receipt: %v", err)
+	}
 	e.srv = httptest.NewServer(e.svc.Handler(transparency.HandlerOptions{}))
 	t.Cleanup(func() {
 		e.srv.Close()

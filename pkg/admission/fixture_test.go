@@ -1,0 +1,187 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/trustfabric/trustfabric/pkg/attest"
+	"github.com/trustfabric/trustfabric/pkg/oci"
+	"github.com/trustfabric/trustfabric/pkg/policy"
+	"github.com/trustfabric/trustfabric/pkg/quickstart"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
+)
+
+// fixture is one servertest environment with an attested image, an
+// unattested one and the quickstart's deny cases, and an admission config
+// trusting the environment.
+type fixture struct {
+	env        *servertest.Env
+	dir        string
+	policyFile string
+	configFile string
+	// attested by digest and by tag; unattested by digest.
+	attested, attestedTag, unattested string
+	entryID                           string
+	// denied maps a check name to an image denied at it.
+	denied map[string]string
+}
+
+var (
+	fixOnce sync.Once
+	fix     *fixture
+	fixErr  error
+)
+
+// Namespaces of the admission config the tests use.
+const (
+	nsGated      = "gated"
+	nsLabelled   = "labelled"
+	nsExempt     = "exempt-ns"
+	nsUngoverned = "ungoverned"
+	gateLabel    = "trustfabric.dev/gate"
+)
+
+const configYAML = `apiVersion: trustfabric.dev/v1alpha1
+kind: AdmissionConfig
+policies:
+  prod: policy.yaml
+namespaces:
+  - names: [gated, default]
+    policy: prod
+  - selector:
+      matchLabels: {trustfabric.dev/gate: "on"}
+    policy: prod
+exempt:
+  names: [exempt-ns]
+timeout: 8s
+`
+
+// getFixture starts the environment once per test binary (it is shared by
+// the tests and benchmarks; TestMain closes it).
+func getFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	fixOnce.Do(func() { fix, fixErr = newFixture(context.Background()) })
+	if fixErr != nil {
+		tb.Fatalf("fixture: %v", fixErr)
+	}
+	return fix
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fix != nil {
+		_ = fix.env.Close()
+		_ = os.RemoveAll(fix.dir)
+	}
+	os.Exit(code)
+}
+
+func newFixture(ctx context.Context) (*fixture, error) {
+	dir, err := os.MkdirTemp("", "tf-admission-")
+	if err != nil {
+		return nil, err
+	}
+	env, err := servertest.Start(ctx, servertest.Config{Dir: filepath.Join(dir, "env")})
+	if err != nil {
+		return nil, err
+	}
+	f := &fixture{env: env, dir: dir, attestedTag: env.ImageTag, attested: env.Image, denied: map[string]string{}}
+	res, err := attest.Run(ctx, attest.Options{Image: env.ImageTag, TS: env.TSURL, IdentityServer: env.IdentityURL,
+		Getenv: env.Getenv, Out: io.Discard})
+	if err != nil {
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	f.entryID = res.EntryID
+	if f.policyFile, err = quickstart.WritePolicy(dir, env); err != nil {
+		return nil, err
+	}
+	f.configFile = filepath.Join(dir, "admission.yaml")
+	if err := os.WriteFile(f.configFile, []byte(configYAML), 0o644); err != nil {
+		return nil, err
+	}
+	if f.unattested, err = servertest.PushRandomImage(ctx, env.RegistryHost+"/acme/unattested:v1"); err != nil {
+		return nil, err
+	}
+	reg, err := oci.New()
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range quickstart.DenyCases {
+		if c.Check == policy.CheckPreimage {
+			continue
+		}
+		img, err := c.Prepare(ctx, env, reg, filepath.Join(dir, fmt.Sprintf("case%d", i)))
+		if err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", c.Name, err)
+		}
+		key := c.Check
+		if strings.Contains(c.Name, "tampered") {
+			key = "tampered"
+		}
+		f.denied[key] = img
+	}
+	return f, nil
+}
+
+// webhook builds a Webhook on the fixture's config with namespace labels
+// from a map.
+func (f *fixture) webhook(tb testing.TB, labels map[string]map[string]string, opts ...Option) *Webhook {
+	tb.Helper()
+	cfg, err := LoadConfig(f.configFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lookup := func(_ context.Context, ns string) (map[string]string, error) { return labels[ns], nil }
+	w, err := New(context.Background(), cfg, append([]Option{WithNamespaceLabels(lookup)}, opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return w
+}
+
+// deployment returns a Deployment object with the given container images.
+func deployment(name string, images ...string) map[string]any {
+	var cs []any
+	for i, img := range images {
+		cs = append(cs, map[string]any{"name": fmt.Sprintf("c%d", i), "image": img})
+	}
+	return map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": name},
+		"spec": map[string]any{
+			"replicas": 1,
+			"selector": map[string]any{"matchLabels": map[string]any{"app": name}},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": map[string]any{"app": name}},
+				"spec":     map[string]any{"containers": cs},
+			},
+		},
+	}
+}
+
+// review wraps an object in an AdmissionReview.
+func review(tb testing.TB, gvk GroupVersionKind, ns string, obj any) []byte {
+	tb.Helper()
+	o, err := json.Marshal(obj)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := json.Marshal(map[string]any{
+		"apiVersion": ReviewAPIVersion, "kind": ReviewKind,
+		"request": map[string]any{"uid": "uid-1", "kind": gvk, "namespace": ns, "name": "x", "operation": "CREATE",
+			"object": json.RawMessage(o), "userInfo": map[string]any{"username": "admin"}},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+var deploymentKind = GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}

@@ -15,6 +15,7 @@
 #   TF_KUBECONFIG  a kubeconfig for https://127.0.0.1:PORT with a static token in system:masters
 #   TF_KUBECTL     the kubectl to use
 #   TF_KUBE_DIR    DIR
+#   TF_KUBE_SERVER, TF_KUBE_CA, TF_KUBE_TOKEN_FILE  the API server's URL, CA bundle and token file
 # The admission tests in pkg/admission read these and skip (saying why) when they are absent.
 set -euo pipefail
 
@@ -147,11 +148,13 @@ EOF
     log "kube-apiserver not ready after 60s; last lines of $dir/apiserver.log:"; tail -20 "$dir/apiserver.log" >&2
     stop "$dir"; exit 1
   fi
-  # Namespaces the tests use exist only when the default service account controller is not needed.
   {
     echo "export TF_KUBECONFIG=$kc"
     echo "export TF_KUBECTL=$kubectl"
     echo "export TF_KUBE_DIR=$dir"
+    echo "export TF_KUBE_SERVER=https://127.0.0.1:$api_port"
+    echo "export TF_KUBE_CA=$pki/ca.crt"
+    echo "export TF_KUBE_TOKEN_FILE=$pki/token"
   } | tee "$dir/env.sh"
   log "kube-apiserver $("$BIN" --version | awk '{print $2}') ready at https://127.0.0.1:$api_port (stop: .ci/kube.sh stop $dir)"
 }

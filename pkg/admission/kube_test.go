@@ -303,3 +303,40 @@ func firstLines(s string, n int) string {
 	}
 	return string(bytes.Join(lines, []byte(" | ")))
 }
+
+// TestDeployManifests validates deploy/admission/ against the real API
+// server (server-side dry run: schema, defaulting and admission, nothing
+// stored but the namespace).
+func TestDeployManifests(t *testing.T) {
+	k := needKube(t)
+	dir := filepath.Join("..", "..", "deploy", "admission")
+	k.must("", "apply", "-f", filepath.Join(dir, "00-namespace.yaml"))
+	out := k.must("", "apply", "--dry-run=server", "-f", dir)
+	for _, want := range []string{
+		"deployment.apps/trustfabric-admission", "poddisruptionbudget.policy/trustfabric-admission",
+		"service/trustfabric-admission", "validatingwebhookconfiguration.admissionregistration.k8s.io/trustfabric-admission",
+		"mutatingwebhookconfiguration.admissionregistration.k8s.io/trustfabric-admission",
+		"configmap/trustfabric-admission-config", "clusterrole.rbac.authorization.k8s.io/trustfabric-admission",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl apply --dry-run=server did not create %s:\n%s", want, out)
+		}
+	}
+	// What the Deployment promises: 2 replicas, non-root, read-only root.
+	got := k.must("", "apply", "--dry-run=server", "-f", filepath.Join(dir, "deployment.yaml"), "-o",
+		`jsonpath={.items[0].spec.replicas} {.items[0].spec.template.spec.securityContext.runAsNonRoot} {.items[0].spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem}`)
+	if got != "2 true true" {
+		t.Errorf("deployment: replicas, runAsNonRoot, readOnlyRootFilesystem = %q, want 2 true true", got)
+	}
+	// The admission config shipped in the ConfigMap parses (its policy is a template to fill in).
+	cm := k.must("", "apply", "--dry-run=server", "-f", filepath.Join(dir, "config.yaml"), "-o", `jsonpath={.data.admission\.yaml}`)
+	tmp := t.TempDir()
+	pol, err := os.ReadFile(getFixture(t).policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(tmp, "policy.yaml"), pol, 0o644)
+	if _, err := ParseConfig([]byte(cm), filepath.Dir(getFixture(t).policyFile)); err != nil {
+		t.Errorf("the shipped admission.yaml: %v", err)
+	}
+}

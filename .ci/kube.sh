@@ -60,7 +60,9 @@ debs() {
   command -v openssl >/dev/null || need+=(openssl)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]} from Debian"
-    apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null || apt-get -f install -y -qq >/dev/null
+    apt-get update -qq >/dev/null
+    # kubernetes-client can conflict with a kubectl installed otherwise: apt-get -f install resolves it.
+    if ! apt-get install -y -qq "${need[@]}" >/dev/null; then apt-get -f install -y -qq >/dev/null; fi
   fi
 }
 

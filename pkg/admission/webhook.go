@@ -250,7 +250,7 @@ func (w *Webhook) verifyImage(ctx context.Context, v *policy.Verifier, r *ImageR
 
 // explain adds the time-out to an error caused by the request's deadline.
 func explain(ctx context.Context, err error) error {
-	if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		if dl, ok := ctx.Deadline(); ok {
 			return fmt.Errorf("timed out (the request's budget ended at %s): %w", dl.UTC().Format(time.RFC3339Nano), err)
 		}

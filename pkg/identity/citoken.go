@@ -103,7 +103,11 @@ func (p *ciProvider) oidcVerifier(ctx context.Context, client *http.Client, now 
 	if err := prov.Claims(&doc); err != nil || doc.JWKSURI == "" {
 		return nil, fmt.Errorf("%w: discovery of %s has no jwks_uri", ErrIssuerUnavailable, p.cfg.Issuer)
 	}
-	p.verifier = oidc.NewVerifier(p.cfg.Issuer, oidc.NewRemoteKeySet(bg, doc.JWKSURI), p.oidcConfig(now))
+	var algs []jose.SignatureAlgorithm
+	for _, a := range p.cfg.algorithms() {
+		algs = append(algs, jose.SignatureAlgorithm(a))
+	}
+	p.verifier = oidc.NewVerifier(p.cfg.Issuer, newRemoteKeySet(doc.JWKSURI, client, now, algs), p.oidcConfig(now))
 	return p.verifier, nil
 }
 
@@ -192,9 +196,14 @@ func (v *ciVerifier) verify(ctx context.Context, raw string) (*CIToken, error) {
 	return &CIToken{Provider: p.cfg, Issuer: idt.Issuer, Subject: idt.Subject, Expiry: std.Expiry.Time(), JTI: std.ID, Claims: flattenClaims(all)}, nil
 }
 
-// consumeJTI records the token's jti (when present) as used until its exp.
+// consumeJTI records the token's jti as used until its exp. Tokens of
+// providers that always send a jti (GitHub, GitLab) must carry one; others
+// without a jti are not replay-checked here (the DPoP proof still is).
 func (v *ciVerifier) consumeJTI(t *CIToken) error {
 	if t.JTI == "" {
+		if kinds[t.Provider.Type].jtiRequired {
+			return fmt.Errorf("%w: jti (%s tokens always carry one; without it the token could be exchanged again)", ErrClaims, t.Provider.Type)
+		}
 		return nil
 	}
 	key := sha256.Sum256([]byte(t.Issuer + "\x00" + t.JTI))

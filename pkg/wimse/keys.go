@@ -23,6 +23,11 @@ var Algorithms = []jose.SignatureAlgorithm{
 	jose.PS256, jose.PS384, jose.PS512,
 }
 
+// parseAlgorithms are the algorithms a WIT may be parsed with before its
+// trust domain's bundle is known: Algorithms plus EdDSA, which a bundle may
+// allow (Bundle.Algorithms). The bundle's list is then enforced.
+var parseAlgorithms = append(slices.Clone(Algorithms), jose.EdDSA)
+
 // SigningKey is a private key with the JWS algorithm it signs with and the kid
 // it is published under.
 type SigningKey struct {
@@ -87,7 +92,15 @@ func KeyFromJWK(jwk jose.JSONWebKey) (*SigningKey, error) {
 
 // checkKeyAlg reports whether alg is allowed and fits the public key's type.
 func checkKeyAlg(pub crypto.PublicKey, alg jose.SignatureAlgorithm) error {
-	if !slices.Contains(Algorithms, alg) {
+	return checkKeyAlgIn(pub, alg, Algorithms)
+}
+
+// checkKeyAlgIn is checkKeyAlg with an explicit allow-list (a bundle's).
+func checkKeyAlgIn(pub crypto.PublicKey, alg jose.SignatureAlgorithm, allowed []jose.SignatureAlgorithm) error {
+	if !slices.Contains(allowed, alg) {
+		if alg == jose.EdDSA {
+			return fmt.Errorf("%w: EdDSA is not allowed by the WIT-SVID profile (a trust domain's bundle may allow it)", ErrUnsupportedAlgorithm)
+		}
 		return fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, alg)
 	}
 	switch k := pub.(type) {
@@ -97,14 +110,16 @@ func checkKeyAlg(pub crypto.PublicKey, alg jose.SignatureAlgorithm) error {
 			return fmt.Errorf("%w: %q does not fit an EC key on %s", ErrUnsupportedAlgorithm, alg, k.Curve.Params().Name)
 		}
 	case *rsa.PublicKey:
-		if alg[0] != 'R' && alg[0] != 'P' {
+		if alg == jose.EdDSA || (alg[0] != 'R' && alg[0] != 'P') {
 			return fmt.Errorf("%w: %q does not fit an RSA key", ErrUnsupportedAlgorithm, alg)
 		}
 		if k.N.BitLen() < 2048 {
 			return fmt.Errorf("%w: RSA key of %d bits is too small", ErrUnsupportedAlgorithm, k.N.BitLen())
 		}
 	case ed25519.PublicKey:
-		return fmt.Errorf("%w: EdDSA is not allowed by the WIT-SVID profile", ErrUnsupportedAlgorithm)
+		if alg != jose.EdDSA {
+			return fmt.Errorf("%w: %q does not fit an Ed25519 key", ErrUnsupportedAlgorithm, alg)
+		}
 	default:
 		return fmt.Errorf("%w: key type %T", ErrUnsupportedAlgorithm, pub)
 	}

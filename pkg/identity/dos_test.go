@@ -66,7 +66,9 @@ func TestAttackCITokenWithoutJTI(t *testing.T) {
 	gl := e.gl.Claims(oidctest.GitLabJob{}, e.srv.URL)
 	delete(gl, "jti")
 	for name, tc := range map[string]struct {
-		iss    interface{ Mint(map[string]any) (string, error) }
+		iss interface {
+			Mint(map[string]any) (string, error)
+		}
 		claims map[string]any
 	}{"github": {e.gh, gh}, "gitlab": {e.gl, gl}} {
 		tok, err := tc.iss.Mint(tc.claims)

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -45,6 +46,11 @@ type Options struct {
 	IdentityConfig string
 	// IdentityBundles are further trusted WIT bundles, "TRUST_DOMAIN=FILE".
 	IdentityBundles []string
+	// IdentityBundleAlgorithms allow further JWS algorithms (EdDSA) for the
+	// WITs of a trust domain given in IdentityBundles:
+	// "TRUST_DOMAIN=ALG[,ALG]" (added to the WIT-SVID profile's RS/ES/PS,
+	// which stays the only list for the Identity Server's own domain).
+	IdentityBundleAlgorithms []string
 	// RequireWIMSE requires Workload-Identity-Token and Workload-Proof-Token
 	// headers on POST /entries. nil: on when any trust domain is trusted.
 	RequireWIMSE *bool
@@ -104,6 +110,30 @@ func Run(ctx context.Context, o Options) error {
 		}
 		bundles = append(bundles, b)
 	}
+	for _, spec := range o.IdentityBundleAlgorithms {
+		td, list, ok := strings.Cut(spec, "=")
+		if !ok || td == "" || list == "" {
+			return fmt.Errorf("--identity-bundle-alg %q: want TRUST_DOMAIN=ALG[,ALG]", spec)
+		}
+		algs, err := wimse.ParseAlgorithms(strings.Split(list, ","))
+		if err != nil {
+			return fmt.Errorf("--identity-bundle-alg %s: %w", spec, err)
+		}
+		found := false
+		for _, b := range bundles {
+			if !strings.EqualFold(b.TrustDomain, td) {
+				continue
+			}
+			if id != nil && b == id.Bundle() {
+				return fmt.Errorf("--identity-bundle-alg %s: the Identity Server's own trust domain keeps the WIT-SVID profile's algorithms", spec)
+			}
+			found = true
+			b.Algorithms = append(slices.Clone(wimse.Algorithms), algs...)
+		}
+		if !found {
+			return fmt.Errorf("--identity-bundle-alg %s: no --identity-bundle for trust domain %q", spec, td)
+		}
+	}
 	require := len(bundles) > 0
 	if o.RequireWIMSE != nil {
 		require = *o.RequireWIMSE
@@ -114,7 +144,11 @@ func Run(ctx context.Context, o Options) error {
 	if len(bundles) > 0 {
 		o.TS.WIT = &wittrust.Verifier{Bundles: bundles}
 	}
-	auth := &wimse.Authenticator{Bundles: bundles, Origins: []string{o.PublicURL}, Replay: wimse.NewReplayCache(1 << 20)}
+	o.TS.WIMSERequired = require
+	// Each workload identity gets a share of the WPT replay cache, so that
+	// one authenticated caller cannot fill it for everyone.
+	auth := &wimse.Authenticator{Bundles: bundles, Origins: []string{o.PublicURL},
+		Replay: wimse.NewReplayCache(1<<20, wimse.WithOwnerLimit(wimse.DefaultProofsPerCaller))}
 	o.TS.Wrap = func(ts http.Handler) http.Handler {
 		h := ts
 		if require {

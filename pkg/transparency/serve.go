@@ -28,6 +28,9 @@ type ServeOptions struct {
 	RotateKey bool
 	// WIT verifies WIMSE-bound statements; nil rejects them.
 	WIT WITVerifier
+	// WIMSERequired says that Wrap requires WIMSE headers on registration:
+	// the policy's require_caller_issuer then defaults to on.
+	WIMSERequired bool
 	// Logger receives structured logs. Required.
 	Logger *slog.Logger
 	// Ready, if set, is called with the bound address once serving.
@@ -49,6 +52,10 @@ func ListenAndServe(ctx context.Context, o ServeOptions) error {
 			return err
 		}
 	}
+	if cfg.Policy.RequireCallerIssuer == nil && o.WIMSERequired {
+		on := true
+		cfg.Policy.RequireCallerIssuer = &on
+	}
 	pol, err := NewPolicy(cfg.Policy, o.TrustKeys, o.WIT)
 	if err != nil {
 		return err
@@ -57,6 +64,7 @@ func ListenAndServe(ctx context.Context, o ServeOptions) error {
 	if o.Issuer != "" {
 		opts.Issuer = o.Issuer
 	}
+	var hopts HandlerOptions
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration
@@ -65,6 +73,7 @@ func ListenAndServe(ctx context.Context, o ServeOptions) error {
 		{cfg.RegistrationWait, &opts.RegistrationWait, 0},
 		{cfg.CheckpointInterval, &opts.CheckpointInterval, 100 * time.Millisecond},
 		{cfg.BatchMaxAge, &opts.BatchMaxAge, time.Millisecond},
+		{cfg.BodyTimeout, &hopts.BodyTimeout, 100 * time.Millisecond},
 	} {
 		if d.s == "" {
 			continue
@@ -84,7 +93,12 @@ func ListenAndServe(ctx context.Context, o ServeOptions) error {
 		ln.Close()
 		return err
 	}
-	h := svc.Handler(HandlerOptions{})
+	maxConns := cfg.MaxConnectionsPerClient
+	if maxConns == 0 {
+		maxConns = DefaultMaxConnsPerClient
+	}
+	ln = limitConnsPerClient(ln, maxConns)
+	h := svc.Handler(hopts)
 	if o.Wrap != nil {
 		h = o.Wrap(h)
 	}

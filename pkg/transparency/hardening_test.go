@@ -2,7 +2,9 @@ package transparency_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"net/http"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
@@ -144,5 +148,49 @@ func TestRequireCallerIssuer(t *testing.T) {
 	off := newEnv(t, transparency.PolicyConfig{})
 	if _, err := off.svc.Register(caller("spiffe://ci.example.org/other"), off.sign(t, "x")); err != nil {
 		t.Fatalf("default policy: %v", err)
+	}
+}
+
+// Issue 11 item 8: a statement marking an unknown header parameter critical
+// (COSE crit, label 2) was registered; RFC 9052 §3.1 requires refusing it.
+func TestRegisterRefusesUnknownCriticalHeader(t *testing.T) {
+	e := newEnv(t, transparency.PolicyConfig{})
+	signer, err := cose.NewSigner(cose.AlgorithmES256, e.issuer.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(crit []any) []byte {
+		msg := cose.NewSign1Message()
+		msg.Headers.Protected = cose.ProtectedHeader{
+			cose.HeaderLabelAlgorithm:   cose.AlgorithmES256,
+			cose.HeaderLabelKeyID:       e.issuer.KID,
+			cose.HeaderLabelContentType: "text/plain",
+			int64(15):                   map[int64]any{1: "https://ci.test", 2: "pkg:oci/app", 6: time.Now().Unix()},
+			int64(70000):                "an extension this service does not know",
+		}
+		if crit != nil {
+			msg.Headers.Protected[cose.HeaderLabelCritical] = crit
+		}
+		msg.Payload = []byte("hello " + time.Now().String())
+		if err := msg.Sign(rand.Reader, nil, signer); err != nil {
+			t.Fatal(err)
+		}
+		b, err := msg.MarshalCBOR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	resp, err := http.Post(e.srv.URL+"/entries", scrapi.MediaTypeCOSE, bytes.NewReader(build([]any{int64(70000)})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := readProblem(t, resp)
+	if resp.StatusCode != http.StatusBadRequest || p.Title != "Unknown Critical Header" {
+		t.Fatalf("unknown critical header: status %d, problem %+v", resp.StatusCode, p)
+	}
+	// The same extension, not critical, is ignored as RFC 9052 allows.
+	if _, err := e.client.Register(t.Context(), build(nil)); err != nil {
+		t.Fatalf("non-critical extension: %v", err)
 	}
 }

@@ -115,6 +115,8 @@ func problemFor(err error) (int, string) {
 		return http.StatusBadRequest, "Bad Signature Algorithm"
 	case errors.Is(err, scitt.ErrMissingClaims):
 		return http.StatusBadRequest, "Missing CWT Claims"
+	case errors.Is(err, scitt.ErrCriticalHeader):
+		return http.StatusBadRequest, "Unknown Critical Header"
 	case errors.Is(err, scitt.ErrHeaderPlacement):
 		return http.StatusBadRequest, "Invalid Headers"
 	case errors.Is(err, scitt.ErrPayloadMismatch):

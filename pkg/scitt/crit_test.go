@@ -14,7 +14,7 @@ import (
 // the result again with key over detached (the payload, or the detached
 // root of a receipt); unprotected, when not nil, replaces the unprotected
 // header.
-func resign(t *testing.T, key *PrivateKey, raw, detached []byte, unprotected []byte, mutate func(map[any]any)) []byte {
+func resign(t testing.TB, key *PrivateKey, raw, detached []byte, unprotected []byte, mutate func(map[any]any)) []byte {
 	t.Helper()
 	m, err := cosewire.Parse(raw, MaxStatementSize)
 	if err != nil {
@@ -129,5 +129,19 @@ func TestReceiptCriticalHeaders(t *testing.T) {
 	}
 	if _, err := r.VerifyInclusion(stmt, KeySet{key.Public()}, LeafIETF); err != nil {
 		t.Fatalf("crit naming vds: verify: %v", err)
+	}
+}
+
+// critSeeds are fuzz seeds: a statement with an unknown critical label and
+// one with an understood one.
+func critSeeds(f *testing.F) [][]byte {
+	key := mustKey(f, cose.AlgorithmES256)
+	good, err := SignStatement(ctx, key, testClaims(), []byte("p"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return [][]byte{
+		resign(f, key, good, nil, nil, func(h map[any]any) { h[int64(LabelCrit)] = []any{int64(999), "x"}; h[int64(999)] = 1 }),
+		resign(f, key, good, nil, nil, func(h map[any]any) { h[int64(LabelCrit)] = []any{int64(LabelCWTClaims)} }),
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -116,7 +116,7 @@ func TestServeEdDSAWITFromPartnerDomain(t *testing.T) {
 	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: pub, KeyID: "partner-1", Algorithm: "EdDSA", Use: wimse.KeyUse}}})
 	os.WriteFile(p("partner.json"), set, 0o644)
 	mustRun(t, "key", "generate", "--out", p("key.jwk"), "--public-out", p("key.pub.jwk"))
-	wk, err := scitt.LoadPrivateKey(p("key.jwk"))
+	wk, err := keys.LoadPrivate(p("key.jwk"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,11 +13,13 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
 )
 
 func startEnv(t testing.TB, cfg attesttest.Config) *attesttest.Env {
@@ -101,8 +103,8 @@ func TestAttestGitHubEndToEnd(t *testing.T) {
 
 	// Its statement verifies against the identity bundle, with the preimage,
 	// at the receipt's registration time.
-	si, err := wimse.VerifyStatement(e.Statement, wimse.Bundles{env.Bundle},
-		wimse.WithReceiptKeys(env.TSKeys, scitt.LeafIETF), wimse.WithStatementPreimage(e.Preimage))
+	si, err := witstatement.Verify(e.Statement, wimse.Bundles{env.Bundle},
+		witstatement.WithReceipts(env.TSKeys, scitt.LeafIETF), witstatement.WithPreimage(e.Preimage))
 	if err != nil {
 		t.Fatalf("statement does not verify against the identity bundle: %v", err)
 	}
@@ -223,7 +225,7 @@ func TestAttestRegistryGoneAfterRegistration(t *testing.T) {
 // (no WIT) never sends them.
 func TestAttestRefusedByService(t *testing.T) {
 	env := startEnv(t, attesttest.Config{})
-	key, err := scitt.GenerateKey(-7)
+	key, err := keys.Generate(-7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,8 +323,8 @@ func TestAttestRetryAfterRegistryFailure(t *testing.T) {
 	if err != nil || len(d.Entries) != 1 {
 		t.Fatalf("discover after retry: %v", err)
 	}
-	if _, err := wimse.VerifyStatement(d.Entries[0].Statement, wimse.Bundles{env.Bundle},
-		wimse.WithReceiptKeys(env.TSKeys, scitt.LeafIETF), wimse.WithStatementPreimage(d.Entries[0].Preimage)); err != nil {
+	if _, err := witstatement.Verify(d.Entries[0].Statement, wimse.Bundles{env.Bundle},
+		witstatement.WithReceipts(env.TSKeys, scitt.LeafIETF), witstatement.WithPreimage(d.Entries[0].Preimage)); err != nil {
 		t.Errorf("retried referrer does not verify: %v", err)
 	}
 	if !bytes.Equal(d.Entries[0].Statement, res.Statement) {

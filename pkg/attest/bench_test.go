@@ -12,10 +12,11 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
-	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 // BenchmarkAttest runs the whole flow against the in-process environment
@@ -51,11 +52,11 @@ func BenchmarkAttest(b *testing.B) {
 func BenchmarkRegisterOnly(b *testing.B) {
 	env := startEnv(b, attesttest.Config{})
 	ctx := b.Context()
-	creds, err := identity.Obtain(ctx, identity.ObtainOptions{Server: env.IdentityURL, Getenv: env.Getenv, Out: &bytes.Buffer{}})
+	creds, err := workload.Obtain(ctx, workload.ObtainOptions{Server: env.IdentityURL, Getenv: env.Getenv, Out: &bytes.Buffer{}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	wk, _ := wimse.KeyFromSigner(creds.Key.Signer)
+	wk, _ := keys.NewPrivateKey(creds.Key.Signer)
 	c, err := scrapi.NewClient(env.TSURL, scrapi.WithHTTPClient(&http.Client{
 		Transport: &wimse.Transport{Credentials: wimse.Credentials{WIT: creds.WIT, Key: wk}}}))
 	if err != nil {

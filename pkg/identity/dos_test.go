@@ -9,6 +9,7 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 // Issue 11 item 8: DPoP proofs sent with garbage CI tokens filled the replay
@@ -18,9 +19,9 @@ func TestAttackDPoPFloodWithGarbageTokensDoesNotFillReplayCache(t *testing.T) {
 	e := newEnvWith(t, nil, WithReplayCapacity(capacity))
 	garbage := []string{"garbage", "a.b.c", mustMint(t, e)[:40] + ".x.y"}
 	for i := range 4 * capacity {
-		form := url.Values{"grant_type": {GrantTypeTokenExchange}, "subject_token": {garbage[i%len(garbage)]},
-			"subject_token_type": {TokenTypeIDToken}}
-		proof, err := NewDPoPProof(newKey(t), e.s.TokenURL()) // a throwaway key each time
+		form := url.Values{"grant_type": {wimse.GrantTypeTokenExchange}, "subject_token": {garbage[i%len(garbage)]},
+			"subject_token_type": {wimse.TokenTypeIDToken}}
+		proof, err := workload.NewDPoPProof(newKey(t), e.s.TokenURL()) // a throwaway key each time
 		if err != nil {
 			t.Fatal(err)
 		}

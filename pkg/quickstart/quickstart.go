@@ -23,9 +23,9 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 // Options configure Run.
@@ -209,7 +209,7 @@ func expect(ctx context.Context, gate *policy.Verifier, name, image, want string
 // beside it): a policy that trusts the environment's Transparency Service
 // and Identity Server, and the repository of its GitHub run.
 func WritePolicy(dir string, env *attesttest.Env) (string, error) {
-	keys, err := scitt.MarshalCOSEKeySet(env.TSKeys)
+	keys, err := keys.MarshalCOSEKeySet(env.TSKeys)
 	if err != nil {
 		return "", err
 	}

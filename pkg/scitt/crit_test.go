@@ -8,13 +8,14 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // resign decodes raw's protected header, lets mutate change it, and signs
 // the result again with key over detached (the payload, or the detached
 // root of a receipt); unprotected, when not nil, replaces the unprotected
 // header.
-func resign(t testing.TB, key *PrivateKey, raw, detached []byte, unprotected []byte, mutate func(map[any]any)) []byte {
+func resign(t testing.TB, key *keys.PrivateKey, raw, detached []byte, unprotected []byte, mutate func(map[any]any)) []byte {
 	t.Helper()
 	m, err := cosewire.Parse(raw, MaxStatementSize)
 	if err != nil {
@@ -89,7 +90,7 @@ func TestStatementCriticalHeaders(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if _, err := st.Verify(KeySet{key.Public()}, WithPreimage([]byte("p"))); err != nil {
+		if _, err := st.Verify(keys.Set{key.Public()}, WithPreimage([]byte("p"))); err != nil {
 			t.Errorf("%s: verify: %v", name, err)
 		}
 	}
@@ -119,7 +120,7 @@ func TestReceiptCriticalHeaders(t *testing.T) {
 	m, _ := cosewire.Parse(stmt, MaxStatementSize)
 	u, _ := cosewire.Enc.Marshal(map[int64]any{LabelReceipts: [][]byte{bad}})
 	ts := cosewire.Build(m.Protected, u, m.Payload, m.Signature)
-	if _, err := VerifyTransparentStatement(ts, KeySet{key.Public()}, LeafIETF, KeySet{key.Public()}, WithPreimage([]byte("p"))); !errors.Is(err, ErrCriticalHeader) {
+	if _, err := VerifyTransparentStatement(ts, keys.Set{key.Public()}, LeafIETF, keys.Set{key.Public()}, WithPreimage([]byte("p"))); !errors.Is(err, ErrCriticalHeader) {
 		t.Fatalf("transparent statement with a critical-unknown receipt: err = %v, want ErrCriticalHeader", err)
 	}
 	okCrit := resign(t, key, good, leaf, nil, func(h map[any]any) { h[int64(LabelCrit)] = []any{int64(LabelVDS)} })
@@ -127,7 +128,7 @@ func TestReceiptCriticalHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatalf("crit naming vds: %v", err)
 	}
-	if _, err := r.VerifyInclusion(stmt, KeySet{key.Public()}, LeafIETF); err != nil {
+	if _, err := r.VerifyInclusion(stmt, keys.Set{key.Public()}, LeafIETF); err != nil {
 		t.Fatalf("crit naming vds: verify: %v", err)
 	}
 }

@@ -12,8 +12,6 @@
 package server
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,11 +23,13 @@ import (
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // identityKeyFile is where the Identity Server's signing key is kept in the
@@ -142,7 +142,7 @@ func Run(ctx context.Context, o Options) error {
 		return errors.New("WIMSE headers are required but no trust domain is trusted: give --identity-config or --identity-bundle")
 	}
 	if len(bundles) > 0 {
-		o.TS.WIT = &wittrust.Verifier{Bundles: bundles}
+		o.TS.Bundles = bundles
 	}
 	o.TS.WIMSERequired = require
 	// Each workload identity gets a share of the WPT replay cache, so that
@@ -152,7 +152,7 @@ func Run(ctx context.Context, o Options) error {
 	o.TS.Wrap = func(ts http.Handler) http.Handler {
 		h := ts
 		if require {
-			h = wittrust.RequireOnRegistration(h, auth)
+			h = transparency.RequireWIMSE(h, auth)
 		}
 		if id == nil {
 			return h
@@ -168,19 +168,19 @@ func Run(ctx context.Context, o Options) error {
 
 // loadOrCreateKey keeps the Identity Server's key across restarts, so that
 // the bundle verifiers pinned stays valid.
-func loadOrCreateKey(path string) (*wimse.SigningKey, error) {
+func loadOrCreateKey(path string) (*keys.PrivateKey, error) {
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		var jwk jose.JSONWebKey
 		if err := json.Unmarshal(raw, &jwk); err != nil {
 			return nil, fmt.Errorf("identity key %s: %w", path, err)
 		}
-		return wimse.KeyFromJWK(jwk)
+		return keys.FromJWK(jwk)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	key, err := wimse.GenerateKey()
+	key, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
@@ -98,7 +99,7 @@ func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test starts server processes")
 	}
-	issuer, err := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}

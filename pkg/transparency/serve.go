@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
 // ServeOptions configures [ListenAndServe] (the `trustfabric serve` command).
@@ -26,8 +28,9 @@ type ServeOptions struct {
 	KeyFile string
 	// RotateKey retires the data directory's key and generates a new one.
 	RotateKey bool
-	// WIT verifies WIMSE-bound statements; nil rejects them.
-	WIT WITVerifier
+	// Bundles are the trusted WIT bundles for WIMSE-bound statements; none
+	// rejects them.
+	Bundles wimse.Bundles
 	// WIMSERequired says that Wrap requires WIMSE headers on registration:
 	// the policy's require_caller_issuer then defaults to on.
 	WIMSERequired bool
@@ -56,7 +59,7 @@ func ListenAndServe(ctx context.Context, o ServeOptions) error {
 		on := true
 		cfg.Policy.RequireCallerIssuer = &on
 	}
-	pol, err := NewPolicy(cfg.Policy, o.TrustKeys, o.WIT)
+	pol, err := NewPolicy(cfg.Policy, o.TrustKeys, o.Bundles)
 	if err != nil {
 		return err
 	}

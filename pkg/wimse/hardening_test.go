@@ -11,6 +11,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // signWPT signs a WPT for f's WIT with its workload key, with the given exp.
@@ -144,7 +147,7 @@ func mintEdDSAWIT(t *testing.T, td string, cnf jose.JSONWebKey) (string, jose.JS
 // Issue 11 item 6: WITs of another trust domain signed with EdDSA are
 // accepted when the operator allows EdDSA for that domain.
 func TestWITEdDSAFromAllowedTrustDomain(t *testing.T) {
-	wl, _ := GenerateKey()
+	wl, _ := keys.Generate(cose.AlgorithmES256)
 	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
 	for _, tc := range []struct {
 		name string

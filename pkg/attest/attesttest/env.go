@@ -27,11 +27,10 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // Defaults of Config.
@@ -79,7 +78,7 @@ type Env struct {
 	// iss); TSKeys its public keys.
 	TSURL  string
 	TS     *transparency.Service
-	TSKeys scitt.KeySet
+	TSKeys keys.Set
 	// Registry is the olareg registry; RegistryHost its host:port.
 	Registry     *ocitest.Registry
 	RegistryHost string
@@ -163,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	}
 	e.TSURL = "http://" + tsl.Addr().String()
 	bundles := wimse.Bundles{e.Bundle}
-	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, &wittrust.Verifier{Bundles: bundles})
+	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, bundles)
 	if err != nil {
 		tsl.Close()
 		return nil, fmt.Errorf("registration policy: %w", err)
@@ -183,7 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	e.TSKeys = e.TS.Keys()
 	h := e.TS.Handler(transparency.HandlerOptions{})
 	if !cfg.AnonymousRegistration {
-		h = wittrust.RequireOnRegistration(h, &wimse.Authenticator{Bundles: bundles, Origins: []string{e.TSURL}, Replay: wimse.NewReplayCache(100000)})
+		h = transparency.RequireWIMSE(h, &wimse.Authenticator{Bundles: bundles, Origins: []string{e.TSURL}, Replay: wimse.NewReplayCache(100000)})
 	}
 	e.serve(tsl, h)
 

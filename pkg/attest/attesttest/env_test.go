@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
-	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 // TestEnvRequiresWIMSE checks the wiring the environment promises: the
@@ -26,7 +27,7 @@ func TestEnvRequiresWIMSE(t *testing.T) {
 	defer env.Close()
 	ctx := t.Context()
 
-	creds, err := identity.Obtain(ctx, identity.ObtainOptions{Server: env.IdentityURL, Getenv: env.Getenv, Out: &bytes.Buffer{}})
+	creds, err := workload.Obtain(ctx, workload.ObtainOptions{Server: env.IdentityURL, Getenv: env.Getenv, Out: &bytes.Buffer{}})
 	if err != nil {
 		t.Fatalf("obtain: %v", err)
 	}
@@ -43,7 +44,7 @@ func TestEnvRequiresWIMSE(t *testing.T) {
 		t.Fatalf("registration without WIMSE headers: err = %v, want a 401 problem", err)
 	}
 
-	wk, err := wimse.KeyFromSigner(creds.Key.Signer)
+	wk, err := keys.NewPrivateKey(creds.Key.Signer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,11 +32,10 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // trustDomain is the authority of the identities the self-tests get.
@@ -159,7 +158,7 @@ func start(ctx context.Context, o options) (map[string]string, func(), error) {
 	}
 	tsURL := "http://" + tsl.Addr().String()
 	bundles := wimse.Bundles{ids.Bundle()}
-	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, &wittrust.Verifier{Bundles: bundles})
+	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, bundles)
 	if err != nil {
 		tsl.Close()
 		return nil, closeAll, fmt.Errorf("registration policy: %w", err)
@@ -174,7 +173,7 @@ func start(ctx context.Context, o options) (map[string]string, func(), error) {
 		defer cancel()
 		_ = ts.Close(c)
 	})
-	h := wittrust.RequireOnRegistration(ts.Handler(transparency.HandlerOptions{}),
+	h := transparency.RequireWIMSE(ts.Handler(transparency.HandlerOptions{}),
 		&wimse.Authenticator{Bundles: bundles, Origins: []string{tsURL}, Replay: wimse.NewReplayCache(100000)})
 	closers = append(closers, serve(tsl, h))
 	env["TF_SELFTEST_TS"] = tsURL
@@ -193,11 +192,11 @@ func start(ctx context.Context, o options) (map[string]string, func(), error) {
 	return env, closeAll, nil
 }
 
-func writePolicy(dir, provider, tsURL string, keys scitt.KeySet, bundle *wimse.Bundle) (string, error) {
+func writePolicy(dir, provider, tsURL string, tsKeys keys.Set, bundle *wimse.Bundle) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	k, err := scitt.MarshalCOSEKeySet(keys)
+	k, err := keys.MarshalCOSEKeySet(tsKeys)
 	if err != nil {
 		return "", err
 	}

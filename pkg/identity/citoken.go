@@ -55,6 +55,11 @@ type ciProvider struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
+	// failedAt and failure remember the last failed discovery: it is not
+	// tried again within JWKSMinRefresh, so tokens naming an unreachable
+	// issuer do not each cost a discovery request.
+	failedAt time.Time
+	failure  error
 }
 
 func newCIVerifier(cfg *Config, client *http.Client, now func() time.Time, replay *wimse.ReplayCache) (*ciVerifier, error) {
@@ -88,6 +93,19 @@ func (p *ciProvider) oidcVerifier(ctx context.Context, client *http.Client, now 
 	if p.verifier != nil {
 		return p.verifier, nil
 	}
+	if p.failure != nil && now().Sub(p.failedAt) < JWKSMinRefresh {
+		return nil, p.failure
+	}
+	v, err := p.discover(ctx, client, now)
+	if err != nil {
+		p.failedAt, p.failure = now(), err
+		return nil, err
+	}
+	p.verifier, p.failure = v, nil
+	return v, nil
+}
+
+func (p *ciProvider) discover(ctx context.Context, client *http.Client, now func() time.Time) (*oidc.IDTokenVerifier, error) {
 	// The key set outlives this request: give discovery and the remote key set
 	// a context that is not cancelled with it.
 	bg := oidc.ClientContext(context.WithoutCancel(ctx), client)
@@ -107,8 +125,7 @@ func (p *ciProvider) oidcVerifier(ctx context.Context, client *http.Client, now 
 	for _, a := range p.cfg.algorithms() {
 		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
-	p.verifier = oidc.NewVerifier(p.cfg.Issuer, newRemoteKeySet(doc.JWKSURI, client, now, algs), p.oidcConfig(now))
-	return p.verifier, nil
+	return oidc.NewVerifier(p.cfg.Issuer, newRemoteKeySet(doc.JWKSURI, client, now, algs), p.oidcConfig(now)), nil
 }
 
 func loadStaticKeySet(file string) (*oidc.StaticKeySet, error) {

@@ -3,8 +3,10 @@ package identity
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
@@ -117,5 +119,35 @@ func TestAttackUnknownKidDoesNotFetchJWKSEachTime(t *testing.T) {
 	}
 	if err := e.exchangeErr(t, mustMint(t, e)); err != nil {
 		t.Fatalf("genuine exchange after the forged tokens: %v", err)
+	}
+}
+
+// Tokens naming a configured issuer whose discovery fails do not each
+// cause a discovery request (same rate limit as JWKS misses).
+func TestAttackFailingDiscoveryNotRetriedPerToken(t *testing.T) {
+	var hits atomic.Int32
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	e := newEnv(t, func(c *Config) {
+		c.Providers = append(c.Providers, ProviderConfig{Type: "oidc", Issuer: down.URL, Audience: c.Issuer})
+	})
+	attacker, err := oidctest.NewGitHub()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	for range 20 {
+		claims := attacker.Claims(oidctest.GitHubRun{}, e.srv.URL)
+		claims["iss"] = down.URL
+		tok, _ := attacker.Mint(claims)
+		if err := e.exchangeErr(t, tok); !errors.Is(err, ErrIssuerUnavailable) {
+			t.Fatalf("err = %v, want ErrIssuerUnavailable", err)
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("20 tokens for an unreachable issuer caused %d discovery requests, want 1", n)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
-//go:generate go run ../../internal/cmd/genvectors -out ../../testdata/trustfabric-v1
+//go:generate go run ../../devtools/genvectors -out ../../testdata/trustfabric-v1
 
 var sentinels = map[string]error{
 	"ErrMalformed":            ErrMalformed,

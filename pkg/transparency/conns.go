@@ -27,7 +27,10 @@ type clientLimitListener struct {
 	count map[string]int
 }
 
-func limitConnsPerClient(ln net.Listener, max int) net.Listener {
+// LimitConnsPerClient wraps ln so that each remote IP address holds at most
+// max connections; one more is answered 429 (Retry-After: 1) and closed at
+// accept. max <= 0 returns ln unchanged.
+func LimitConnsPerClient(ln net.Listener, max int) net.Listener {
 	if max <= 0 {
 		return ln
 	}

@@ -93,7 +93,7 @@ type PolicyConfig struct {
 	// the workload registering it (the verified Workload-Identity-Token of
 	// the request), so that one workload cannot register statements in
 	// another's name. Default: on when registration requires WIMSE headers
-	// (ServeOptions.WIMSERequired), else off.
+	// (pkg/server sets it), else off.
 	RequireCallerIssuer *bool `yaml:"require_caller_issuer"`
 }
 

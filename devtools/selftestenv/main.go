@@ -1,8 +1,9 @@
 // Command selftestenv runs, on loopback, the services the CI self-tests
-// attest and verify against: an Identity Server trusting one CI issuer, a
-// Transparency Service on Tessera that trusts the Identity Server's WIT bundle
-// and requires WIMSE headers, and an olareg registry; all real components
-// (pkg/identity, pkg/transparency, pkg/oci/ocitest). The CI issuer is
+// attest and verify against: the test/dev environment of
+// pkg/server/servertest (an Identity Server trusting one CI issuer and a
+// Transparency Service on Tessera that trusts its WIT bundle and requires
+// WIMSE headers, built by the composition root pkg/server, and an olareg
+// registry). The CI issuer is
 //
 //   - -provider github -issuer URL: a real one (GitHub's, on a GitHub runner);
 //   - -provider github: the GitHub fake of pkg/identity/oidctest with its
@@ -21,20 +22,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/keys"
-	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
-	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -90,101 +86,31 @@ func run() error {
 	return nil
 }
 
-// start brings the services up and returns the variables to publish.
+// start brings the services up (package servertest, on the composition root)
+// and returns the variables to publish.
 func start(ctx context.Context, o options) (map[string]string, func(), error) {
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
 	env := map[string]string{}
-
-	// The CI issuer and the Identity Server trusting it.
-	idl, err := net.Listen("tcp", "127.0.0.1:0")
+	e, err := servertest.Start(ctx, servertest.Config{
+		Dir: o.dir, TrustDomain: trustDomain, Provider: o.provider, ExternalIssuer: o.issuer, AllowRepository: o.repository,
+	})
 	if err != nil {
-		return nil, closeAll, err
+		return nil, func() {}, err
 	}
-	idURL := "http://" + idl.Addr().String()
-	prov := identity.ProviderConfig{Audience: idURL}
-	var gitlab *oidctest.GitLab
+	closeAll := func() { _ = e.Close() }
 	switch {
-	case o.provider == "github" && o.issuer != "":
-		prov.Type, prov.Issuer = identity.ProviderGitHub, o.issuer
-	case o.provider == "github":
-		gh, err := oidctest.NewGitHub()
-		if err != nil {
-			return nil, closeAll, err
-		}
-		closers = append(closers, gh.Close)
-		if owner, repo, ok := strings.Cut(o.repository, "/"); ok {
-			r := oidctest.DefaultGitHubRun
-			r.Owner, r.Repo = owner, repo
-			gh.SetRun(r)
-		}
-		prov.Type, prov.Issuer = identity.ProviderGitHub, gh.URL()
-		env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = gh.RequestURL(), gh.RequestToken
-	case o.provider == "gitlab":
-		if gitlab, err = oidctest.NewGitLab(); err != nil {
-			return nil, closeAll, err
-		}
-		closers = append(closers, gitlab.Close)
-		prov.Type, prov.Issuer = identity.ProviderGitLab, gitlab.URL()
-	default:
-		return nil, closeAll, fmt.Errorf("-provider %q: want github or gitlab", o.provider)
-	}
-	if o.provider == "github" && o.repository != "" {
-		prov.Allow = map[string][]string{"repository": {o.repository}}
-	}
-	ids, err := identity.New(ctx, identity.Config{TrustDomain: trustDomain, Issuer: idURL, Providers: []identity.ProviderConfig{prov}})
-	if err != nil {
-		idl.Close()
-		return nil, closeAll, fmt.Errorf("identity server: %w", err)
-	}
-	closers = append(closers, serve(idl, ids))
-	env["TF_SELFTEST_IDS"] = idURL
-	if gitlab != nil {
-		tok, err := gitlab.MintJob(oidctest.DefaultGitLabJob, idURL)
+	case e.GitHub != nil:
+		env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = e.GitHub.RequestURL(), e.GitHub.RequestToken
+	case e.GitLab != nil:
+		tok, err := e.GitLab.MintJob(oidctest.DefaultGitLabJob, e.IdentityURL)
 		if err != nil {
 			return nil, closeAll, err
 		}
 		env["TRUSTFABRIC_ID_TOKEN"] = tok
 	}
-
-	// The Transparency Service trusting the Identity Server's bundle.
-	tsl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, closeAll, err
-	}
-	tsURL := "http://" + tsl.Addr().String()
-	bundles := wimse.Bundles{ids.Bundle()}
-	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, bundles)
-	if err != nil {
-		tsl.Close()
-		return nil, closeAll, fmt.Errorf("registration policy: %w", err)
-	}
-	ts, err := transparency.Open(ctx, transparency.Options{Dir: filepath.Join(o.dir, "ts"), Issuer: tsURL, Policy: pol})
-	if err != nil {
-		tsl.Close()
-		return nil, closeAll, fmt.Errorf("transparency service: %w", err)
-	}
-	closers = append(closers, func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = ts.Close(c)
-	})
-	h := transparency.RequireWIMSE(ts.Handler(transparency.HandlerOptions{}),
-		&wimse.Authenticator{Bundles: bundles, Origins: []string{tsURL}, Replay: wimse.NewReplayCache(100000)})
-	closers = append(closers, serve(tsl, h))
-	env["TF_SELFTEST_TS"] = tsURL
-
-	// The registry.
-	reg := ocitest.NewOlareg(nil)
-	closers = append(closers, reg.Close)
-	env["TF_SELFTEST_REGISTRY"] = reg.Host
-
-	// A verification policy trusting all of it.
-	policy, err := writePolicy(o.dir, o.provider, tsURL, ts.Keys(), ids.Bundle())
+	env["TF_SELFTEST_IDS"] = e.IdentityURL
+	env["TF_SELFTEST_TS"] = e.TSURL
+	env["TF_SELFTEST_REGISTRY"] = e.RegistryHost
+	policy, err := writePolicy(o.dir, o.provider, e.TSURL, e.TSKeys, e.Bundle)
 	if err != nil {
 		return nil, closeAll, err
 	}
@@ -225,14 +151,4 @@ provenance:
 `, tsURL, trustDomain, trustDomain, provider)
 	p := filepath.Join(dir, "policy.yaml")
 	return p, os.WriteFile(p, []byte(doc), 0o644)
-}
-
-func serve(l net.Listener, h http.Handler) func() {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	return func() {
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(c)
-	}
 }

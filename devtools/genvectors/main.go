@@ -4,7 +4,7 @@
 //
 // Run it from the repository root:
 //
-//	go run ./internal/cmd/genvectors -out testdata/trustfabric-v1
+//	go run ./devtools/genvectors -out testdata/trustfabric-v1
 //
 // Each vector directory holds statement.cose, receipt.cose, payload.bin,
 // issuer-key.jwk and log-key.jwk (public keys) and expected.json, which names

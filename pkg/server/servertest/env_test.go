@@ -1,4 +1,4 @@
-package attesttest_test
+package servertest_test
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -20,7 +20,7 @@ import (
 // Service registers a statement bound to it only when the request carries
 // the WIMSE headers, and the image is in the registry.
 func TestEnvRequiresWIMSE(t *testing.T) {
-	env, err := attesttest.Start(t.Context(), attesttest.Config{Dir: t.TempDir()})
+	env, err := servertest.Start(t.Context(), servertest.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,8 +51,8 @@ var kinds = map[string]kind{
 		derive:      deriveGitHub,
 		jtiRequired: true,
 		refuse: func(c map[string]string, p *ProviderConfig) error {
-			if c["event_name"] == "pull_request_target" && !p.AllowPullRequestTarget {
-				return fmt.Errorf("%w: pull_request_target runs carry the base repository's identity for a fork's change (set allowPullRequestTarget to permit)", ErrPolicy)
+			if c["event_name"] == "pull_request_target" && !p.AllowPullRequestTargetUnsafe {
+				return fmt.Errorf("%w: pull_request_target runs carry the base repository's identity for a fork's change (set allowPullRequestTargetUnsafe to permit)", ErrPolicy)
 			}
 			return nil
 		},
@@ -71,15 +71,15 @@ var kinds = map[string]kind{
 			return nil
 		},
 		refuse: func(c map[string]string, p *ProviderConfig) error {
-			if c["pipeline_source"] != "merge_request_event" || p.AllowForkMergeRequests {
+			if c["pipeline_source"] != "merge_request_event" || p.AllowForkMergeRequestsUnsafe {
 				return nil
 			}
 			jp, ok := c["job_project_id"]
 			switch {
 			case !ok:
-				return fmt.Errorf("%w: merge-request pipeline without job_project_id: cannot tell a fork's pipeline (set allowForkMergeRequests to permit)", ErrPolicy)
+				return fmt.Errorf("%w: merge-request pipeline without job_project_id: cannot tell a fork's pipeline (set allowForkMergeRequestsUnsafe to permit)", ErrPolicy)
 			case jp != c["project_id"]:
-				return fmt.Errorf("%w: merge-request pipeline from a fork: project_id names the fork (set allowForkMergeRequests to permit)", ErrPolicy)
+				return fmt.Errorf("%w: merge-request pipeline from a fork: project_id names the fork (set allowForkMergeRequestsUnsafe to permit)", ErrPolicy)
 			}
 			return nil
 		},

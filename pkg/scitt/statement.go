@@ -352,13 +352,13 @@ type verifyOptions struct {
 }
 
 // VerifyOption configures [Statement.Verify].
-type VerifyOption func(*verifyOptions)
+type VerifyOption func(*verifyOptions) error
 
 // WithPreimage makes Verify also check that the statement covers preimage:
 // its digest for a hash envelope, the payload itself otherwise. It also
 // supplies a detached payload. Default: the preimage is not checked.
 func WithPreimage(preimage []byte) VerifyOption {
-	return func(o *verifyOptions) { o.preimage, o.hasPreimage = preimage, true }
+	return func(o *verifyOptions) error { o.preimage, o.hasPreimage = preimage, true; return nil }
 }
 
 // Check names reported by [Statement.Verify].
@@ -379,7 +379,9 @@ const (
 func (s *Statement) Verify(ks keys.Set, opts ...VerifyOption) (*Result, error) {
 	var o verifyOptions
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return &Result{}, fmt.Errorf("verify options: %w", err)
+		}
 	}
 	r := &Result{}
 	switch {

@@ -145,7 +145,7 @@ func confirmationJWK(k jose.JSONWebKey) (json.RawMessage, error) {
 }
 
 // VerifyOption changes how ParseWIT and VerifyWPT check a token.
-type VerifyOption func(*verifyOptions)
+type VerifyOption func(*verifyOptions) error
 
 type verifyOptions struct {
 	now       time.Time
@@ -153,26 +153,30 @@ type verifyOptions struct {
 	leewaySet bool
 }
 
-func newVerifyOptions(opts []VerifyOption) verifyOptions {
+func newVerifyOptions(opts []VerifyOption) (verifyOptions, error) {
 	o := verifyOptions{leeway: DefaultLeeway}
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return o, err
+		}
 	}
 	if o.now.IsZero() {
 		o.now = time.Now()
 	}
-	return o
+	return o, nil
 }
 
 // WithTime checks validity at t instead of now (e.g. a statement's
 // registration time). Default: time.Now().
-func WithTime(t time.Time) VerifyOption { return func(o *verifyOptions) { o.now = t } }
+func WithTime(t time.Time) VerifyOption {
+	return func(o *verifyOptions) error { o.now = t; return nil }
+}
 
 // WithLeeway sets the clock skew tolerated on exp, nbf and iat. Default: one
 // minute for WITs, DefaultProofLeeway for WPTs; values above one minute (WITs)
 // or MaxProofLeeway (WPTs) are capped.
 func WithLeeway(d time.Duration) VerifyOption {
-	return func(o *verifyOptions) { o.leeway, o.leewaySet = min(max(d, 0), DefaultLeeway), true }
+	return func(o *verifyOptions) error { o.leeway, o.leewaySet = min(max(d, 0), DefaultLeeway), true; return nil }
 }
 
 type witHeaderClaims struct {
@@ -187,7 +191,10 @@ type witHeaderClaims struct {
 // signature, iss (when the bundle lists issuers), no aud, exp/nbf/iat with the
 // leeway, and a public cnf.jwk with an allowed alg.
 func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, error) {
-	o := newVerifyOptions(opts)
+	o, err := newVerifyOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	tok, hdr, err := parseCompact(token, parseAlgorithms)
 	if err != nil {
 		return nil, fmt.Errorf("WIT: %w", err)

@@ -102,7 +102,10 @@ type wptClaims struct {
 // too far ahead, wth hashes the WIT, jti single use. An oth claim is refused
 // since this receiver binds no other tokens.
 func VerifyWPT(token string, wit *WIT, p ProofPolicy, opts ...VerifyOption) (*WPT, error) {
-	o := newVerifyOptions(opts)
+	o, err := newVerifyOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case o.leewaySet:
 		o.leeway = min(o.leeway, MaxProofLeeway)

@@ -62,7 +62,6 @@ func newCmdReceiptVerify() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				res = &scitt.Result{}
 				if issuer != nil {
 					s, err := scitt.ParseStatement(stmt)
 					if err != nil {

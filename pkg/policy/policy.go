@@ -92,7 +92,6 @@ type Policy struct {
 
 	dir    string
 	digest [32]byte
-	tsKeys []scitt.KeySet
 }
 
 // TransparencyService is a trusted Transparency Service.

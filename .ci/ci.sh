@@ -6,7 +6,7 @@
 #      OIDC from a loopback fake) and the GitLab components under
 #      gitlab-ci-local (shell executor, injected ID token), each attesting and
 #      verifying a real image in a registry on loopback, against the services
-#      of internal/citest/cmd/selftestenv.
+#      of devtools/selftestenv.
 # Needs: Go, apt-get (shellcheck, rsync), npm (gitlab-ci-local 4.56.x), the Go
 # module proxy. Everything listens on 127.0.0.1 only.
 set -euo pipefail
@@ -74,7 +74,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "FAIL: the act and gitlab-ci-local self-tests need 'trustfabric ${missing[*]}', which this build lacks."
   exit 1
 fi
-go build -o "$tools/selftestenv" ./internal/citest/cmd/selftestenv
+go build -o "$tools/selftestenv" ./devtools/selftestenv
 go_tool crane github.com/google/go-containerregistry/cmd/crane v0.22.1
 go_tool act github.com/nektos/act v0.2.89
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Provides what the self-test attests and verifies against, on loopback: an
 # OCI registry, a Transparency Service and an Identity Server, all real
-# components run by internal/citest/cmd/selftestenv. When TF_SELFTEST_TS is
+# components run by devtools/selftestenv. When TF_SELFTEST_TS is
 # already set (.ci/ci.sh starts the services itself for act, with the OIDC
 # fake) it only publishes them; otherwise it starts them, trusting this run's
 # GitHub OIDC issuer. Writes the step outputs registry, ts-url,
@@ -20,7 +20,7 @@ if [ -z "${TF_SELFTEST_TS:-}" ]; then
   fi
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
   mkdir -p "$state"
-  (cd "$root" && go build -o "$state/selftestenv" ./internal/citest/cmd/selftestenv)
+  (cd "$root" && go build -o "$state/selftestenv" ./devtools/selftestenv)
   "$state/selftestenv" -provider github -issuer "${TF_SELFTEST_OIDC_ISSUER:-https://token.actions.githubusercontent.com}" \
     -repository "${GITHUB_REPOSITORY:?}" -dir "$state/data" -env-file "$state/env" >"$state/selftestenv.log" 2>&1 &
   echo $! >"$state/selftestenv.pid"

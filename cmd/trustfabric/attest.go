@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func init() { register(NewCmdAttest) }
@@ -91,7 +91,7 @@ statement registered but not attached (the error says how to retry).`,
 	f.StringVar(&o.TS, "ts", "", "Transparency Service URL")
 	f.StringVar(&o.IdentityServer, "identity-server", "", "Identity Server URL")
 	f.StringVar(&o.Audience, "audience", "", "audience of the CI OIDC token (default: the identity server URL)")
-	f.StringVar(&o.Provider, "provider", identity.ProviderAuto, "identity provider: auto, github, gitlab, kubernetes or spiffe")
+	f.StringVar(&o.Provider, "provider", workload.ProviderAuto, "identity provider: auto, github, gitlab, kubernetes or spiffe")
 	f.StringVar(&o.PredicateFile, "predicate", "", "in-toto statement, DSSE envelope or bare predicate (JSON) to sign instead of generated SLSA provenance")
 	f.StringVar(&o.PredicateType, "predicate-type", "", "predicate type of a bare --predicate (default: SLSA provenance v1 when it has that shape)")
 	f.StringVar(&o.Location, "location", "", "payload location URI to record in the statement (label 260)")

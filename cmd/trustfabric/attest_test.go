@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 )
 
 // attestEnv starts the in-process environment and puts its GitHub runner
 // variables in the process environment (the CLI reads os.Getenv).
-func attestEnv(t *testing.T) *attesttest.Env {
+func attestEnv(t *testing.T) *servertest.Env {
 	t.Helper()
-	env, err := attesttest.Start(t.Context(), attesttest.Config{Dir: t.TempDir()})
+	env, err := servertest.Start(t.Context(), servertest.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

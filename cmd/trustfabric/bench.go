@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/transparency/loadgen"
 )
 
@@ -26,7 +26,7 @@ func newCmdBenchRegister() *cobra.Command {
 		Short: "Register N pre-signed statements from C concurrent clients and report rate and receipt latency",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := scitt.LoadPrivateKey(keyFile)
+			k, err := keys.LoadPrivate(keyFile)
 			if err != nil {
 				return err
 			}

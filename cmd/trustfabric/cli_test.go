@@ -12,6 +12,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -73,7 +74,7 @@ func TestStatementLifecycle(t *testing.T) {
 
 	// Register it in a small log and attach the receipt.
 	stmt, _ := os.ReadFile(p("s.cose"))
-	tsKey, err := scitt.LoadPrivateKey(p("ts.cose"))
+	tsKey, err := keys.LoadPrivate(p("ts.cose"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/trustfabric/trustfabric/internal/atomicfile"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 )
 
@@ -47,10 +47,10 @@ func writeOutput(path string, b []byte, mode os.FileMode) error {
 }
 
 // loadKeys reads and concatenates every key file given.
-func loadKeys(paths []string) (scitt.KeySet, error) {
-	var ks scitt.KeySet
+func loadKeys(paths []string) (keys.Set, error) {
+	var ks keys.Set
 	for _, p := range paths {
-		k, err := scitt.LoadPublicKeys(p)
+		k, err := keys.LoadPublic(p)
 		if err != nil {
 			return nil, err
 		}
@@ -61,15 +61,15 @@ func loadKeys(paths []string) (scitt.KeySet, error) {
 
 // loadServiceKeys is loadKeys that also accepts a Transparency Service URL,
 // whose key set (/.well-known/scitt-keys) is fetched.
-func loadServiceKeys(ctx context.Context, sources []string) (scitt.KeySet, error) {
-	var ks scitt.KeySet
+func loadServiceKeys(ctx context.Context, sources []string) (keys.Set, error) {
+	var ks keys.Set
 	for _, p := range sources {
-		var k scitt.KeySet
+		var k keys.Set
 		var err error
 		if strings.HasPrefix(p, "https://") || strings.HasPrefix(p, "http://") {
 			k, err = scrapi.FetchKeys(ctx, p)
 		} else {
-			k, err = scitt.LoadPublicKeys(p)
+			k, err = keys.LoadPublic(p)
 		}
 		if err != nil {
 			return nil, err

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
 	"github.com/trustfabric/trustfabric/pkg/quickstart"
@@ -20,7 +20,7 @@ import (
 func TestGateEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	env, err := attesttest.Start(ctx, attesttest.Config{Dir: filepath.Join(dir, "env")})
+	env, err := servertest.Start(ctx, servertest.Config{Dir: filepath.Join(dir, "env")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestGateEndToEnd(t *testing.T) {
 
 	// An image with no referrers is denied; a missing image and a bad policy
 	// are usage errors.
-	bare, err := attesttest.PushRandomImage(ctx, env.RegistryHost+"/acme/bare:v1")
+	bare, err := servertest.PushRandomImage(ctx, env.RegistryHost+"/acme/bare:v1")
 	if err != nil {
 		t.Fatal(err)
 	}

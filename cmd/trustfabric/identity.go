@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func init() { register(NewCmdIdentity) }
@@ -14,7 +14,7 @@ func init() { register(NewCmdIdentity) }
 // NewCmdIdentity returns `trustfabric identity`: exchange the CI platform's
 // OIDC token for a WIMSE Workload Identity Token bound to a fresh key.
 func NewCmdIdentity() *cobra.Command {
-	var o identity.ObtainOptions
+	var o workload.ObtainOptions
 	var witOut, keyOut string
 	cmd := &cobra.Command{
 		Use:   "identity --server URL --wit-out FILE --key-out FILE",
@@ -29,9 +29,9 @@ The WIT goes to --wit-out, the private key (JWK, mode 0600) to --key-out.`,
 				return errors.New("--wit-out and --key-out are required")
 			}
 			o.Out = cmd.OutOrStdout()
-			creds, err := identity.Obtain(cmd.Context(), o)
+			creds, err := workload.Obtain(cmd.Context(), o)
 			if err != nil {
-				var xe *identity.ExchangeError
+				var xe *workload.ExchangeError
 				if errors.As(err, &xe) {
 					return &invalidError{err}
 				}
@@ -47,7 +47,7 @@ The WIT goes to --wit-out, the private key (JWK, mode 0600) to --key-out.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Server, "server", "", "identity server URL")
 	f.StringVar(&o.Audience, "audience", "", "audience of the CI token (default: the server URL)")
-	f.StringVar(&o.Provider, "provider", identity.ProviderAuto, "auto, github, gitlab, kubernetes or spiffe")
+	f.StringVar(&o.Provider, "provider", workload.ProviderAuto, "auto, github, gitlab, kubernetes or spiffe")
 	f.StringVar(&o.GitLabVariable, "gitlab-token-variable", "", "GitLab id_tokens variable (default TRUSTFABRIC_ID_TOKEN)")
 	f.StringVar(&o.TokenFile, "token-file", "", "Kubernetes projected token file (default $TRUSTFABRIC_TOKEN_FILE or /var/run/secrets/trustfabric/token)")
 	f.StringVar(&witOut, "wit-out", "", "file to write the WIT to")

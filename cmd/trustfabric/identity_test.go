@@ -14,8 +14,9 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
-	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 // identityServer starts an identity server trusting the three fakes.
@@ -40,7 +41,7 @@ func identityServer(t *testing.T, gh *oidctest.GitHub, gl *oidctest.GitLab, k8s 
 
 func witSVIDCheck(t *testing.T, srv *httptest.Server, witFile string) string {
 	t.Helper()
-	b, err := identity.FetchBundle(context.Background(), srv.URL, "ci.example.org", nil)
+	b, err := workload.FetchBundle(context.Background(), srv.URL, "ci.example.org", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func witSVIDCheck(t *testing.T, srv *httptest.Server, witFile string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wit, err := identity.ReadWIT(witFile)
+	wit, err := workload.ReadWIT(witFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +89,12 @@ func TestIdentityCommand(t *testing.T) {
 		if id := witSVIDCheck(t, srv, p("gh.wit")); id != "spiffe://ci.example.org/github/acme/widgets/.github/workflows/release.yml/refs/heads/main" {
 			t.Errorf("id = %s", id)
 		}
-		key, err := scitt.LoadPrivateKey(p("gh.jwk"))
+		key, err := keys.LoadPrivate(p("gh.jwk"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		wit, _ := identity.ReadWIT(p("gh.wit"))
-		if _, err := wimse.StatementIssuer(wit, key.Signer.Public()); err != nil {
+		wit, _ := workload.ReadWIT(p("gh.wit"))
+		if _, err := witstatement.Issuer(wit, key.Signer.Public()); err != nil {
 			t.Fatalf("key file does not match the WIT: %v", err)
 		}
 	})

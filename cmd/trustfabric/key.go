@@ -4,9 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"github.com/veraison/go-cose"
 
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 func init() { register(NewCmdKey) }
@@ -25,22 +24,11 @@ func newCmdKeyGenerate() *cobra.Command {
 		Short: "Generate a private key (JWK, mode 0600) and its public key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var a cose.Algorithm
-			switch alg {
-			case "ES256":
-				a = cose.AlgorithmES256
-			case "ES384":
-				a = cose.AlgorithmES384
-			case "ES512":
-				a = cose.AlgorithmES512
-			case "EdDSA":
-				a = cose.AlgorithmEdDSA
-			case "PS256":
-				a = cose.AlgorithmPS256
-			default:
-				return fmt.Errorf("--alg %q: want ES256, ES384, ES512, EdDSA or PS256", alg)
+			a, err := keys.ParseStatementAlgorithm(alg)
+			if err != nil {
+				return fmt.Errorf("--alg: %w", err)
 			}
-			k, err := scitt.GenerateKey(a)
+			k, err := keys.Generate(a)
 			if err != nil {
 				return err
 			}
@@ -77,7 +65,7 @@ func newCmdKeyGenerate() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&out, "out", "", "private key file to write (required)")
 	cmd.Flags().StringVar(&pubOut, "public-out", "", "public key file to write")
-	cmd.Flags().StringVar(&alg, "alg", "ES256", "algorithm: ES256, ES384, ES512, EdDSA or PS256")
+	cmd.Flags().StringVar(&alg, "alg", "ES256", "algorithm: "+keys.StatementAlgorithmNames)
 	cmd.Flags().StringVar(&format, "format", "jwk", "key file format: jwk or cose")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest/distreg"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -33,11 +34,11 @@ var githubEnv = map[string]string{
 func transparent(t *testing.T, preimage []byte, subject string) []byte {
 	t.Helper()
 	ctx := context.Background()
-	issuer, err := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := scitt.GenerateKey(cose.AlgorithmES256)
+	ts, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -35,7 +36,7 @@ func newCmdReceiptVerify() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var issuer scitt.KeySet
+			var issuer keys.Set
 			if len(issuerKeys) > 0 {
 				if issuer, err = loadKeys(issuerKeys); err != nil {
 					return err

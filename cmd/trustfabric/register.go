@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustfabric/trustfabric/pkg/identity"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func init() { register(NewCmdRegister) }
@@ -78,15 +78,15 @@ func wimseClient(witFile, keyFile string) (*http.Client, error) {
 	if witFile == "" || keyFile == "" {
 		return nil, errors.New("--wit and --key go together")
 	}
-	wit, err := identity.ReadWIT(witFile)
+	wit, err := workload.ReadWIT(witFile)
 	if err != nil {
 		return nil, err
 	}
-	k, err := scitt.LoadPrivateKey(keyFile)
+	k, err := keys.LoadPrivate(keyFile)
 	if err != nil {
 		return nil, err
 	}
-	key, err := wimse.KeyFromSigner(k.Signer)
+	key, err := keys.NewPrivateKey(k.Signer)
 	if err != nil {
 		return nil, err
 	}

@@ -13,8 +13,8 @@ func init() { register(NewCmdServe) }
 
 // NewCmdServe returns `trustfabric serve`: the SCITT Transparency Service.
 func NewCmdServe() *cobra.Command {
-	var so server.Options
-	o := &so.TS
+	var so server.Config
+	o := &so
 	var level string
 	var requireWIMSE bool
 	cmd := &cobra.Command{
@@ -31,11 +31,10 @@ into --data on first start (mode 0600).`,
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 			}
 			o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
-			o.Ready = func(addr string) { fmt.Fprintf(cmd.OutOrStdout(), "listening on %s\n", addr) }
 			if cmd.Flags().Changed("require-wimse") {
 				so.RequireWIMSE = &requireWIMSE
 			}
-			return server.Run(cmd.Context(), so)
+			return server.Run(cmd.Context(), so, func(addr string) { fmt.Fprintf(cmd.OutOrStdout(), "listening on %s\n", addr) })
 		},
 	}
 	f := cmd.Flags()

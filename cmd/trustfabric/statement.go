@@ -7,9 +7,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func init() { register(NewCmdStatement) }
@@ -29,7 +31,7 @@ func newCmdStatementSign() *cobra.Command {
 		Short: "Sign a payload as a SCITT Signed Statement (COSE hash envelope unless --embed)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, err := scitt.LoadPrivateKey(keyFile)
+			key, err := keys.LoadPrivate(keyFile)
 			if err != nil {
 				return err
 			}
@@ -37,11 +39,11 @@ func newCmdStatementSign() *cobra.Command {
 			if witFile != "" {
 				// A workload signs with its WIT's key; the statement's iss
 				// is the WIT's sub (design §2.1).
-				wit, err := identity.ReadWIT(witFile)
+				wit, err := workload.ReadWIT(witFile)
 				if err != nil {
 					return err
 				}
-				id, err := wimse.StatementIssuer(wit, key.Signer.Public())
+				id, err := witstatement.Issuer(wit, key.Signer.Public())
 				if err != nil {
 					return fmt.Errorf("--wit and --key do not belong together: %w", err)
 				}
@@ -162,9 +164,9 @@ func verifyWITStatement(cmd *cobra.Command, stmt, preimage []byte, bundleFile, t
 	if err != nil {
 		return err
 	}
-	var opts []wimse.StatementOption
+	var opts []witstatement.Option
 	if preimage != nil {
-		opts = append(opts, wimse.WithStatementPreimage(preimage))
+		opts = append(opts, witstatement.WithPreimage(preimage))
 	}
 	if len(serviceKeys) > 0 {
 		leaf, err := scitt.ParseLeafConvention(leafName)
@@ -175,19 +177,14 @@ func verifyWITStatement(cmd *cobra.Command, stmt, preimage []byte, bundleFile, t
 		if err != nil {
 			return err
 		}
-		opts = append(opts, wimse.WithReceiptKeys(keys, leaf))
+		opts = append(opts, witstatement.WithReceipts(keys, leaf))
 	}
-	id, err := wimse.VerifyStatement(stmt, wimse.Bundles{bundle}, opts...)
+	id, err := witstatement.Verify(stmt, wimse.Bundles{bundle}, opts...)
 	if id != nil && id.Result != nil {
 		fmt.Fprint(cmd.OutOrStdout(), id.Result)
 	}
 	if err != nil {
 		return &invalidError{err}
-	}
-	if len(serviceKeys) > 0 && id.Source != "receipt" {
-		// Asked for proof of registration: do not fall back to the time
-		// the signer chose.
-		return &invalidError{errors.New("no receipt of the statement verifies under --service-key, so the WIT could not be checked at a registration time")}
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "valid: statement by workload %s about %s; WIT valid at %s (%s)\n",
 		id.WIT.ID, id.Statement.Subject, id.CheckedAt.Format(time.RFC3339), id.Source)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 )
 
 // TestWITStatement: a workload gets a WIT with `identity`, signs a statement
@@ -17,7 +17,7 @@ func TestWITStatement(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	p := func(n string) string { return filepath.Join(dir, n) }
-	env, err := attesttest.Start(ctx, attesttest.Config{Dir: p("env")})
+	env, err := servertest.Start(ctx, servertest.Config{Dir: p("env")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestWITStatement(t *testing.T) {
 	os.WriteFile(p("prov.json"), []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}`), 0o644)
 
 	mustRun(t, "statement", "sign", "--wit", p("wit"), "--key", p("key.jwk"), "--subject", "sha256:00", "--payload", p("prov.json"), "--out", p("s.cose"))
-	out := mustRun(t, "statement", "verify", p("s.cose"), "--identity-bundle", p("bundle.json"), "--trust-domain", attesttest.DefaultTrustDomain, "--payload", p("prov.json"))
+	out := mustRun(t, "statement", "verify", p("s.cose"), "--identity-bundle", p("bundle.json"), "--trust-domain", servertest.DefaultTrustDomain, "--payload", p("prov.json"))
 	if !strings.Contains(out, "valid: statement by workload spiffe://ci.example.org/github/acme/widgets") {
 		t.Errorf("verify:\n%s", out)
 	}

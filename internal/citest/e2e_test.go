@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/quickstart"
 )
 
@@ -30,7 +30,7 @@ func TestActionsEndToEnd(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	env, err := attesttest.Start(ctx, attesttest.Config{Dir: t.TempDir()})
+	env, err := servertest.Start(ctx, servertest.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestActionsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := attesttest.PushRandomImage(ctx, env.RegistryHost+"/acme/other:v1")
+	other, err := servertest.PushRandomImage(ctx, env.RegistryHost+"/acme/other:v1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestActionsEndToEnd(t *testing.T) {
 		if id.ExitCode != 0 {
 			t.Fatalf("exit %d", id.ExitCode)
 		}
-		if !strings.HasPrefix(id.Outputs["workload-id"], "spiffe://"+attesttest.DefaultTrustDomain+"/github/") {
+		if !strings.HasPrefix(id.Outputs["workload-id"], "spiffe://"+servertest.DefaultTrustDomain+"/github/") {
 			t.Errorf("workload-id %q", id.Outputs["workload-id"])
 		}
 		for _, f := range []string{id.Outputs["wit-path"], id.Outputs["key-path"]} {
@@ -173,7 +173,7 @@ func TestActionsEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		strict := regexp.MustCompile(`(?m)^  - prefix: .*$`).ReplaceAll(b, []byte("  - exact: spiffe://"+attesttest.DefaultTrustDomain+"/github/acme/other/x"))
+		strict := regexp.MustCompile(`(?m)^  - prefix: .*$`).ReplaceAll(b, []byte("  - exact: spiffe://"+servertest.DefaultTrustDomain+"/github/acme/other/x"))
 		strictFile := filepath.Join(policyDir, "strict.yaml")
 		if err := os.WriteFile(strictFile, strict, 0o644); err != nil {
 			t.Fatal(err)

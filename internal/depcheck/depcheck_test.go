@@ -30,8 +30,7 @@ type rule struct {
 var serverDeps = []string{
 	"./pkg/server/...",
 	"./pkg/transparency/...",
-	"./pkg/identity", // the Identity Server (the workload client moves out: issue 10 item 3)
-	"./pkg/attest/attesttest",
+	"./pkg/identity", // the Identity Server (the workload client is pkg/workload)
 	"./pkg/oci/ocitest/...",
 	"./pkg/identity/oidctest",
 	"net/http/httptest",
@@ -61,15 +60,15 @@ var rules = []rule{
 	// pkg/policy reaches the CI context package through pkg/provenance
 	// (provenance.Generate reads the CI environment).
 	{name: "policy is a library: not even the CI context", from: "./pkg/policy", forbidden: []string{"./pkg/ci"}, pendingIssue10: true},
-	// Issue 10 item 1: WIT-bound statements get their own package above
-	// scitt and wimse.
-	{name: "wimse imports neither scitt nor transparency", from: "./pkg/wimse",
-		forbidden: []string{"./pkg/scitt/...", "./pkg/transparency/..."}, pendingIssue10: true},
-	// Issue 10 item 3: the workload client (obtain.go) leaves pkg/identity.
+	// Issue 10 item 1: WIT-bound statements have their own package
+	// (pkg/witstatement) above scitt and wimse.
+	{name: "wimse imports neither scitt nor transparency", from: "./pkg/wimse/...",
+		forbidden: []string{"./pkg/scitt/...", "./pkg/transparency/...", "./pkg/witstatement/..."}},
+	// Issue 10 item 3: the CI-side client is pkg/workload.
 	{name: "the Identity Server imports no CI package", from: "./pkg/identity",
-		forbidden: []string{"./pkg/ci/..."}, pendingIssue10: true},
+		forbidden: []string{"./pkg/ci/...", "./pkg/workload/..."}},
 	{name: "libraries do not import programs or test environments", from: "./pkg/...",
-		forbidden: []string{"./internal/citest/...", "./internal/cmd/..."}},
+		forbidden: []string{"./devtools/...", "./internal/citest/...", "./internal/cmd/..."}},
 }
 
 func TestDependencies(t *testing.T) {

@@ -1,8 +1,6 @@
 package attest
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"context"
 	"errors"
 	"fmt"
@@ -13,12 +11,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 // Step names, in the order Run performs them.
@@ -34,7 +34,7 @@ const (
 // private key its cnf.jwk confirms. A source may return credentials without a
 // WIT (a static key whose ID names the issuer); the statement then carries no
 // "wit" header and the registration no WIMSE headers.
-type CredentialsSource func(ctx context.Context) (*identity.Credentials, error)
+type CredentialsSource func(ctx context.Context) (*workload.Credentials, error)
 
 // Options configure Run. Image and TS are required, and IdentityServer unless
 // Credentials is set.
@@ -51,7 +51,7 @@ type Options struct {
 	Audience string
 	// Provider is auto (default), github, gitlab, kubernetes or spiffe.
 	Provider string
-	// Credentials, when set, replaces identity.Obtain (tests, quickstart).
+	// Credentials, when set, replaces workload.Obtain (tests, quickstart).
 	Credentials CredentialsSource
 
 	// PredicateFile, when set, is an in-toto statement (or DSSE envelope) used
@@ -113,7 +113,7 @@ type run struct {
 	o   Options
 	res *Result
 
-	creds     *identity.Credentials
+	creds     *workload.Credentials
 	preimage  *provenance.Statement
 	signed    []byte
 	receipt   *scitt.Receipt
@@ -127,7 +127,7 @@ func (o *Options) defaults() error {
 	if o.TS == "" {
 		return fmt.Errorf("%w: the transparency service URL is required (--ts)", ErrInput)
 	}
-	if o.IdentityServer == "" && o.Credentials == nil && o.Provider != identity.ProviderSPIFFE {
+	if o.IdentityServer == "" && o.Credentials == nil && o.Provider != workload.ProviderSPIFFE {
 		return fmt.Errorf("%w: the identity server URL is required (--identity-server)", ErrInput)
 	}
 	if o.Getenv == nil {
@@ -202,8 +202,8 @@ func (r *run) do(ctx context.Context) error {
 func (r *run) identity(ctx context.Context) error {
 	src := r.o.Credentials
 	if src == nil {
-		src = func(ctx context.Context) (*identity.Credentials, error) {
-			return identity.Obtain(ctx, identity.ObtainOptions{
+		src = func(ctx context.Context) (*workload.Credentials, error) {
+			return workload.Obtain(ctx, workload.ObtainOptions{
 				Server: r.o.IdentityServer, Audience: r.o.Audience, Provider: r.o.Provider,
 				Getenv: r.o.Getenv, HTTPClient: r.o.HTTPClient, Out: r.o.Out,
 			})
@@ -211,7 +211,7 @@ func (r *run) identity(ctx context.Context) error {
 	}
 	creds, err := src(ctx)
 	if err != nil {
-		if errors.Is(err, identity.ErrExchange) {
+		if errors.Is(err, workload.ErrExchange) {
 			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		return err
@@ -281,7 +281,7 @@ func (r *run) sign(ctx context.Context) error {
 func (r *run) register(ctx context.Context) error {
 	hc := *r.o.HTTPClient
 	if r.creds.WIT != "" {
-		wk, err := wimse.KeyFromSigner(r.creds.Key.Signer)
+		wk, err := keys.NewPrivateKey(r.creds.Key.Signer)
 		if err != nil {
 			return err
 		}

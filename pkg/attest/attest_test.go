@@ -12,18 +12,20 @@ import (
 	"testing"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
 )
 
-func startEnv(t testing.TB, cfg attesttest.Config) *attesttest.Env {
+func startEnv(t testing.TB, cfg servertest.Config) *servertest.Env {
 	t.Helper()
 	cfg.Dir = t.TempDir()
-	env, err := attesttest.Start(context.Background(), cfg)
+	env, err := servertest.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start environment: %v", err)
 	}
@@ -35,7 +37,7 @@ func startEnv(t testing.TB, cfg attesttest.Config) *attesttest.Env {
 	return env
 }
 
-func options(env *attesttest.Env, image string) attest.Options {
+func options(env *servertest.Env, image string) attest.Options {
 	return attest.Options{
 		Image: image, TS: env.TSURL, IdentityServer: env.IdentityURL,
 		Getenv: env.Getenv, Out: &bytes.Buffer{},
@@ -48,7 +50,7 @@ func options(env *attesttest.Env, image string) attest.Options {
 // verifies against the identity bundle and its receipt against the service's
 // keys, and the job got its outputs and summary.
 func TestAttestGitHubEndToEnd(t *testing.T) {
-	env := startEnv(t, attesttest.Config{})
+	env := startEnv(t, servertest.Config{})
 	ctx := t.Context()
 	o := options(env, env.ImageTag)
 	o.StatementOut = filepath.Join(t.TempDir(), "statement.cose")
@@ -101,8 +103,8 @@ func TestAttestGitHubEndToEnd(t *testing.T) {
 
 	// Its statement verifies against the identity bundle, with the preimage,
 	// at the receipt's registration time.
-	si, err := wimse.VerifyStatement(e.Statement, wimse.Bundles{env.Bundle},
-		wimse.WithReceiptKeys(env.TSKeys, scitt.LeafIETF), wimse.WithStatementPreimage(e.Preimage))
+	si, err := witstatement.Verify(e.Statement, wimse.Bundles{env.Bundle},
+		witstatement.WithReceipts(env.TSKeys, scitt.LeafIETF), witstatement.WithPreimage(e.Preimage))
 	if err != nil {
 		t.Fatalf("statement does not verify against the identity bundle: %v", err)
 	}
@@ -164,7 +166,7 @@ func TestAttestGitHubEndToEnd(t *testing.T) {
 // TestAttestUnreachableTS: a dead Transparency Service is a clear error in the
 // register step, and nothing is attached to the image.
 func TestAttestUnreachableTS(t *testing.T) {
-	env := startEnv(t, attesttest.Config{})
+	env := startEnv(t, servertest.Config{})
 	o := options(env, env.Image)
 	o.TS = "http://127.0.0.1:1" // nothing listens on port 1
 	o.TSOptions = []scrapi.Option{scrapi.WithRetries(0)}
@@ -186,7 +188,7 @@ func TestAttestUnreachableTS(t *testing.T) {
 // registration and attach; the error says the statement is registered but
 // not attached, names the entry, and the statement is saved for a retry.
 func TestAttestRegistryGoneAfterRegistration(t *testing.T) {
-	env := startEnv(t, attesttest.Config{})
+	env := startEnv(t, servertest.Config{})
 	o := options(env, env.ImageTag)
 	o.Progress = func(s attest.Step) {
 		if s.Name == attest.StepRegister {
@@ -222,8 +224,8 @@ func TestAttestRegistryGoneAfterRegistration(t *testing.T) {
 // headers is refused by a service requiring them. A static-key identity
 // (no WIT) never sends them.
 func TestAttestRefusedByService(t *testing.T) {
-	env := startEnv(t, attesttest.Config{})
-	key, err := scitt.GenerateKey(-7)
+	env := startEnv(t, servertest.Config{})
+	key, err := keys.Generate(-7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +241,7 @@ func TestAttestRefusedByService(t *testing.T) {
 // TestAttestSuppliedPredicate: a bare predicate is wrapped in a statement about
 // the image; a statement about another artifact is refused before signing.
 func TestAttestSuppliedPredicate(t *testing.T) {
-	env := startEnv(t, attesttest.Config{})
+	env := startEnv(t, servertest.Config{})
 	dir := t.TempDir()
 	bare := filepath.Join(dir, "vuln.json")
 	os.WriteFile(bare, []byte(`{"scanner": {"uri": "pkg:github/aquasecurity/trivy"}, "result": []}`), 0o644)
@@ -289,7 +291,7 @@ func assertNoReferrers(t *testing.T, image string) {
 // error names (what `trustfabric attach` does) and verify.
 func TestAttestRetryAfterRegistryFailure(t *testing.T) {
 	var refuse atomic.Bool
-	env := startEnv(t, attesttest.Config{RegistryMiddleware: func(next http.Handler) http.Handler {
+	env := startEnv(t, servertest.Config{RegistryMiddleware: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if refuse.Load() && r.Method != http.MethodGet && r.Method != http.MethodHead {
 				http.Error(w, `{"errors":[{"code":"DENIED","message":"read-only"}]}`, http.StatusForbidden)
@@ -321,8 +323,8 @@ func TestAttestRetryAfterRegistryFailure(t *testing.T) {
 	if err != nil || len(d.Entries) != 1 {
 		t.Fatalf("discover after retry: %v", err)
 	}
-	if _, err := wimse.VerifyStatement(d.Entries[0].Statement, wimse.Bundles{env.Bundle},
-		wimse.WithReceiptKeys(env.TSKeys, scitt.LeafIETF), wimse.WithStatementPreimage(d.Entries[0].Preimage)); err != nil {
+	if _, err := witstatement.Verify(d.Entries[0].Statement, wimse.Bundles{env.Bundle},
+		witstatement.WithReceipts(env.TSKeys, scitt.LeafIETF), witstatement.WithPreimage(d.Entries[0].Preimage)); err != nil {
 		t.Errorf("retried referrer does not verify: %v", err)
 	}
 	if !bytes.Equal(d.Entries[0].Statement, res.Statement) {

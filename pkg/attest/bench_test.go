@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
-	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 // BenchmarkAttest runs the whole flow against the in-process environment
@@ -24,7 +25,7 @@ import (
 // service runs with its default checkpoint interval (100 ms, Tessera's
 // minimum): a receipt waits for a published checkpoint covering the entry.
 func BenchmarkAttest(b *testing.B) {
-	env := startEnv(b, attesttest.Config{})
+	env := startEnv(b, servertest.Config{})
 	o := options(env, env.ImageTag)
 	sums := map[string]time.Duration{}
 	o.Progress = func(s attest.Step) { sums[s.Name] += s.Duration }
@@ -49,13 +50,13 @@ func BenchmarkAttest(b *testing.B) {
 // registration of a fresh WIT-bound statement with WIMSE headers, nothing
 // else, against the same service.
 func BenchmarkRegisterOnly(b *testing.B) {
-	env := startEnv(b, attesttest.Config{})
+	env := startEnv(b, servertest.Config{})
 	ctx := b.Context()
-	creds, err := identity.Obtain(ctx, identity.ObtainOptions{Server: env.IdentityURL, Getenv: env.Getenv, Out: &bytes.Buffer{}})
+	creds, err := workload.Obtain(ctx, workload.ObtainOptions{Server: env.IdentityURL, Getenv: env.Getenv, Out: &bytes.Buffer{}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	wk, _ := wimse.KeyFromSigner(creds.Key.Signer)
+	wk, _ := keys.NewPrivateKey(creds.Key.Signer)
 	c, err := scrapi.NewClient(env.TSURL, scrapi.WithHTTPClient(&http.Client{
 		Transport: &wimse.Transport{Credentials: wimse.Credentials{WIT: creds.WIT, Key: wk}}}))
 	if err != nil {

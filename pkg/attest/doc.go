@@ -8,7 +8,7 @@
 //
 //  1. identity: the CI platform's OIDC token is exchanged at the Identity
 //     Server for a Workload Identity Token bound to a fresh ES256 key
-//     (identity.Obtain; draft-ietf-wimse-workload-creds §3). The private key
+//     (workload.Obtain; draft-ietf-wimse-workload-creds §3). The private key
 //     lives only in memory.
 //  2. provenance: the image tag is resolved to a digest once, then an in-toto
 //     Statement v1 with a SLSA Provenance v1 predicate is built from the CI

@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 )
 
 // Example attests an image in a (fake) GitHub Actions job against the
@@ -15,7 +15,7 @@ func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "attest-example-")
 	defer os.RemoveAll(dir)
-	env, err := attesttest.Start(ctx, attesttest.Config{Dir: dir})
+	env, err := servertest.Start(ctx, servertest.Config{Dir: dir})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/identity"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func readFile(t testing.TB, path string) string {
@@ -45,8 +45,8 @@ func githubOutput(file, name string) string {
 }
 
 // staticCredentials is an identity without a WIT: a bare key.
-func staticCredentials(key *scitt.PrivateKey, id string) attest.CredentialsSource {
-	return func(context.Context) (*identity.Credentials, error) {
-		return &identity.Credentials{Key: key, ID: wimse.RequireIdentifier(id), Provider: "static"}, nil
+func staticCredentials(key *keys.PrivateKey, id string) attest.CredentialsSource {
+	return func(context.Context) (*workload.Credentials, error) {
+		return &workload.Credentials{Key: key, ID: wimse.RequireIdentifier(id), Provider: "static"}, nil
 	}
 }

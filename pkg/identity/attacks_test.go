@@ -17,8 +17,10 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func TestAttackWrongAudience(t *testing.T) {
@@ -171,9 +173,9 @@ func TestAttackDPoPForDifferentKey(t *testing.T) {
 	signer, claimed := newKey(t), newKey(t)
 	// jwk header names one key, the signature is by another.
 	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: signer.Signer},
-		(&jose.SignerOptions{}).WithType(TypeDPoP).WithHeader("jwk", jose.JSONWebKey{Key: claimed.Signer.Public()}))
+		(&jose.SignerOptions{}).WithType(wimse.TypeDPoP).WithHeader("jwk", jose.JSONWebKey{Key: claimed.Signer.Public()}))
 	proof, _ := jwt.Signed(s).Claims(map[string]any{"jti": "x1", "htm": "POST", "htu": e.s.TokenURL(), "iat": time.Now().Unix()}).Serialize()
-	r := e.tokenRequest(t, tok, TokenTypeIDToken, signer)
+	r := e.tokenRequest(t, tok, wimse.TokenTypeIDToken, signer)
 	r.Header.Set("DPoP", proof)
 	_, _, _, err := e.s.exchange(r)
 	if !errors.Is(err, ErrDPoP) || !errors.Is(err, wimse.ErrBadSignature) {
@@ -185,8 +187,8 @@ func TestAttackDPoPForDifferentURL(t *testing.T) {
 	e := newEnv(t, nil)
 	tok, _ := e.gh.MintRun(oidctest.GitHubRun{}, e.srv.URL)
 	key := newKey(t)
-	proof, _ := NewDPoPProof(key, "https://other.example/token")
-	r := e.tokenRequest(t, tok, TokenTypeIDToken, key)
+	proof, _ := workload.NewDPoPProof(key, "https://other.example/token")
+	r := e.tokenRequest(t, tok, wimse.TokenTypeIDToken, key)
 	r.Header.Set("DPoP", proof)
 	_, _, _, err := e.s.exchange(r)
 	if !errors.Is(err, ErrDPoP) || !errors.Is(err, wimse.ErrAudience) {
@@ -197,11 +199,11 @@ func TestAttackDPoPForDifferentURL(t *testing.T) {
 func TestAttackDPoPReplayed(t *testing.T) {
 	e := newEnv(t, nil)
 	key := newKey(t)
-	r1 := e.tokenRequest(t, mustMint(t, e), TokenTypeIDToken, key)
+	r1 := e.tokenRequest(t, mustMint(t, e), wimse.TokenTypeIDToken, key)
 	if _, _, _, err := e.s.exchange(r1); err != nil {
 		t.Fatal(err)
 	}
-	r2 := e.tokenRequest(t, mustMint(t, e), TokenTypeIDToken, key)
+	r2 := e.tokenRequest(t, mustMint(t, e), wimse.TokenTypeIDToken, key)
 	r2.Header.Set("DPoP", r1.Header.Get("DPoP"))
 	if _, _, _, err := e.s.exchange(r2); !errors.Is(err, ErrDPoP) || !errors.Is(err, wimse.ErrReplay) {
 		t.Fatalf("err = %v, want ErrDPoP + ErrReplay", err)
@@ -210,7 +212,7 @@ func TestAttackDPoPReplayed(t *testing.T) {
 
 func TestAttackMissingDPoP(t *testing.T) {
 	e := newEnv(t, nil)
-	r := e.tokenRequest(t, mustMint(t, e), TokenTypeIDToken, newKey(t))
+	r := e.tokenRequest(t, mustMint(t, e), wimse.TokenTypeIDToken, newKey(t))
 	r.Header.Del("DPoP")
 	if _, _, _, err := e.s.exchange(r); !errors.Is(err, ErrDPoP) {
 		t.Fatalf("err = %v, want ErrDPoP", err)
@@ -281,7 +283,7 @@ func TestAttackIdentifierOver2048Bytes(t *testing.T) {
 
 func TestAttackOversizeFormBody(t *testing.T) {
 	e := newEnv(t, nil)
-	body := "grant_type=" + url.QueryEscape(GrantTypeTokenExchange) + "&subject_token=" + strings.Repeat("a", MaxFormSize)
+	body := "grant_type=" + url.QueryEscape(wimse.GrantTypeTokenExchange) + "&subject_token=" + strings.Repeat("a", MaxFormSize)
 	r := httptest.NewRequest("POST", e.s.TokenURL(), strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if _, _, _, err := e.s.exchange(r); !errors.Is(err, ErrTooLarge) {
@@ -309,9 +311,9 @@ func TestAttackOversizeCIToken(t *testing.T) {
 
 func TestOAuthErrorsOverHTTP(t *testing.T) {
 	e := newEnv(t, nil)
-	_, err := Exchange(context.Background(), e.srv.URL, runnerToken(t, e.gh, "https://wrong.example"), newKey(t))
-	var xe *ExchangeError
-	if !errors.As(err, &xe) || xe.Code != "invalid_request" || xe.Status != 400 || !errors.Is(err, ErrExchange) {
+	_, err := workload.Exchange(context.Background(), e.srv.URL, runnerToken(t, e.gh, "https://wrong.example"), newKey(t))
+	var xe *workload.ExchangeError
+	if !errors.As(err, &xe) || xe.Code != "invalid_request" || xe.Status != 400 || !errors.Is(err, workload.ErrExchange) {
 		t.Fatalf("err = %v", err)
 	}
 	resp, err := http.PostForm(e.s.TokenURL(), url.Values{"grant_type": {"password"}})
@@ -330,15 +332,15 @@ func TestServerNeverLogsTokenOrKey(t *testing.T) {
 	e := newEnv(t, nil)
 	key := newKey(t)
 	tok := runnerToken(t, e.gh, e.srv.URL)
-	wit, err := Exchange(context.Background(), e.srv.URL, tok, key)
+	wit, err := workload.Exchange(context.Background(), e.srv.URL, tok, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Exchange(context.Background(), e.srv.URL, tok, key); err == nil { // a refused replay is logged too
+	if _, err := workload.Exchange(context.Background(), e.srv.URL, tok, key); err == nil { // a refused replay is logged too
 		t.Fatal("replay accepted")
 	}
 	bad := runnerToken(t, e.gh, "https://wrong.example")
-	if _, err := Exchange(context.Background(), e.srv.URL, bad, key); err == nil {
+	if _, err := workload.Exchange(context.Background(), e.srv.URL, bad, key); err == nil {
 		t.Fatal("wrong audience accepted")
 	}
 	logs := e.logs.String()

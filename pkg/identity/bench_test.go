@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 // rawExchangeOpsNs measures the baseline inline (testing.Benchmark cannot
@@ -73,8 +75,8 @@ func BenchmarkExchange(b *testing.B) {
 			b.Fatal(err)
 		}
 		key := newKey(b)
-		proof, _ := NewDPoPProof(key, e.s.TokenURL())
-		form := url.Values{"grant_type": {GrantTypeTokenExchange}, "subject_token": {tok}, "subject_token_type": {TokenTypeIDToken}}
+		proof, _ := workload.NewDPoPProof(key, e.s.TokenURL())
+		form := url.Values{"grant_type": {wimse.GrantTypeTokenExchange}, "subject_token": {tok}, "subject_token_type": {wimse.TokenTypeIDToken}}
 		r, _ := http.NewRequestWithContext(context.Background(), "POST", e.s.TokenURL(), strings.NewReader(form.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.Header.Set("DPoP", proof)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 func TestParseConfigExample(t *testing.T) {
@@ -82,7 +84,7 @@ func FuzzParseConfig(f *testing.F) {
 
 func FuzzVerifyDPoP(f *testing.F) {
 	k, _ := newKeyNoT()
-	p, _ := NewDPoPProof(k, "https://id.example.org/token")
+	p, _ := workload.NewDPoPProof(k, "https://id.example.org/token")
 	f.Add(p)
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, proof string) {

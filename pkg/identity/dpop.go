@@ -10,13 +10,12 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
 // DPoP proof limits (RFC 9449 §4.3, §11.1).
 const (
-	// TypeDPoP is the typ of a DPoP proof JWT.
-	TypeDPoP = "dpop+jwt"
 	// MaxDPoPAge is how old a proof's iat may be.
 	MaxDPoPAge = 5 * time.Minute
 	// MaxDPoPSize bounds the DPoP header.
@@ -48,7 +47,7 @@ func verifyDPoP(proof, htu string, now time.Time, replay *wimse.ReplayCache) (jo
 		return none, fmt.Errorf("%w: %w: %w", ErrDPoP, wimse.ErrMalformed, err)
 	}
 	h := tok.Headers[0]
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != TypeDPoP {
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != wimse.TypeDPoP {
 		return none, fmt.Errorf("%w: %w: typ %q", ErrDPoP, wimse.ErrWrongType, typ)
 	}
 	if h.JSONWebKey == nil || !h.JSONWebKey.IsPublic() || !h.JSONWebKey.Valid() {
@@ -110,17 +109,4 @@ func lower(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// NewDPoPProof signs a DPoP proof for a POST to htu with key (RFC 9449 §4.2).
-func NewDPoPProof(key *wimse.SigningKey, htu string) (string, error) {
-	pub := jose.JSONWebKey{Key: key.Signer.Public()}
-	opts := (&jose.SignerOptions{EmbedJWK: false}).WithType(TypeDPoP).WithHeader("jwk", pub)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: key.Algorithm, Key: key.Signer}, opts)
-	if err != nil {
-		return "", fmt.Errorf("DPoP signer: %w", err)
-	}
-	return jwt.Signed(s).Claims(map[string]any{
-		"jti": randomJTI(), "htm": "POST", "htu": htu, "iat": time.Now().Unix(),
-	}).Serialize()
 }

@@ -21,7 +21,4 @@ var (
 	ErrRequest = errors.New("invalid token request")
 	// ErrTooLarge: a request body or token exceeds its size limit.
 	ErrTooLarge = errors.New("request too large")
-	// ErrExchange: the identity server refused an exchange (client side);
-	// see *ExchangeError for the OAuth error code.
-	ErrExchange = errors.New("token exchange refused")
 )

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -19,7 +22,7 @@ func decodeJSON(resp *http.Response, v any) error { return json.NewDecoder(resp.
 
 func writeFile(name string, data []byte) error { return os.WriteFile(name, data, 0o600) }
 
-func newKeyNoT() (*wimse.SigningKey, error) { return wimse.GenerateKey() }
+func newKeyNoT() (*keys.PrivateKey, error) { return keys.Generate(cose.AlgorithmES256) }
 
 func newReplay() *wimse.ReplayCache { return wimse.NewReplayCache(1000) }
 

@@ -10,6 +10,14 @@ import (
 	"strings"
 )
 
+// Provider types of the issuance configuration (ProviderConfig.Type).
+const (
+	ProviderGitHub     = "github"
+	ProviderGitLab     = "gitlab"
+	ProviderKubernetes = "kubernetes"
+	ProviderOIDC       = "oidc"
+)
+
 // CIClaim is the namespaced WIT claim carrying the CI token's facts
 // (design §2.4), immutable ids included.
 const CIClaim = "https://trustfabric.dev/ci"
@@ -29,7 +37,7 @@ type kind struct {
 }
 
 var kinds = map[string]kind{
-	"github": {
+	ProviderGitHub: {
 		required: []string{"repository", "repository_id", "repository_owner", "repository_owner_id", "ref", "sha",
 			"workflow_ref", "job_workflow_ref", "event_name", "run_id", "run_attempt"},
 		carried: []string{"repository", "repository_id", "repository_owner", "repository_owner_id", "repository_visibility",
@@ -45,7 +53,7 @@ var kinds = map[string]kind{
 			return nil
 		},
 	},
-	"gitlab": {
+	ProviderGitLab: {
 		required: []string{"project_id", "project_path", "namespace_id", "namespace_path", "ref", "ref_type", "pipeline_source", "sha"},
 		carried: []string{"project_id", "project_path", "namespace_id", "namespace_path", "job_project_id", "job_project_path",
 			"job_namespace_id", "job_namespace_path", "ref", "ref_type", "ref_path", "ref_protected", "sha", "pipeline_id",
@@ -71,7 +79,7 @@ var kinds = map[string]kind{
 			return nil
 		},
 	},
-	"kubernetes": {
+	ProviderKubernetes: {
 		required: []string{"sub", "kubernetes.io.namespace", "kubernetes.io.serviceaccount.name", "kubernetes.io.serviceaccount.uid"},
 		carried:  []string{"namespace", "serviceaccount", "serviceaccount_uid", "pod", "pod_uid", "node", "cluster", "sub"},
 		depth:    map[string]int{"cluster": 1, "namespace": 1, "serviceaccount": 1, "pod": 1},
@@ -95,7 +103,7 @@ var kinds = map[string]kind{
 			return nil
 		},
 	},
-	"oidc": {
+	ProviderOIDC: {
 		required: []string{"sub"},
 		carried:  []string{"sub"},
 		depth:    map[string]int{"host": 1},

@@ -2,8 +2,6 @@ package identity
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,26 +13,20 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
-// RFC 8693 and RFC 9449 identifiers.
-const (
-	GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
-	TokenTypeIDToken       = "urn:ietf:params:oauth:token-type:id_token"
-	TokenTypeJWT           = "urn:ietf:params:oauth:token-type:jwt"
-	// TokenPath and BundlePath are the server's routes.
-	TokenPath  = "/token"
-	BundlePath = "/.well-known/wit-bundle"
-	// MaxFormSize bounds the POST /token body.
-	MaxFormSize = 64 << 10
-)
+// MaxFormSize bounds the POST /token body.
+const MaxFormSize = 64 << 10
 
 // Server is the Identity Server, an http.Handler serving POST /token and
 // GET /.well-known/wit-bundle. Create it with New or NewFromFile.
 type Server struct {
 	cfg      Config
-	key      *wimse.SigningKey
+	key      *keys.PrivateKey
 	bundle   *wimse.Bundle
 	ci       *ciVerifier
 	dpop     *wimse.ReplayCache
@@ -48,7 +40,7 @@ type Server struct {
 type Option func(*options) error
 
 type options struct {
-	key     *wimse.SigningKey
+	key     *keys.PrivateKey
 	retired []jose.JSONWebKey
 	client  *http.Client
 	now     func() time.Time
@@ -58,7 +50,7 @@ type options struct {
 
 // WithSigningKey sets the WIT signing key. Default: Config.SigningKey when
 // set, else a fresh ES256 key.
-func WithSigningKey(k *wimse.SigningKey) Option {
+func WithSigningKey(k *keys.PrivateKey) Option {
 	return func(o *options) error { o.key = k; return nil }
 }
 
@@ -125,18 +117,18 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 		o.key = k
 	}
 	if o.key == nil {
-		k, err := wimse.GenerateKey()
+		k, err := keys.Generate(cose.AlgorithmES256)
 		if err != nil {
 			return nil, err
 		}
 		o.key = k
 	}
-	if o.key.KeyID == "" {
+	if len(o.key.KID) == 0 {
 		return nil, fmt.Errorf("%w: the signing key needs a kid", ErrConfig)
 	}
 	s := &Server{
 		cfg: cfg, key: o.key, now: o.now, log: o.log, dpop: wimse.NewReplayCache(o.replay),
-		tokenURL: strings.TrimSuffix(cfg.Issuer, "/") + TokenPath,
+		tokenURL: strings.TrimSuffix(cfg.Issuer, "/") + wimse.TokenPath,
 	}
 	s.bundle = &wimse.Bundle{TrustDomain: cfg.TrustDomain, Issuers: []string{cfg.Issuer}, Keys: append([]jose.JSONWebKey{o.key.PublicJWK()}, o.retired...)}
 	ci, err := newCIVerifier(&s.cfg, o.client, o.now, wimse.NewReplayCache(o.replay))
@@ -145,12 +137,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.ci = ci
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc(TokenPath, s.serveToken)
-	s.mux.HandleFunc("GET "+BundlePath, s.serveBundle)
+	s.mux.HandleFunc(wimse.TokenPath, s.serveToken)
+	s.mux.HandleFunc("GET "+wimse.BundlePath, s.serveBundle)
 	return s, nil
 }
 
-func loadSigningKey(file string) (*wimse.SigningKey, error) {
+func loadSigningKey(file string) (*keys.PrivateKey, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signingKey: %w", ErrConfig, err)
@@ -159,14 +151,9 @@ func loadSigningKey(file string) (*wimse.SigningKey, error) {
 	if err := jwk.UnmarshalJSON(data); err != nil {
 		return nil, fmt.Errorf("%w: signingKey %s: not a JWK", ErrConfig, file)
 	}
-	k, err := wimse.KeyFromJWK(jwk)
+	k, err := keys.FromJWK(jwk)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signingKey %s: %w", ErrConfig, file, err)
-	}
-	if k.KeyID == "" {
-		if k.KeyID, err = k.Thumbprint(); err != nil {
-			return nil, err
-		}
 	}
 	return k, nil
 }
@@ -191,14 +178,6 @@ func (s *Server) serveBundle(w http.ResponseWriter, _ *http.Request) {
 	w.Write(b)
 }
 
-// TokenResponse is the RFC 8693 §2.2.1 response.
-type TokenResponse struct {
-	AccessToken     string `json:"access_token"`
-	IssuedTokenType string `json:"issued_token_type"`
-	TokenType       string `json:"token_type"`
-	ExpiresIn       int64  `json:"expires_in"`
-}
-
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -215,8 +194,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.logf(r.Context(), "identity: WIT issued", slog.String("sub", ident), slog.Time("exp", exp))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(TokenResponse{
-		AccessToken: wit, IssuedTokenType: TokenTypeJWT, TokenType: "N_A",
+	_ = json.NewEncoder(w).Encode(wimse.TokenResponse{
+		AccessToken: wit, IssuedTokenType: wimse.TokenTypeJWT, TokenType: "N_A",
 		ExpiresIn: int64(exp.Sub(s.now()).Seconds()),
 	})
 }
@@ -247,14 +226,14 @@ func (s *Server) exchange(r *http.Request) (string, time.Time, string, error) {
 			return "", zero, "", fmt.Errorf("%w: %s repeated", ErrRequest, k)
 		}
 	}
-	if g := f.Get("grant_type"); g != GrantTypeTokenExchange {
+	if g := f.Get("grant_type"); g != wimse.GrantTypeTokenExchange {
 		return "", zero, "", fmt.Errorf("%w: unsupported grant_type %q", errUnsupportedGrant, g)
 	}
-	if t := f.Get("subject_token_type"); t != TokenTypeIDToken && t != TokenTypeJWT {
+	if t := f.Get("subject_token_type"); t != wimse.TokenTypeIDToken && t != wimse.TokenTypeJWT {
 		return "", zero, "", fmt.Errorf("%w: subject_token_type %q: want id_token or jwt", ErrRequest, t)
 	}
-	if t := f.Get("requested_token_type"); t != "" && t != TokenTypeJWT {
-		return "", zero, "", fmt.Errorf("%w: requested_token_type %q: only %s", ErrRequest, t, TokenTypeJWT)
+	if t := f.Get("requested_token_type"); t != "" && t != wimse.TokenTypeJWT {
+		return "", zero, "", fmt.Errorf("%w: requested_token_type %q: only %s", ErrRequest, t, wimse.TokenTypeJWT)
 	}
 	if a := f.Get("audience"); a != "" && a != s.cfg.Issuer {
 		return "", zero, "", fmt.Errorf("%w: audience %q is not this identity server", errInvalidTarget, a)
@@ -351,10 +330,4 @@ func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
-}
-
-func randomJTI() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

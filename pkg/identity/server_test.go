@@ -14,8 +14,12 @@ import (
 	"github.com/spiffe/go-spiffe/v2/exp/bundle/witbundle"
 	"github.com/spiffe/go-spiffe/v2/exp/svid/witsvid"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/veraison/go-cose"
+
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 const td = "ci.example.org"
@@ -70,9 +74,9 @@ func newEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	return &testEnv{gh: gh, gl: gl, k8s: k8s, srv: srv, s: s, logs: logs}
 }
 
-func newKey(t testing.TB) *wimse.SigningKey {
+func newKey(t testing.TB) *keys.PrivateKey {
 	t.Helper()
-	k, err := wimse.GenerateKey()
+	k, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +101,13 @@ func runnerToken(t testing.TB, gh *oidctest.GitHub, aud string) string {
 }
 
 // tokenRequest builds a POST /token request with a DPoP proof of key.
-func (e *testEnv) tokenRequest(t testing.TB, ciToken, tokenType string, key *wimse.SigningKey) *http.Request {
+func (e *testEnv) tokenRequest(t testing.TB, ciToken, tokenType string, key *keys.PrivateKey) *http.Request {
 	t.Helper()
-	proof, err := NewDPoPProof(key, e.s.TokenURL())
+	proof, err := workload.NewDPoPProof(key, e.s.TokenURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	form := url.Values{"grant_type": {GrantTypeTokenExchange}, "subject_token": {ciToken}, "subject_token_type": {tokenType}}
+	form := url.Values{"grant_type": {wimse.GrantTypeTokenExchange}, "subject_token": {ciToken}, "subject_token_type": {tokenType}}
 	r := httptest.NewRequest("POST", e.s.TokenURL(), strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header.Set("DPoP", proof)
@@ -113,14 +117,14 @@ func (e *testEnv) tokenRequest(t testing.TB, ciToken, tokenType string, key *wim
 // exchangeErr runs one exchange in process and returns its error.
 func (e *testEnv) exchangeErr(t testing.TB, ciToken string) error {
 	t.Helper()
-	_, _, _, err := e.s.exchange(e.tokenRequest(t, ciToken, TokenTypeIDToken, newKey(t)))
+	_, _, _, err := e.s.exchange(e.tokenRequest(t, ciToken, wimse.TokenTypeIDToken, newKey(t)))
 	return err
 }
 
 // validateWITSVID checks a WIT with go-spiffe against the served bundle.
 func (e *testEnv) validateWITSVID(t testing.TB, wit string) *witsvid.SVID {
 	t.Helper()
-	resp, err := http.Get(e.srv.URL + BundlePath)
+	resp, err := http.Get(e.srv.URL + wimse.BundlePath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +145,7 @@ func (e *testEnv) validateWITSVID(t testing.TB, wit string) *witsvid.SVID {
 func TestExchangeGitHubPassesWITSVID(t *testing.T) {
 	e := newEnv(t, nil)
 	key := newKey(t)
-	wit, err := Exchange(context.Background(), e.srv.URL, runnerToken(t, e.gh, e.srv.URL), key)
+	wit, err := workload.Exchange(context.Background(), e.srv.URL, runnerToken(t, e.gh, e.srv.URL), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +158,7 @@ func TestExchangeGitHubPassesWITSVID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tp, _ := key.Thumbprint(); w.Key.Algorithm != "ES256" || !sameKey(t, w, tp) {
+	if tp := key.KeyID(); w.Key.Algorithm != "ES256" || !sameKey(t, w, tp) {
 		t.Error("cnf.jwk is not the DPoP key")
 	}
 	ci := string(w.Claims[CIClaim])
@@ -182,7 +186,7 @@ func TestExchangeGitLabPassesWITSVID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wit, err := Exchange(context.Background(), e.srv.URL, tok, newKey(t))
+	wit, err := workload.Exchange(context.Background(), e.srv.URL, tok, newKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +204,7 @@ func TestExchangeKubernetesPassesWITSVID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wit, err := Exchange(context.Background(), e.srv.URL, tok, newKey(t), WithSubjectTokenType(TokenTypeJWT))
+	wit, err := workload.Exchange(context.Background(), e.srv.URL, tok, newKey(t), workload.WithSubjectTokenType(wimse.TokenTypeJWT))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +222,7 @@ func TestOddBranchNamesGiveValidDistinctIdentifiers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wit, err := Exchange(context.Background(), e.srv.URL, tok, newKey(t))
+		wit, err := workload.Exchange(context.Background(), e.srv.URL, tok, newKey(t))
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
@@ -244,7 +248,7 @@ func TestWITNeverOutlivesCIToken(t *testing.T) {
 	exp := e.s.now().Add(90 * 1e9).Unix()
 	claims["exp"] = exp
 	tok, _ := e.gh.Mint(claims)
-	wit, err := Exchange(context.Background(), e.srv.URL, tok, newKey(t))
+	wit, err := workload.Exchange(context.Background(), e.srv.URL, tok, newKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,11 +263,11 @@ func TestWITNeverOutlivesCIToken(t *testing.T) {
 
 func TestBundleEndpoint(t *testing.T) {
 	e := newEnv(t, nil)
-	b, err := FetchBundle(context.Background(), e.srv.URL, td, nil)
+	b, err := workload.FetchBundle(context.Background(), e.srv.URL, td, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := b.Key(e.s.key.KeyID); !ok || len(b.Keys) != 1 {
+	if _, ok := b.Key(e.s.key.KeyID()); !ok || len(b.Keys) != 1 {
 		t.Fatalf("bundle keys = %+v", b.Keys)
 	}
 }

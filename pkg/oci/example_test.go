@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -82,11 +83,11 @@ func pushImage(ref string) string {
 
 // transparentStatement signs preimage and adds a receipt of a one-entry log.
 func transparentStatement(ctx context.Context, preimage []byte, subject string) []byte {
-	issuer, err := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		panic(err)
 	}
-	service, err := scitt.GenerateKey(cose.AlgorithmES256)
+	service, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		panic(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
-	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
 )
 
 // evaluate runs the chain of design §1 step 6 on one referrer.
@@ -177,7 +177,7 @@ func (v *Verifier) checkSignature(s *scitt.Statement, regTime time.Time) (map[st
 		}
 		// The WIT is checked at the registration time the receipts prove,
 		// never at a time the signer chose.
-		id, err := wimse.VerifyStatement(s.Raw, v.bundles, wimse.AtTime(regTime))
+		id, err := witstatement.Verify(s.Raw, v.bundles, witstatement.AtTime(regTime))
 		if err != nil {
 			return nil, err
 		}

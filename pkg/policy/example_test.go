@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/policy"
@@ -87,15 +88,15 @@ provenance:
 	//    IMAGE: no SCITT statement is attached to the image
 }
 
-func newKey() *scitt.PrivateKey {
-	k, err := scitt.GenerateKey(cose.AlgorithmES256)
+func newKey() *keys.PrivateKey {
+	k, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		panic(err)
 	}
 	return k
 }
 
-func jwk(k *scitt.PrivateKey) string {
+func jwk(k *keys.PrivateKey) string {
 	b, err := k.Public().MarshalJWK()
 	if err != nil {
 		panic(err)
@@ -125,7 +126,7 @@ func pushImage(ref string) string {
 
 // attach signs SLSA provenance about image, registers it in a one-entry log
 // of service and attaches the transparent statement to the image.
-func attach(ctx context.Context, c *oci.Client, image string, issuer, service *scitt.PrivateKey) {
+func attach(ctx context.Context, c *oci.Client, image string, issuer, service *keys.PrivateKey) {
 	repo, digest, _ := strings.Cut(image, "@")
 	preimage := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"` + repo + `","digest":{"sha256":"` + strings.TrimPrefix(digest, "sha256:") + `"}}],` +
 		`"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"https://example.org/build","externalParameters":{}},"runDetails":{"builder":{"id":"https://ci.example.org/release"}}}}`)

@@ -22,6 +22,7 @@ import (
 	"github.com/transparency-dev/merkle/testonly"
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -43,8 +44,8 @@ type world struct {
 	host    string
 	counter *ocitest.Counter
 	oci     *oci.Client
-	idKey   *wimse.SigningKey
-	tsKey   *scitt.PrivateKey
+	idKey   *keys.PrivateKey
+	tsKey   *keys.PrivateKey
 	dir     string
 	now     time.Time
 }
@@ -59,11 +60,11 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idKey, err := wimse.GenerateKey()
+	idKey, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tsKey, err := scitt.GenerateKey(cose.AlgorithmES256)
+	tsKey, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.write("bundle.json", bb)
-	ks, err := scitt.MarshalCOSEKeySet(scitt.KeySet{tsKey.Public()})
+	ks, err := keys.MarshalCOSEKeySet(keys.Set{tsKey.Public()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ type evidence struct {
 	repoID        string
 	witExpiry     time.Time
 	subject       string
-	tsKey         *scitt.PrivateKey
+	tsKey         *keys.PrivateKey
 	tamperPath    bool
 	swapPreimage  bool
 	ref           string
@@ -214,7 +215,7 @@ func (w *world) attest(e evidence) {
 	if e.witRef == "" {
 		e.witRef = e.ref
 	}
-	wk, err := wimse.GenerateKey()
+	wk, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func (w *world) attest(e evidence) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	key, err := scitt.NewPrivateKey(wk.Signer)
+	key, err := keys.NewPrivateKey(wk.Signer)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -58,6 +58,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -306,17 +307,17 @@ func (p *Policy) path(f string) string {
 	return filepath.Join(p.dir, f)
 }
 
-func (p *Policy) loadKeys(files, inline []string) (scitt.KeySet, error) {
-	var ks scitt.KeySet
+func (p *Policy) loadKeys(files, inline []string) (keys.Set, error) {
+	var ks keys.Set
 	for _, f := range files {
-		k, err := scitt.LoadPublicKeys(p.path(f))
+		k, err := keys.LoadPublic(p.path(f))
 		if err != nil {
 			return nil, err
 		}
 		ks = append(ks, k...)
 	}
 	for i, s := range inline {
-		k, err := scitt.ParsePublicKeys([]byte(s))
+		k, err := keys.ParsePublic([]byte(s))
 		if err != nil {
 			return nil, fmt.Errorf("inline key %d: %w", i, err)
 		}

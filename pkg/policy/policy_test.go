@@ -9,20 +9,20 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
-
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 func TestGate(t *testing.T) {
 	w := newWorld(t)
 	v := w.verifier(basePolicy)
-	retired, err := scitt.GenerateKey(cose.AlgorithmES256)
+	retired, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
 	retired.KID = retired.Public().COSEThumbprint()
-	foreign, err := scitt.GenerateKey(cose.AlgorithmES256)
+	foreign, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestGate(t *testing.T) {
 
 	t.Run("retired but still published service key", func(t *testing.T) {
 		w := w.with(t)
-		ks, _ := scitt.MarshalCOSEKeySet(scitt.KeySet{w.tsKey.Public(), retired.Public()})
+		ks, _ := keys.MarshalCOSEKeySet(keys.Set{w.tsKey.Public(), retired.Public()})
 		w.write("ts-keys-rotated.cbor", ks)
 		v2 := w.verifier(strings.Replace(basePolicy, "ts-keys.cbor", "ts-keys-rotated.cbor", 1))
 		image, digest := w.pushImage("acme/rotated")

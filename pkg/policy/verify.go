@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
@@ -110,13 +111,13 @@ const fetchGroup = 4
 
 type service struct {
 	name, issuer string
-	keys         scitt.KeySet
+	keys         keys.Set
 	leaf         scitt.LeafConvention
 }
 
 type staticIssuer struct {
 	issuer string
-	keys   scitt.KeySet
+	keys   keys.Set
 }
 
 // Verifier applies one policy. It is safe for concurrent use: decisions are
@@ -257,12 +258,12 @@ func NewVerifier(ctx context.Context, p *Policy, opts ...Option) (*Verifier, err
 	return v, nil
 }
 
-func fetchPinned(ctx context.Context, url string, kids []string) (scitt.KeySet, error) {
+func fetchPinned(ctx context.Context, url string, kids []string) (keys.Set, error) {
 	all, err := scrapi.FetchKeys(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("fetch keys from %s: %w", url, err)
 	}
-	var out scitt.KeySet
+	var out keys.Set
 	for _, kid := range kids {
 		raw, err := hex.DecodeString(kid)
 		if err != nil {
@@ -270,7 +271,7 @@ func fetchPinned(ctx context.Context, url string, kids []string) (scitt.KeySet, 
 		}
 		found := false
 		for _, k := range all {
-			if (scitt.KeySet{k}).Names(raw) && len(raw) > 0 {
+			if (keys.Set{k}).Names(raw) && len(raw) > 0 {
 				out, found = append(out, k), true
 			}
 		}

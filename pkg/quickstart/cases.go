@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -23,7 +23,7 @@ type DenyCase struct {
 	Check string
 	// Prepare pushes a new image to env's registry, attaches the faulty
 	// evidence to it and returns the image by digest. dir is scratch space.
-	Prepare func(ctx context.Context, env *attesttest.Env, reg *oci.Client, dir string) (string, error)
+	Prepare func(ctx context.Context, env *servertest.Env, reg *oci.Client, dir string) (string, error)
 }
 
 // DenyCases are the four refusals quickstart demonstrates (issue 6).
@@ -35,14 +35,14 @@ var DenyCases = []DenyCase{
 }
 
 // newImage pushes a fresh random image next to the main one.
-func newImage(ctx context.Context, env *attesttest.Env, dir string) (string, error) {
-	return attesttest.PushRandomImage(ctx, env.RegistryHost+"/"+attesttest.DefaultRepository+":"+filepath.Base(dir))
+func newImage(ctx context.Context, env *servertest.Env, dir string) (string, error) {
+	return servertest.PushRandomImage(ctx, env.RegistryHost+"/"+servertest.DefaultRepository+":"+filepath.Base(dir))
 }
 
 // registeredOnly runs attest with registry writes blocked: the statement is
 // registered and receipted but not attached. It returns the transparent
 // statement and its preimage.
-func registeredOnly(ctx context.Context, env *attesttest.Env, image, dir string, getenv func(string) string) ([]byte, []byte, error) {
+func registeredOnly(ctx context.Context, env *servertest.Env, image, dir string, getenv func(string) string) ([]byte, []byte, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
@@ -83,7 +83,7 @@ func attach(ctx context.Context, reg *oci.Client, image string, stmt, preimage, 
 
 // swappedPreimage: a genuine statement, but the in-toto statement next to it
 // on the registry was replaced.
-func swappedPreimage(ctx context.Context, env *attesttest.Env, reg *oci.Client, dir string) (string, error) {
+func swappedPreimage(ctx context.Context, env *servertest.Env, reg *oci.Client, dir string) (string, error) {
 	image, err := newImage(ctx, env, dir)
 	if err != nil {
 		return "", err
@@ -101,7 +101,7 @@ func swappedPreimage(ctx context.Context, env *attesttest.Env, reg *oci.Client, 
 
 // otherIdentity: a job of another repository of the same owner gets a
 // genuine identity and registration, which the policy does not allow.
-func otherIdentity(ctx context.Context, env *attesttest.Env, reg *oci.Client, dir string) (string, error) {
+func otherIdentity(ctx context.Context, env *servertest.Env, reg *oci.Client, dir string) (string, error) {
 	image, err := newImage(ctx, env, dir)
 	if err != nil {
 		return "", err
@@ -127,12 +127,12 @@ func otherIdentity(ctx context.Context, env *attesttest.Env, reg *oci.Client, di
 
 // untrustedService: the image is attested through a second, complete set of
 // services that the policy does not trust.
-func untrustedService(ctx context.Context, env *attesttest.Env, reg *oci.Client, dir string) (string, error) {
+func untrustedService(ctx context.Context, env *servertest.Env, reg *oci.Client, dir string) (string, error) {
 	image, err := newImage(ctx, env, dir)
 	if err != nil {
 		return "", err
 	}
-	other, err := attesttest.Start(ctx, attesttest.Config{Dir: filepath.Join(dir, "other-services")})
+	other, err := servertest.Start(ctx, servertest.Config{Dir: filepath.Join(dir, "other-services")})
 	if err != nil {
 		return "", err
 	}
@@ -144,7 +144,7 @@ func untrustedService(ctx context.Context, env *attesttest.Env, reg *oci.Client,
 
 // tamperedProof: a genuine statement whose receipt's first audit-path node
 // was altered on the way to the registry.
-func tamperedProof(ctx context.Context, env *attesttest.Env, reg *oci.Client, dir string) (string, error) {
+func tamperedProof(ctx context.Context, env *servertest.Env, reg *oci.Client, dir string) (string, error) {
 	image, err := newImage(ctx, env, dir)
 	if err != nil {
 		return "", err

@@ -22,10 +22,10 @@ import (
 	"time"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 // Options configure Run.
@@ -100,14 +100,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		p.line("  workspace %s (kept)", dir)
 	}
 
-	env, err := attesttest.Start(ctx, attesttest.Config{Dir: filepath.Join(dir, "main")})
+	env, err := servertest.Start(ctx, servertest.Config{Dir: filepath.Join(dir, "main")})
 	if err != nil {
 		return nil, fmt.Errorf("start the services: %w", err)
 	}
 	defer env.Close()
 	p.section("1. Services (all real but the GitHub issuer)")
 	p.line("  fake GitHub Actions OIDC issuer  %s  (stands in for token.actions.githubusercontent.com)", env.GitHub.URL())
-	p.line("  Identity Server                  %s  trust domain %s", env.IdentityURL, attesttest.DefaultTrustDomain)
+	p.line("  Identity Server                  %s  trust domain %s", env.IdentityURL, servertest.DefaultTrustDomain)
 	p.line("  Transparency Service             %s  Tessera POSIX log in %s", env.TSURL, filepath.Join(dir, "main"))
 	p.line("  OCI registry (olareg)            %s  image %s", env.RegistryHost, env.Image)
 
@@ -208,8 +208,8 @@ func expect(ctx context.Context, gate *policy.Verifier, name, image, want string
 // WritePolicy writes dir/policy.yaml (with ts-keys.cbor and wit-bundle.json
 // beside it): a policy that trusts the environment's Transparency Service
 // and Identity Server, and the repository of its GitHub run.
-func WritePolicy(dir string, env *attesttest.Env) (string, error) {
-	keys, err := scitt.MarshalCOSEKeySet(env.TSKeys)
+func WritePolicy(dir string, env *servertest.Env) (string, error) {
+	keys, err := keys.MarshalCOSEKeySet(env.TSKeys)
 	if err != nil {
 		return "", err
 	}
@@ -243,7 +243,7 @@ provenance:
   sourceRepositories: ["https://github.com/%s/*"]
   refs: [%s]
   triggers: [push, workflow_dispatch]
-`, env.TSURL, attesttest.DefaultTrustDomain, attesttest.DefaultTrustDomain, run.Owner, run.Repo, run.RepoID, run.Owner, run.Ref)
+`, env.TSURL, servertest.DefaultTrustDomain, servertest.DefaultTrustDomain, run.Owner, run.Repo, run.RepoID, run.Owner, run.Ref)
 	path := filepath.Join(dir, "policy.yaml")
 	return path, os.WriteFile(path, []byte(doc), 0o644)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // The benchmarks put each operation beside a raw crypto/ecdsa verify of the
@@ -46,7 +48,7 @@ func BenchmarkStatementVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ks := KeySet{key.Public()}
+	ks := keys.Set{key.Public()}
 	b.ResetTimer()
 	for b.Loop() {
 		s, err := ParseStatement(raw)
@@ -68,7 +70,7 @@ func BenchmarkReceiptVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ks, err := LoadPublicKeys("../../testdata/trustfabric-v1/valid/log-key.jwk")
+	ks, err := keys.LoadPublic("../../testdata/trustfabric-v1/valid/log-key.jwk")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func BenchmarkVerifyRatio(b *testing.B) {
 	}
 	ts := serviceKey(b)
 	receipt := issueFor(b, ts, stmt, 5, 1000, LeafIETF)
-	sks, tks := KeySet{key.Public()}, KeySet{ts.Public()}
+	sks, tks := keys.Set{key.Public()}, keys.Set{ts.Public()}
 	var raw, st, rc time.Duration
 	for b.Loop() {
 		t0 := time.Now()

@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
-//go:generate go run ../../internal/cmd/genvectors -out ../../testdata/trustfabric-v1
+//go:generate go run ../../devtools/genvectors -out ../../testdata/trustfabric-v1
 
 var sentinels = map[string]error{
 	"ErrMalformed":            ErrMalformed,
@@ -26,11 +28,11 @@ var sentinels = map[string]error{
 // name of the check that failed (or "") and its error.
 func verifyVector(dir string) (string, error) {
 	read := func(f string) []byte { b, _ := os.ReadFile(filepath.Join(dir, f)); return b }
-	issuer, err := LoadPublicKeys(filepath.Join(dir, "issuer-key.jwk"))
+	issuer, err := keys.LoadPublic(filepath.Join(dir, "issuer-key.jwk"))
 	if err != nil {
 		return "load", err
 	}
-	logKey, err := LoadPublicKeys(filepath.Join(dir, "log-key.jwk"))
+	logKey, err := keys.LoadPublic(filepath.Join(dir, "log-key.jwk"))
 	if err != nil {
 		return "load", err
 	}

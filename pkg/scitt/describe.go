@@ -11,6 +11,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // Description is a readable view of a SCITT object or key file, for
@@ -66,7 +67,7 @@ func Describe(b []byte) (*Description, error) {
 	if err == nil {
 		return describeSign1(m)
 	}
-	ks, kerr := ParsePublicKeys(b)
+	ks, kerr := keys.ParsePublic(b)
 	if kerr != nil {
 		if len(b) > 0 && (b[0] == 0xd2 || b[0] == 0x84) {
 			return nil, err // it looked like COSE; say why it is not
@@ -75,7 +76,7 @@ func Describe(b []byte) (*Description, error) {
 	}
 	d := &Description{Type: "keys", Size: len(b)}
 	for _, k := range ks {
-		ki := KeyInfo{Type: keyDesc(k.Key), Alg: k.Alg.String(), JWKThumbprint: hex.EncodeToString(k.JWKThumbprint()), COSEThumbprint: hex.EncodeToString(k.COSEThumbprint())}
+		ki := KeyInfo{Type: keys.Describe(k.Key), Alg: k.Alg.String(), JWKThumbprint: hex.EncodeToString(k.JWKThumbprint()), COSEThumbprint: hex.EncodeToString(k.COSEThumbprint())}
 		if k.KID != nil {
 			ki.KID = kidString(k.KID)
 		}

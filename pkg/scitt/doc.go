@@ -34,7 +34,7 @@
 // Keys are read from JWK, JWK Set, COSE_Key, COSE_KeySet or PEM
 // ([ParsePublicKeys], [ParsePrivateKey]). Issuer keys are identified by their
 // RFC 7638 JWK thumbprint, service keys by their RFC 9679 COSE key thumbprint;
-// a [KeySet] matches a kid against either, or against the kid a key was
+// a [keys.Set] matches a kid against either, or against the kid a key was
 // published under.
 //
 // # Errors

@@ -9,6 +9,7 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -18,7 +19,7 @@ import (
 // preimage it was given.
 func ExampleSignStatement() {
 	ctx := context.Background()
-	issuer, err := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		panic(err)
 	}
@@ -36,7 +37,7 @@ func ExampleSignStatement() {
 	if err != nil {
 		panic(err)
 	}
-	res, err := s.Verify(scitt.KeySet{issuer.Public()}, scitt.WithPreimage(provenance))
+	res, err := s.Verify(keys.Set{issuer.Public()}, scitt.WithPreimage(provenance))
 	if err != nil {
 		panic(err)
 	}
@@ -45,7 +46,7 @@ func ExampleSignStatement() {
 	fmt.Println("valid:", res.OK())
 
 	// Another preimage is refused.
-	_, err = s.Verify(scitt.KeySet{issuer.Public()}, scitt.WithPreimage([]byte("{}")))
+	_, err = s.Verify(keys.Set{issuer.Public()}, scitt.WithPreimage([]byte("{}")))
 	fmt.Println("other preimage:", errors.Is(err, scitt.ErrPayloadMismatch))
 	// Output:
 	// issuer: https://ci.example.org/acme/widgets
@@ -61,11 +62,11 @@ func ExampleSignStatement() {
 // header) with the issuer's key too.
 func ExampleReceipt_VerifyInclusion() {
 	ctx := context.Background()
-	issuer, err := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		panic(err)
 	}
-	service, err := scitt.GenerateKey(cose.AlgorithmES256)
+	service, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		panic(err)
 	}
@@ -88,16 +89,16 @@ func ExampleReceipt_VerifyInclusion() {
 	if err != nil {
 		panic(err)
 	}
-	res, err := r.VerifyInclusion(stmt, scitt.KeySet{service.Public()}, scitt.LeafIETF)
+	res, err := r.VerifyInclusion(stmt, keys.Set{service.Public()}, scitt.LeafIETF)
 	fmt.Println("receipt valid:", err == nil && res.OK())
-	_, err = r.VerifyInclusion(stmt, scitt.KeySet{issuer.Public()}, scitt.LeafIETF)
+	_, err = r.VerifyInclusion(stmt, keys.Set{issuer.Public()}, scitt.LeafIETF)
 	fmt.Println("under another key:", errors.Is(err, scitt.ErrKeyNotFound))
 
 	transparent, err := scitt.AddReceipt(stmt, receipt)
 	if err != nil {
 		panic(err)
 	}
-	res, err = scitt.VerifyTransparentStatement(transparent, scitt.KeySet{service.Public()}, scitt.LeafIETF, scitt.KeySet{issuer.Public()})
+	res, err = scitt.VerifyTransparentStatement(transparent, keys.Set{service.Public()}, scitt.LeafIETF, keys.Set{issuer.Public()})
 	fmt.Println("transparent statement valid:", err == nil && res.OK())
 	// Output:
 	// receipt valid: true

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // seedFiles adds every file called name from both vector sets to f.
@@ -42,7 +44,7 @@ func FuzzParseStatement(f *testing.F) {
 		if !bytes.Equal(again.Registered(), reg) {
 			t.Fatal("registered form is not a fixed point")
 		}
-		_, _ = s.Verify(KeySet{key}, WithPreimage(b))
+		_, _ = s.Verify(keys.Set{key}, WithPreimage(b))
 	})
 }
 
@@ -67,8 +69,8 @@ func FuzzParseReceipt(f *testing.F) {
 				}
 			}
 		}
-		_, _ = r.VerifyInclusion(stmt, KeySet{key}, LeafIETF)
-		_, _ = r.VerifyConsistency(make([]byte, 32), KeySet{key})
+		_, _ = r.VerifyInclusion(stmt, keys.Set{key}, LeafIETF)
+		_, _ = r.VerifyConsistency(make([]byte, 32), keys.Set{key})
 	})
 }
 
@@ -104,28 +106,5 @@ func FuzzTransparentStatement(f *testing.F) {
 		if w, _ := ParseStatement(without); w == nil || len(w.Receipts) != 0 || !bytes.Equal(w.Registered(), s.Registered()) {
 			t.Fatal("remove receipts did not restore the statement")
 		}
-	})
-}
-
-// FuzzParseKeys: key parsing never panics and keys that parse have both
-// thumbprints.
-func FuzzParseKeys(f *testing.F) {
-	seedFiles(f, "issuer-key.pub", "log-key.pub", "issuer-key.jwk", "log-key.jwk")
-	k := mustKey(f, -7)
-	ck, _ := k.Public().MarshalCOSEKey()
-	cks, _ := MarshalCOSEKeySet(KeySet{k.Public()})
-	pj, _ := k.MarshalJWK()
-	f.Add(ck)
-	f.Add(cks)
-	f.Add(pj)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if ks, err := ParsePublicKeys(b); err == nil {
-			for _, k := range ks {
-				if len(k.JWKThumbprint()) != 32 || len(k.COSEThumbprint()) != 32 {
-					t.Fatal("parsed key without thumbprints")
-				}
-			}
-		}
-		_, _ = ParsePrivateKey(b)
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // MaxReceiptSize bounds the receipts this package parses.
@@ -106,7 +107,7 @@ func LeafHash(registered []byte, c LeafConvention) []byte {
 // tree of size p.TreeSize whose root is root. The protected header is
 // {1 alg, 4 kid, 395 1, 15 {1 iss, 2 sub, 6 iat}}; the root is detached.
 // Service keys should carry their COSE key thumbprint as KID.
-func IssueReceipt(ctx context.Context, key *PrivateKey, claims ReceiptClaims, p InclusionProof, root []byte) ([]byte, error) {
+func IssueReceipt(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, p InclusionProof, root []byte) ([]byte, error) {
 	if p.LeafIndex >= p.TreeSize {
 		return nil, fmt.Errorf("issue receipt: %w: leaf index %d is not below tree size %d", ErrProofMismatch, p.LeafIndex, p.TreeSize)
 	}
@@ -119,7 +120,7 @@ func IssueReceipt(ctx context.Context, key *PrivateKey, claims ReceiptClaims, p 
 
 // IssueConsistencyReceipt signs a consistency receipt between tree sizes
 // p.TreeSize1 and p.TreeSize2; newRoot is the root at p.TreeSize2.
-func IssueConsistencyReceipt(ctx context.Context, key *PrivateKey, claims ReceiptClaims, p ConsistencyProof, newRoot []byte) ([]byte, error) {
+func IssueConsistencyReceipt(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, p ConsistencyProof, newRoot []byte) ([]byte, error) {
 	if p.TreeSize1 == 0 || p.TreeSize1 > p.TreeSize2 {
 		return nil, fmt.Errorf("issue consistency receipt: %w: sizes %d and %d", ErrProofMismatch, p.TreeSize1, p.TreeSize2)
 	}
@@ -145,7 +146,7 @@ func encodeProof(a, b uint64, path [][]byte) ([]byte, error) {
 	return cosewire.Enc.Marshal([]any{a, b, path})
 }
 
-func issue(ctx context.Context, key *PrivateKey, claims ReceiptClaims, proofLabel int64, proofBytes, root []byte) ([]byte, error) {
+func issue(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, proofLabel int64, proofBytes, root []byte) ([]byte, error) {
 	if len(root) != sha256.Size {
 		return nil, fmt.Errorf("issue receipt: %w: root of %d bytes", ErrProofMismatch, len(root))
 	}
@@ -353,7 +354,7 @@ func (r *Receipt) checkHeader(res *Result) error {
 	case r.algErr != nil:
 		_, err := res.fail(CheckReceiptAlgorithm, r.algErr)
 		return err
-	case !AlgorithmAllowed(r.Alg):
+	case !keys.StatementAllowed(r.Alg):
 		_, err := res.fail(CheckReceiptAlgorithm, fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, r.Alg))
 		return err
 	}
@@ -367,20 +368,20 @@ func (r *Receipt) checkHeader(res *Result) error {
 // key). Otherwise the key is the service's, so a signature that does not
 // cover the recomputed root is a [ErrProofMismatch]: a tampered path, a wrong
 // index or size, or a receipt for another statement.
-func (r *Receipt) verifyRoot(res *Result, keys KeySet, root []byte) error {
+func (r *Receipt) verifyRoot(res *Result, ks keys.Set, root []byte) error {
 	if r.msg.Payload != nil && !bytes.Equal(r.msg.Payload, root) {
 		_, err := res.fail(CheckReceiptProof, fmt.Errorf("%w: the attached root differs from the root the proof gives", ErrProofMismatch))
 		return err
 	}
-	_, err := verifyWithSet(keys, r.KID, r.Alg, cosewire.SigStructure(r.msg.Protected, root), r.msg.Signature)
+	_, err := ks.Verify(r.KID, r.Alg, cosewire.SigStructure(r.msg.Protected, root), r.msg.Signature)
 	if err == nil {
 		res.pass(CheckReceiptSignature)
 		return nil
 	}
 	if errors.Is(err, ErrBadSignature) {
 		named := len(r.KID) == 0
-		for _, k := range keys {
-			named = named || k.matches(r.KID)
+		for _, k := range ks {
+			named = named || k.Matches(r.KID)
 		}
 		if named {
 			err = fmt.Errorf("%w: the service's signature does not cover the root recomputed from the proof (tampered path, wrong index or size, or another statement): %w", ErrProofMismatch, err)
@@ -397,7 +398,7 @@ func (r *Receipt) verifyRoot(res *Result, keys KeySet, root []byte) error {
 // vds 1 from the protected header, an allowed algorithm, leaf_index <
 // tree_size, the exact path length for (tree_size, leaf_index), then the
 // signature over the recomputed root with the given service keys.
-func (r *Receipt) VerifyInclusion(statement []byte, keys KeySet, leaf LeafConvention) (*Result, error) {
+func (r *Receipt) VerifyInclusion(statement []byte, ks keys.Set, leaf LeafConvention) (*Result, error) {
 	res := &Result{}
 	if err := r.checkHeader(res); err != nil {
 		return res, err
@@ -409,11 +410,11 @@ func (r *Receipt) VerifyInclusion(statement []byte, keys KeySet, leaf LeafConven
 	if err != nil {
 		return res.fail(CheckReceiptProof, fmt.Errorf("statement: %w", err))
 	}
-	return res, r.verifyInclusion(res, LeafHash(m.Stripped(), leaf), keys)
+	return res, r.verifyInclusion(res, LeafHash(m.Stripped(), leaf), ks)
 }
 
 // VerifyInclusionOfLeaf is VerifyInclusion given the leaf hash directly.
-func (r *Receipt) VerifyInclusionOfLeaf(leafHash []byte, keys KeySet) (*Result, error) {
+func (r *Receipt) VerifyInclusionOfLeaf(leafHash []byte, ks keys.Set) (*Result, error) {
 	res := &Result{}
 	if err := r.checkHeader(res); err != nil {
 		return res, err
@@ -421,10 +422,10 @@ func (r *Receipt) VerifyInclusionOfLeaf(leafHash []byte, keys KeySet) (*Result, 
 	if len(r.Inclusion) == 0 {
 		return res.fail(CheckReceiptProof, fmt.Errorf("%w: the receipt has no inclusion proof", ErrProofMismatch))
 	}
-	return res, r.verifyInclusion(res, leafHash, keys)
+	return res, r.verifyInclusion(res, leafHash, ks)
 }
 
-func (r *Receipt) verifyInclusion(res *Result, leafHash []byte, keys KeySet) error {
+func (r *Receipt) verifyInclusion(res *Result, leafHash []byte, ks keys.Set) error {
 	p := r.Inclusion[0]
 	if p.LeafIndex >= p.TreeSize {
 		_, err := res.fail(CheckReceiptProof, fmt.Errorf("%w: leaf index %d is not below tree size %d", ErrProofMismatch, p.LeafIndex, p.TreeSize))
@@ -436,7 +437,7 @@ func (r *Receipt) verifyInclusion(res *Result, leafHash []byte, keys KeySet) err
 		return err
 	}
 	res.pass(CheckReceiptProof)
-	return r.verifyRoot(res, keys, root)
+	return r.verifyRoot(res, ks, root)
 }
 
 // Root returns the root an inclusion receipt commits to for leafHash,
@@ -456,7 +457,7 @@ func (r *Receipt) Root(leafHash []byte) ([]byte, error) {
 // VerifyConsistency checks a consistency receipt against oldRoot, the
 // trusted root at the receipt's first tree size, and returns the root at the
 // second size, which the service's signature covers.
-func (r *Receipt) VerifyConsistency(oldRoot []byte, keys KeySet) ([]byte, error) {
+func (r *Receipt) VerifyConsistency(oldRoot []byte, ks keys.Set) ([]byte, error) {
 	res := &Result{}
 	if err := r.checkHeader(res); err != nil {
 		return nil, err
@@ -472,7 +473,7 @@ func (r *Receipt) VerifyConsistency(oldRoot []byte, keys KeySet) ([]byte, error)
 		return nil, err
 	}
 	res.pass(CheckReceiptProof)
-	if err := r.verifyRoot(res, keys, newRoot); err != nil {
+	if err := r.verifyRoot(res, ks, newRoot); err != nil {
 		return nil, err
 	}
 	return newRoot, nil

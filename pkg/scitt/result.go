@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // Sentinel errors. Every verification or parse failure wraps at least one of
@@ -16,14 +17,14 @@ var (
 	ErrMalformed = cosewire.ErrMalformed
 	// ErrUnsupportedAlgorithm: the signature algorithm is not on the allow-list
 	// (ES256, ES384, ES512, PS256, EdDSA) or does not fit the key.
-	ErrUnsupportedAlgorithm = errors.New("unsupported algorithm")
+	ErrUnsupportedAlgorithm = keys.ErrUnsupportedAlgorithm
 	// ErrUnsupportedVDS: the receipt's verifiable data structure is not
 	// RFC9162_SHA256 (vds 1).
 	ErrUnsupportedVDS = errors.New("unsupported verifiable data structure")
 	// ErrBadSignature: the signature does not verify under any candidate key.
-	ErrBadSignature = errors.New("bad signature")
+	ErrBadSignature = keys.ErrBadSignature
 	// ErrKeyNotFound: no key of the given set can verify this object.
-	ErrKeyNotFound = errors.New("no matching key")
+	ErrKeyNotFound = keys.ErrKeyNotFound
 	// ErrProofMismatch: the inclusion or consistency proof is invalid: index
 	// out of range, wrong path length, or a root that the signature does not
 	// cover.

@@ -11,13 +11,15 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 var ctx = context.Background()
 
-func mustKey(t testing.TB, alg cose.Algorithm) *PrivateKey {
+func mustKey(t testing.TB, alg cose.Algorithm) *keys.PrivateKey {
 	t.Helper()
-	k, err := GenerateKey(alg)
+	k, err := keys.Generate(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,15 +66,15 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 						t.Errorf("hash envelope: %+v", s)
 					}
 				}
-				res, err := s.Verify(KeySet{key.Public()}, WithPreimage(payload))
+				res, err := s.Verify(keys.Set{key.Public()}, WithPreimage(payload))
 				if err != nil || !res.OK() {
 					t.Fatalf("verify: %v\n%s", err, res)
 				}
-				if _, err := s.Verify(KeySet{key.Public()}, WithPreimage([]byte("other"))); !errors.Is(err, ErrPayloadMismatch) {
+				if _, err := s.Verify(keys.Set{key.Public()}, WithPreimage([]byte("other"))); !errors.Is(err, ErrPayloadMismatch) {
 					t.Errorf("other preimage: %v, want ErrPayloadMismatch", err)
 				}
 				other := mustKey(t, alg)
-				if _, err := s.Verify(KeySet{other.Public()}); !errors.Is(err, ErrBadSignature) {
+				if _, err := s.Verify(keys.Set{other.Public()}); !errors.Is(err, ErrBadSignature) {
 					t.Errorf("other key: %v, want ErrBadSignature", err)
 				}
 			})
@@ -92,11 +94,11 @@ func TestVerifyRejectsAlgorithmConfusion(t *testing.T) {
 	}
 	pinned := key.Public()
 	pinned.Alg = cose.AlgorithmES384 // the key is pinned to another algorithm
-	if _, err := s.Verify(KeySet{pinned}); !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrUnsupportedAlgorithm) {
+	if _, err := s.Verify(keys.Set{pinned}); !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrUnsupportedAlgorithm) {
 		t.Errorf("pinned alg: %v", err)
 	}
 	ed := mustKey(t, cose.AlgorithmEdDSA)
-	if _, err := s.Verify(KeySet{ed.Public()}); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := s.Verify(keys.Set{ed.Public()}); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("Ed25519 key for ES256 statement: %v", err)
 	}
 	if _, err := s.Verify(nil); !errors.Is(err, ErrKeyNotFound) {
@@ -117,7 +119,7 @@ func testTree(registered []byte, index, size uint64, c LeafConvention) *testonly
 	return tr
 }
 
-func issueFor(t testing.TB, key *PrivateKey, stmt []byte, index, size uint64, c LeafConvention) []byte {
+func issueFor(t testing.TB, key *keys.PrivateKey, stmt []byte, index, size uint64, c LeafConvention) []byte {
 	t.Helper()
 	s, err := ParseStatement(stmt)
 	if err != nil {
@@ -135,7 +137,7 @@ func issueFor(t testing.TB, key *PrivateKey, stmt []byte, index, size uint64, c 
 	return r
 }
 
-func serviceKey(t testing.TB) *PrivateKey {
+func serviceKey(t testing.TB) *keys.PrivateKey {
 	k := mustKey(t, cose.AlgorithmES256)
 	k.KID = k.Public().COSEThumbprint()
 	return k
@@ -167,14 +169,14 @@ func TestReceiptsAddRemoveByteExact(t *testing.T) {
 	}
 	// Both receipts verify against the transparent statement.
 	for i, c := range []struct {
-		key  *PrivateKey
+		key  *keys.PrivateKey
 		leaf LeafConvention
 	}{{ts1, LeafIETF}, {ts2, LeafDirect}} {
 		r, err := ParseReceipt(got[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.VerifyInclusion(withTwo, KeySet{c.key.Public()}, c.leaf); err != nil {
+		if _, err := r.VerifyInclusion(withTwo, keys.Set{c.key.Public()}, c.leaf); err != nil {
 			t.Errorf("receipt %d: %v", i, err)
 		}
 		// The wrong leaf convention fails as a proof mismatch.
@@ -182,7 +184,7 @@ func TestReceiptsAddRemoveByteExact(t *testing.T) {
 		if c.leaf == LeafDirect {
 			wrong = LeafIETF
 		}
-		if _, err := r.VerifyInclusion(withTwo, KeySet{c.key.Public()}, wrong); !errors.Is(err, ErrProofMismatch) {
+		if _, err := r.VerifyInclusion(withTwo, keys.Set{c.key.Public()}, wrong); !errors.Is(err, ErrProofMismatch) {
 			t.Errorf("receipt %d with the other convention: %v", i, err)
 		}
 	}
@@ -194,7 +196,7 @@ func TestReceiptsAddRemoveByteExact(t *testing.T) {
 	if !bytes.Equal(s.Registered(), stmt) {
 		t.Fatal("registered bytes differ from the signed statement")
 	}
-	if _, err := s.Verify(KeySet{issuer.Public()}, WithPreimage([]byte("payload"))); err != nil {
+	if _, err := s.Verify(keys.Set{issuer.Public()}, WithPreimage([]byte("payload"))); err != nil {
 		t.Fatal(err)
 	}
 	back, err := RemoveReceipts(withTwo)
@@ -225,14 +227,14 @@ func TestConsistencyReceipt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		root, err := r.VerifyConsistency(tr.HashAt(sizes[0]), KeySet{key.Public()})
+		root, err := r.VerifyConsistency(tr.HashAt(sizes[0]), keys.Set{key.Public()})
 		if err != nil {
 			t.Fatalf("%v: %v", sizes, err)
 		}
 		if !bytes.Equal(root, tr.HashAt(sizes[1])) {
 			t.Errorf("%v: wrong new root", sizes)
 		}
-		if _, err := r.VerifyConsistency(tr.HashAt(sizes[0]+1), KeySet{key.Public()}); !errors.Is(err, ErrProofMismatch) {
+		if _, err := r.VerifyConsistency(tr.HashAt(sizes[0]+1), keys.Set{key.Public()}); !errors.Is(err, ErrProofMismatch) {
 			t.Errorf("%v with a wrong old root: %v", sizes, err)
 		}
 	}
@@ -249,7 +251,7 @@ func TestEmptyPathOnlyForOneLeafTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.VerifyInclusion(stmt, KeySet{key.Public()}, LeafIETF); err != nil {
+	if _, err := r.VerifyInclusion(stmt, keys.Set{key.Public()}, LeafIETF); err != nil {
 		t.Fatalf("1-leaf tree: %v", err)
 	}
 	// An empty path for a 2-leaf tree has the wrong length.
@@ -263,7 +265,7 @@ func TestEmptyPathOnlyForOneLeafTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.VerifyInclusion(stmt, KeySet{key.Public()}, LeafIETF); !errors.Is(err, ErrProofMismatch) {
+	if _, err := r.VerifyInclusion(stmt, keys.Set{key.Public()}, LeafIETF); !errors.Is(err, ErrProofMismatch) {
 		t.Fatalf("empty path in a 2-leaf tree: %v", err)
 	}
 }
@@ -318,7 +320,7 @@ func TestPlacementRules(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if _, err := st.Verify(KeySet{key.Public()}); !errors.Is(err, ErrHeaderPlacement) {
+		if _, err := st.Verify(keys.Set{key.Public()}); !errors.Is(err, ErrHeaderPlacement) {
 			t.Errorf("%s: %v, want ErrHeaderPlacement", name, err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // MaxStatementSize bounds the Signed and Transparent Statements this package
@@ -99,7 +100,7 @@ func DetectContentType(payload []byte) string {
 // Hash Envelope (RFC 9995): the payload is SHA-256(payload) and the protected
 // header is {1 alg, 4 kid, 15 {1 iss, 2 sub, 6 iat}, 258 -16, 259 type,
 // 260 location}. The unprotected header is {}.
-func SignStatement(ctx context.Context, key *PrivateKey, claims Claims, payload []byte, opts ...SignOption) ([]byte, error) {
+func SignStatement(ctx context.Context, key *keys.PrivateKey, claims Claims, payload []byte, opts ...SignOption) ([]byte, error) {
 	var o signOptions
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -147,7 +148,7 @@ func SignStatement(ctx context.Context, key *PrivateKey, claims Claims, payload 
 
 // sign1 encodes and signs a COSE_Sign1 carrying payload; unprotected nil
 // means {}.
-func sign1(ctx context.Context, key *PrivateKey, hdr map[any]any, unprotected []byte, payload []byte) ([]byte, error) {
+func sign1(ctx context.Context, key *keys.PrivateKey, hdr map[any]any, unprotected []byte, payload []byte) ([]byte, error) {
 	protected, sig, err := signProtected(ctx, key, hdr, payload)
 	if err != nil {
 		return nil, err
@@ -159,14 +160,14 @@ func sign1(ctx context.Context, key *PrivateKey, hdr map[any]any, unprotected []
 }
 
 // signProtected encodes the protected header and signs it with payload.
-func signProtected(ctx context.Context, key *PrivateKey, hdr map[any]any, payload []byte) (protected, sig []byte, err error) {
+func signProtected(ctx context.Context, key *keys.PrivateKey, hdr map[any]any, payload []byte) (protected, sig []byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
 	if key == nil || key.Signer == nil {
 		return nil, nil, errors.New("sign: no key")
 	}
-	signer, err := key.coseSigner()
+	signer, err := key.COSESigner()
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign: %w", err)
 	}
@@ -371,7 +372,7 @@ const (
 // bytes as received, and, with [WithPreimage], the preimage digest. The
 // returned error, when not nil, wraps one of the package sentinels and is
 // also recorded in the result.
-func (s *Statement) Verify(keys KeySet, opts ...VerifyOption) (*Result, error) {
+func (s *Statement) Verify(ks keys.Set, opts ...VerifyOption) (*Result, error) {
 	var o verifyOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -382,7 +383,7 @@ func (s *Statement) Verify(keys KeySet, opts ...VerifyOption) (*Result, error) {
 		return r.fail(CheckStatementAlgorithm, s.algErr)
 	case s.Alg == 0:
 		return r.fail(CheckStatementAlgorithm, fmt.Errorf("%w: no alg (1) in the protected header", ErrUnsupportedAlgorithm))
-	case !AlgorithmAllowed(s.Alg):
+	case !keys.StatementAllowed(s.Alg):
 		return r.fail(CheckStatementAlgorithm, fmt.Errorf("%w: %v (allowed: ES256, ES384, ES512, PS256, EdDSA)", ErrUnsupportedAlgorithm, s.Alg))
 	}
 	r.pass(CheckStatementAlgorithm)
@@ -423,8 +424,8 @@ func (s *Statement) Verify(keys KeySet, opts ...VerifyOption) (*Result, error) {
 	}
 	r.pass(CheckStatementPayload)
 
-	if _, err := verifyWithSet(keys, s.KID, s.Alg, cosewire.SigStructure(s.msg.Protected, payload), s.msg.Signature); err != nil {
-		if errors.Is(err, ErrBadSignature) && len(s.KID) > 0 && !namesAny(s.KID, keys) {
+	if _, err := ks.Verify(s.KID, s.Alg, cosewire.SigStructure(s.msg.Protected, payload), s.msg.Signature); err != nil {
+		if errors.Is(err, ErrBadSignature) && len(s.KID) > 0 && !ks.Names(s.KID) {
 			err = fmt.Errorf("%w: no given key has kid %x, and none verifies the statement: %w", ErrKeyNotFound, s.KID, err)
 		}
 		return r.fail(CheckStatementSignature, err)

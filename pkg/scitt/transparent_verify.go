@@ -2,6 +2,8 @@ package scitt
 
 import (
 	"fmt"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // VerifyTransparentStatement verifies the receipts of a Transparent
@@ -10,7 +12,7 @@ import (
 // least one must. Receipts from services whose keys are not given are
 // skipped. With issuer keys, the statement itself is verified too (opts
 // apply to that check).
-func VerifyTransparentStatement(statement []byte, service KeySet, leaf LeafConvention, issuer KeySet, opts ...VerifyOption) (*Result, error) {
+func VerifyTransparentStatement(statement []byte, service keys.Set, leaf LeafConvention, issuer keys.Set, opts ...VerifyOption) (*Result, error) {
 	res := &Result{}
 	s, err := ParseStatement(statement)
 	if err != nil {
@@ -27,13 +29,15 @@ func VerifyTransparentStatement(statement []byte, service KeySet, leaf LeafConve
 		return res.fail("receipts", fmt.Errorf("%w: the statement carries no receipts (394)", ErrKeyNotFound))
 	}
 	verified := 0
+	var unnamed []int
 	for i, rb := range s.Receipts {
 		prefix := fmt.Sprintf("receipt[%d].", i)
 		r, err := ParseReceipt(rb)
 		if err != nil {
 			return res.fail(prefix+"parse", err)
 		}
-		if !namesAny(r.KID, service) {
+		if !service.Names(r.KID) {
+			unnamed = append(unnamed, i)
 			continue
 		}
 		rr, err := r.VerifyInclusion(s.Registered(), service, leaf)
@@ -46,22 +50,26 @@ func VerifyTransparentStatement(statement []byte, service KeySet, leaf LeafConve
 		}
 		verified++
 	}
+	// The kid-matching rule's last step (package keys): when no receipt's
+	// kid names a given key, a receipt that verifies under one of them
+	// counts; one that does not is another service's and is skipped.
+	for _, i := range unnamed {
+		if verified > 0 {
+			break
+		}
+		r, _ := ParseReceipt(s.Receipts[i])
+		rr, err := r.VerifyInclusion(s.Registered(), service, leaf)
+		if err != nil {
+			continue
+		}
+		for _, c := range rr.Checks {
+			c.Name = fmt.Sprintf("receipt[%d].%s", i, c.Name)
+			res.Checks = append(res.Checks, c)
+		}
+		verified++
+	}
 	if verified == 0 {
 		return res.fail("receipts", fmt.Errorf("%w: none of the %d receipts is signed by a given service key", ErrKeyNotFound, len(s.Receipts)))
 	}
 	return res, nil
-}
-
-// namesAny reports whether kid names a key of ks; an empty kid names every
-// key (the receipt must then verify under one of them).
-func namesAny(kid []byte, ks KeySet) bool {
-	if len(kid) == 0 {
-		return len(ks) > 0
-	}
-	for _, k := range ks {
-		if k.matches(kid) {
-			return true
-		}
-	}
-	return false
 }

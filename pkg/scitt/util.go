@@ -1,11 +1,5 @@
 package scitt
 
-import (
-	"encoding/base64"
-)
-
-func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
 // printable reports whether b is non-empty printable ASCII, safe to use as a
 // JWK kid string as it is.
 func printable(b []byte) bool {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // vectorsDir returns the cross-implementation vectors: the shared copy next to
@@ -38,7 +40,7 @@ type vector struct {
 	name               string
 	statement, receipt []byte
 	payload            []byte
-	issuerKey, logKey  KeySet
+	issuerKey, logKey  keys.Set
 	expected           vectorExpected
 }
 
@@ -53,10 +55,10 @@ func loadVector(t testing.TB, dir string) vector {
 	}
 	v := vector{name: filepath.Base(dir), statement: read("statement.cose"), receipt: read("receipt.cose"), payload: read("payload.bin")}
 	var err error
-	if v.issuerKey, err = ParsePublicKeys(read("issuer-key.pub")); err != nil {
+	if v.issuerKey, err = keys.ParsePublic(read("issuer-key.pub")); err != nil {
 		t.Fatalf("issuer key: %v", err)
 	}
-	if v.logKey, err = ParsePublicKeys(read("log-key.pub")); err != nil {
+	if v.logKey, err = keys.ParsePublic(read("log-key.pub")); err != nil {
 		t.Fatalf("log key: %v", err)
 	}
 	if err := json.Unmarshal(read("expected.json"), &v.expected); err != nil {

@@ -1,8 +1,11 @@
-// Package server composes what `trustfabric serve` runs on one port: the
-// Transparency Service (pkg/transparency) and, when configured, the Identity
-// Server (pkg/identity), with the Transparency Service accepting statements
-// bound to Workload Identity Tokens of trusted trust domains and requiring
-// WIMSE headers on registration (design.md §1, §3; issue 4 item 6).
+// Package server is Trustfabric's composition root (design.md §5, style.md
+// §36): it builds and runs, from configuration, what `trustfabric serve`
+// serves on one port: the Transparency Service (pkg/transparency) and, when
+// configured, the Identity Server (pkg/identity), with the Transparency
+// Service accepting statements bound to Workload Identity Tokens of trusted
+// trust domains and requiring WIMSE headers on registration (design.md §1,
+// §3). The quickstart, the test/dev environment (package servertest) and the
+// CI self-test environment start services through it and nowhere else.
 //
 // The Identity Server's own bundle is always trusted by the Transparency
 // Service it runs beside; other trust domains are added with bundle files.
@@ -12,84 +15,280 @@
 package server
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // identityKeyFile is where the Identity Server's signing key is kept in the
 // data directory when its configuration names none.
 const identityKeyFile = "identity-key.jwk"
 
-// Options configure Run.
-type Options struct {
-	// TS are the Transparency Service's options (address, data directory,
-	// registration policy, …).
-	TS transparency.ServeOptions
-	// IdentityConfig is the Identity Server's YAML configuration; empty
-	// runs no Identity Server.
+// Config is what to run: the `serve` flags and files.
+type Config struct {
+	// Addr is the listen address, HOST:PORT (port 0 picks a free port).
+	// Ignored when Listener is set.
+	Addr string
+	// Listener, when set, is served instead of listening on Addr (for
+	// callers that need the URL before the services are built).
+	Listener net.Listener
+	// Dir is the data directory. Required.
+	Dir string
+	// ConfigFile is the Transparency Service's optional YAML configuration
+	// (see transparency.Config).
+	ConfigFile string
+	// TrustKeys are issuer public key files trusted for any issuer.
+	TrustKeys []string
+	// Issuer overrides the configuration's issuer (receipt iss).
+	Issuer string
+	// KeyFile is an optional receipt signing key file.
+	KeyFile string
+	// RotateKey retires the data directory's key and generates a new one.
+	RotateKey bool
+	// CheckpointInterval overrides the configuration file's. Zero: the
+	// file's, else transparency.DefaultCheckpointInterval.
+	CheckpointInterval time.Duration
+	// IdentityConfig is the Identity Server's YAML configuration file;
+	// Identity an in-memory one (it wins). Neither: no Identity Server.
 	IdentityConfig string
+	Identity       *identity.Config
 	// IdentityBundles are further trusted WIT bundles, "TRUST_DOMAIN=FILE".
 	IdentityBundles []string
 	// RequireWIMSE requires Workload-Identity-Token and Workload-Proof-Token
 	// headers on POST /entries. nil: on when any trust domain is trusted.
 	RequireWIMSE *bool
 	// PublicURL is the external URL of the server: the WPT audience origin
-	// and the Identity Server's default issuer. Default: http://ADDR.
+	// and the Identity Server's default issuer. Default: http://ADDR, when
+	// ADDR is a specific host.
 	PublicURL string
+	// Logger receives structured logs. Default: discarded.
+	Logger *slog.Logger
 }
 
-// Run serves until ctx ends.
-func Run(ctx context.Context, o Options) error {
-	if o.PublicURL == "" {
-		host := o.TS.Addr
-		if strings.HasPrefix(host, ":") || strings.HasPrefix(host, "0.0.0.0:") || strings.HasSuffix(host, ":0") {
-			return errors.New("--public-url is required when listening on all interfaces or on port 0: the URL clients reach this server at")
-		}
-		o.PublicURL = "http://" + host
+// Server is a built composition, listening but not yet serving.
+type Server struct {
+	// TS is the Transparency Service; Identity the Identity Server (nil when
+	// not configured); Bundles the WIT bundles the TS trusts.
+	TS       *transparency.Service
+	Identity *identity.Server
+	Bundles  wimse.Bundles
+	// URL is the public URL.
+	URL string
+
+	ln      net.Listener
+	handler http.Handler
+	log     *slog.Logger
+}
+
+// New builds the services of cfg and listens. On error, nothing is left open.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("a data directory is required (--data)")
 	}
-	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
-	var bundles wimse.Bundles
-	var id *identity.Server
-	if o.IdentityConfig != "" {
-		cfg, err := identity.LoadConfig(o.IdentityConfig)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{log: cfg.Logger, ln: cfg.Listener}
+	defer func() {
+		if err != nil && s.ln != nil {
+			s.ln.Close()
+		}
+	}()
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+	}
+	if s.URL, err = publicURL(cfg.PublicURL, cfg.Addr, s.ln.Addr().String()); err != nil {
+		return nil, err
+	}
+	tsOpts, err := tsOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.buildIdentity(ctx, cfg); err != nil {
+		return nil, err
+	}
+	require := len(s.Bundles) > 0
+	if cfg.RequireWIMSE != nil {
+		require = *cfg.RequireWIMSE
+	}
+	if require && len(s.Bundles) == 0 {
+		return nil, errors.New("WIMSE headers are required but no trust domain is trusted: give --identity-config or --identity-bundle")
+	}
+	pol, err := transparency.NewPolicy(tsOpts.pc, cfg.TrustKeys, s.Bundles)
+	if err != nil {
+		return nil, err
+	}
+	tsOpts.Policy = pol
+	if s.TS, err = transparency.Open(ctx, tsOpts.Options); err != nil {
+		return nil, err
+	}
+	h := s.TS.Handler(transparency.HandlerOptions{})
+	if require {
+		h = transparency.RequireWIMSE(h, &wimse.Authenticator{Bundles: s.Bundles, Origins: []string{s.URL}, Replay: wimse.NewReplayCache(1 << 20)})
+	}
+	if s.Identity != nil {
+		mux := http.NewServeMux()
+		mux.Handle("POST "+wimse.TokenPath, s.Identity)
+		mux.Handle("GET "+wimse.BundlePath, s.Identity)
+		mux.Handle("/", h)
+		h = mux
+	}
+	s.handler = h
+	return s, nil
+}
+
+// Run builds cfg and serves until ctx ends; ready, when set, is called with
+// the bound address once serving. It is what `trustfabric serve` runs.
+func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
+	s, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(s.Addr())
+	}
+	return s.Serve(ctx)
+}
+
+// Addr is the bound listen address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Handler is the composed HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves until ctx ends, then shuts the HTTP server down gracefully and
+// closes the log (publishing what is sequenced).
+func (s *Server) Serve(ctx context.Context) error {
+	srv := transparency.NewServer(s.Addr(), s.handler, s.log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.ln) }()
+	s.log.InfoContext(ctx, "listening", slog.String("addr", s.Addr()), slog.String("url", s.URL))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
+		err = serr
+	}
+	if cerr := s.TS.Close(sctx); cerr != nil && err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func publicURL(configured, addr, bound string) (string, error) {
+	if configured != "" {
+		return strings.TrimRight(configured, "/"), nil
+	}
+	host := addr
+	if host == "" || strings.HasPrefix(host, ":") || strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, "[::]:") {
+		return "", errors.New("--public-url is required when listening on all interfaces: the URL clients reach this server at")
+	}
+	if strings.HasSuffix(host, ":0") {
+		host = bound
+	}
+	return "http://" + host, nil
+}
+
+type tsConfig struct {
+	transparency.Options
+	pc transparency.PolicyConfig
+}
+
+// tsOptions reads the Transparency Service's configuration file and flags.
+func tsOptions(cfg Config) (tsConfig, error) {
+	file := &transparency.Config{}
+	if cfg.ConfigFile != "" {
+		var err error
+		if file, err = transparency.LoadConfig(cfg.ConfigFile); err != nil {
+			return tsConfig{}, err
+		}
+	}
+	o := tsConfig{pc: file.Policy, Options: transparency.Options{Dir: cfg.Dir, Issuer: file.Issuer, KeyFile: cfg.KeyFile, RotateKey: cfg.RotateKey, Logger: cfg.Logger}}
+	if cfg.Issuer != "" {
+		o.Issuer = cfg.Issuer
+	}
+	for _, d := range []struct {
+		s   string
+		dst *time.Duration
+		min time.Duration
+	}{
+		{file.RegistrationWait, &o.RegistrationWait, 0},
+		{file.CheckpointInterval, &o.CheckpointInterval, 100 * time.Millisecond},
+		{file.BatchMaxAge, &o.BatchMaxAge, time.Millisecond},
+	} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil || v < d.min {
+			return tsConfig{}, fmt.Errorf("%w: duration %q (minimum %s)", transparency.ErrConfig, d.s, d.min)
+		}
+		*d.dst = v
+	}
+	if cfg.CheckpointInterval != 0 {
+		o.CheckpointInterval = cfg.CheckpointInterval
+	}
+	return o, nil
+}
+
+// buildIdentity starts the Identity Server when configured and collects the
+// trusted bundles.
+func (s *Server) buildIdentity(ctx context.Context, cfg Config) error {
+	idCfg := cfg.Identity
+	if idCfg == nil && cfg.IdentityConfig != "" {
+		c, err := identity.LoadConfig(cfg.IdentityConfig)
 		if err != nil {
 			return err
 		}
-		if cfg.Issuer == "" {
-			cfg.Issuer = o.PublicURL
+		idCfg = c
+	}
+	if idCfg != nil {
+		c := *idCfg
+		if c.Issuer == "" {
+			c.Issuer = s.URL
 		}
-		var opts []identity.Option
-		if cfg.SigningKey == "" {
-			key, err := loadOrCreateKey(filepath.Join(o.TS.Dir, identityKeyFile))
+		opts := []identity.Option{identity.WithLogger(cfg.Logger)}
+		if c.SigningKey == "" {
+			key, err := loadOrCreateKey(filepath.Join(cfg.Dir, identityKeyFile))
 			if err != nil {
 				return err
 			}
 			opts = append(opts, identity.WithSigningKey(key))
 		}
-		if o.TS.Logger != nil {
-			opts = append(opts, identity.WithLogger(o.TS.Logger))
-		}
-		if id, err = identity.New(ctx, *cfg, opts...); err != nil {
+		id, err := identity.New(ctx, c, opts...)
+		if err != nil {
 			return err
 		}
-		bundles = append(bundles, id.Bundle())
+		s.Identity = id
+		s.Bundles = append(s.Bundles, id.Bundle())
 	}
-	for _, spec := range o.IdentityBundles {
+	for _, spec := range cfg.IdentityBundles {
 		td, file, ok := strings.Cut(spec, "=")
 		if !ok || td == "" || file == "" {
 			return fmt.Errorf("--identity-bundle %q: want TRUST_DOMAIN=FILE", spec)
@@ -102,51 +301,26 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("--identity-bundle %s: %w", spec, err)
 		}
-		bundles = append(bundles, b)
+		s.Bundles = append(s.Bundles, b)
 	}
-	require := len(bundles) > 0
-	if o.RequireWIMSE != nil {
-		require = *o.RequireWIMSE
-	}
-	if require && len(bundles) == 0 {
-		return errors.New("WIMSE headers are required but no trust domain is trusted: give --identity-config or --identity-bundle")
-	}
-	if len(bundles) > 0 {
-		o.TS.WIT = &wittrust.Verifier{Bundles: bundles}
-	}
-	auth := &wimse.Authenticator{Bundles: bundles, Origins: []string{o.PublicURL}, Replay: wimse.NewReplayCache(1 << 20)}
-	o.TS.Wrap = func(ts http.Handler) http.Handler {
-		h := ts
-		if require {
-			h = wittrust.RequireOnRegistration(h, auth)
-		}
-		if id == nil {
-			return h
-		}
-		mux := http.NewServeMux()
-		mux.Handle("POST /token", id)
-		mux.Handle("GET /.well-known/wit-bundle", id)
-		mux.Handle("/", h)
-		return mux
-	}
-	return transparency.ListenAndServe(ctx, o.TS)
+	return nil
 }
 
 // loadOrCreateKey keeps the Identity Server's key across restarts, so that
 // the bundle verifiers pinned stays valid.
-func loadOrCreateKey(path string) (*wimse.SigningKey, error) {
+func loadOrCreateKey(path string) (*keys.PrivateKey, error) {
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		var jwk jose.JSONWebKey
 		if err := json.Unmarshal(raw, &jwk); err != nil {
 			return nil, fmt.Errorf("identity key %s: %w", path, err)
 		}
-		return wimse.KeyFromJWK(jwk)
+		return keys.FromJWK(jwk)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	key, err := wimse.GenerateKey()
+	key, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		return nil, err
 	}

@@ -13,13 +13,14 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 )
 
 // signRaw builds a COSE_Sign1 with exactly the given protected header.
-func signRaw(t *testing.T, k *scitt.PrivateKey, hdr cose.ProtectedHeader, payload []byte) []byte {
+func signRaw(t *testing.T, k *keys.PrivateKey, hdr cose.ProtectedHeader, payload []byte) []byte {
 	t.Helper()
 	msg := cose.NewSign1Message()
 	msg.Headers.Protected = hdr

@@ -10,14 +10,14 @@ import (
 
 	"github.com/veraison/go-cose"
 
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
 )
 
 // BenchmarkIssueReceipt measures producing one receipt on demand: the
 // inclusion proof from cached tiles plus one ES256 signature.
 func BenchmarkIssueReceipt(b *testing.B) {
-	issuer, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, _ := keys.Generate(cose.AlgorithmES256)
 	pub, _ := issuer.Public().MarshalJWK()
 	kf := b.TempDir() + "/issuer.jwk"
 	os.WriteFile(kf, pub, 0o644)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/transparency/loadgen"
@@ -23,7 +24,7 @@ import (
 // verify, durable store, durable log append) from 64 goroutines, without
 // waiting for receipts.
 func BenchmarkRegister(b *testing.B) {
-	issuer, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, _ := keys.Generate(cose.AlgorithmES256)
 	pub, _ := issuer.Public().MarshalJWK()
 	dir := b.TempDir()
 	kf := dir + "/issuer.jwk"
@@ -65,7 +66,7 @@ func BenchmarkRegister(b *testing.B) {
 // same process (for profiles; the budget figures come from the CLI run in
 // docs/benchmarks/transparency.md). One op = one registration with receipt.
 func BenchmarkHTTPRegister(b *testing.B) {
-	issuer, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, _ := keys.Generate(cose.AlgorithmES256)
 	pub, _ := issuer.Public().MarshalJWK()
 	dir := b.TempDir()
 	writeFile(b, dir+"/issuer.jwk", pub)
@@ -105,7 +106,7 @@ func BenchmarkES256VerifyRaw(b *testing.B) {
 // BenchmarkStatementCheck is the per-registration verification work of the
 // service: parse the statement and apply the policy (ES256 verify included).
 func BenchmarkStatementCheck(b *testing.B) {
-	issuer, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, _ := keys.Generate(cose.AlgorithmES256)
 	pub, _ := issuer.Public().MarshalJWK()
 	kf := b.TempDir() + "/issuer.jwk"
 	writeFile(b, kf, pub)

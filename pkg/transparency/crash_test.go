@@ -18,9 +18,10 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
-	"github.com/trustfabric/trustfabric/pkg/transparency"
+	"github.com/trustfabric/trustfabric/pkg/server"
 )
 
 // The crash test re-executes this test binary as the server.
@@ -31,11 +32,10 @@ const (
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childDirEnv); dir != "" {
-		err := transparency.ListenAndServe(context.Background(), transparency.ServeOptions{
+		err := server.Run(context.Background(), server.Config{
 			Addr: "127.0.0.1:0", Dir: dir, TrustKeys: []string{os.Getenv(childTrustEnv)}, Issuer: "https://crash.test",
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-			Ready:  func(addr string) { fmt.Printf("listening on %s\n", addr) },
-		})
+		}, func(addr string) { fmt.Printf("listening on %s\n", addr) })
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -98,7 +98,7 @@ func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test starts server processes")
 	}
-	issuer, err := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}

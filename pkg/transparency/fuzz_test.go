@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 )
@@ -50,7 +51,7 @@ func FuzzRegister(f *testing.F) {
 		if err != nil {
 			t.Fatalf("registered bytes that do not parse: %v", err)
 		}
-		if _, err := st.Verify(scitt.KeySet{e.issuer.Public()}); err != nil {
+		if _, err := st.Verify(keys.Set{e.issuer.Public()}); err != nil {
 			t.Fatalf("registered a statement that does not verify with the trusted key: %v", err)
 		}
 	})
@@ -58,11 +59,11 @@ func FuzzRegister(f *testing.F) {
 
 type fuzzEnv struct {
 	svc    *transparency.Service
-	issuer *scitt.PrivateKey
+	issuer *keys.PrivateKey
 }
 
 func newFuzzEnv(f *testing.F) *fuzzEnv {
-	issuer, err := scitt.GenerateKey(-7)
+	issuer, err := keys.Generate(-7)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/transparency-dev/tessera/api/layout"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
@@ -304,7 +305,7 @@ func (h *handler) getStatement(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getKeys(w http.ResponseWriter, r *http.Request) {
-	b, err := scitt.MarshalCOSEKeySet(h.s.Keys())
+	b, err := keys.MarshalCOSEKeySet(h.s.Keys())
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -341,7 +342,7 @@ func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getJWKS(w http.ResponseWriter, r *http.Request) {
-	b, err := scitt.MarshalJWKSet(h.s.Keys())
+	b, err := keys.MarshalJWKSet(h.s.Keys())
 	if err != nil {
 		h.fail(w, r, err)
 		return

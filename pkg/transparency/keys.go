@@ -1,8 +1,6 @@
 package transparency
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -15,7 +13,8 @@ import (
 	"github.com/veraison/go-cose"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // Files in the keys directory of the data directory (all private files 0600):
@@ -35,8 +34,8 @@ const (
 // serviceKeys is the receipt signing key plus every public key the service
 // has used, current first.
 type serviceKeys struct {
-	current *scitt.PrivateKey
-	all     scitt.KeySet
+	current *keys.PrivateKey
+	all     keys.Set
 }
 
 // loadServiceKeys loads the service key from keyFile (when set) or from the
@@ -47,22 +46,22 @@ func loadServiceKeys(dataDir, keyFile string, rotate bool) (*serviceKeys, error)
 	if err := os.MkdirAll(filepath.Join(dir, publicKeysDir), 0o700); err != nil {
 		return nil, fmt.Errorf("create keys directory: %w", err)
 	}
-	var key *scitt.PrivateKey
+	var key *keys.PrivateKey
 	var err error
 	switch {
 	case keyFile != "":
 		if rotate {
 			return nil, errors.New("--rotate-key rotates the key kept in the data directory; it cannot be combined with a key file")
 		}
-		key, err = scitt.LoadPrivateKey(keyFile)
+		key, err = keys.LoadPrivate(keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("load service key: %w", err)
 		}
 	default:
 		path := filepath.Join(dir, serviceKeyFile)
-		key, err = scitt.LoadPrivateKey(path)
+		key, err = keys.LoadPrivate(path)
 		if errors.Is(err, fs.ErrNotExist) || rotate {
-			key, err = scitt.GenerateKey(cose.AlgorithmES256)
+			key, err = keys.Generate(cose.AlgorithmES256)
 			if err != nil {
 				return nil, fmt.Errorf("generate service key: %w", err)
 			}
@@ -90,7 +89,7 @@ func loadServiceKeys(dataDir, keyFile string, rotate bool) (*serviceKeys, error)
 			return nil, fmt.Errorf("record service public key: %w", err)
 		}
 	}
-	all := scitt.KeySet{pub}
+	all := keys.Set{pub}
 	names, err := os.ReadDir(filepath.Join(dir, publicKeysDir))
 	if err != nil {
 		return nil, fmt.Errorf("read public keys: %w", err)
@@ -100,7 +99,7 @@ func loadServiceKeys(dataDir, keyFile string, rotate bool) (*serviceKeys, error)
 		if !strings.HasSuffix(n.Name(), ".cbor") || n.Name() == filepath.Base(pubPath) {
 			continue
 		}
-		ks, err := scitt.LoadPublicKeys(filepath.Join(dir, publicKeysDir, n.Name()))
+		ks, err := keys.LoadPublic(filepath.Join(dir, publicKeysDir, n.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("load retired key: %w", err)
 		}

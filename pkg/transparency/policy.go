@@ -16,7 +16,10 @@ import (
 	"github.com/veraison/go-cose"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
 )
 
 // DefaultMaxStatementSize is the default registration size limit (1 MiB).
@@ -108,22 +111,7 @@ func ParseConfig(b []byte) (*Config, error) {
 // ErrConfig is wrapped by configuration errors.
 var ErrConfig = errors.New("invalid configuration")
 
-var algNames = map[string]cose.Algorithm{
-	"ES256": cose.AlgorithmES256, "ES384": cose.AlgorithmES384, "ES512": cose.AlgorithmES512,
-	"PS256": cose.AlgorithmPS256, "EdDSA": cose.AlgorithmEdDSA,
-}
-
 var headerNames = []string{"alg", "kid", "iss", "sub", "iat", "cty"}
-
-// WITVerifier is the seam for WIMSE-bound statements (design.md §2.4): a
-// statement carrying a Workload Identity Token in its protected "wit" header
-// is verified with the key the WIT confirms (cnf) instead of the static
-// trust registry. VerifyWIT checks the WIT against the identity bundles it
-// trusts and returns the keys the statement must be signed with; it returns
-// an error wrapping ErrUntrustedIssuer when the WIT is not acceptable.
-type WITVerifier interface {
-	VerifyWIT(ctx context.Context, st *scitt.Statement) (scitt.KeySet, error)
-}
 
 // Policy is a compiled registration policy.
 type Policy struct {
@@ -133,13 +121,13 @@ type Policy struct {
 	required  map[string]bool
 	iatPast   time.Duration
 	iatFuture time.Duration
-	wit       WITVerifier
+	bundles   wimse.Bundles
 	doc       policyDoc
 }
 
 type trustEntry struct {
 	issuer string // "" = any issuer
-	keys   scitt.KeySet
+	keys   keys.Set
 }
 
 // policyDoc is the JSON form of the policy registered at start-up.
@@ -160,10 +148,11 @@ type policyTrust struct {
 }
 
 // NewPolicy compiles the policy section plus extra trusted key files (the
-// --trust-key flags). wit may be nil: WIMSE-bound statements are then
-// rejected.
-func NewPolicy(pc PolicyConfig, trustKeys []string, wit WITVerifier) (*Policy, error) {
-	p := &Policy{algs: map[cose.Algorithm]bool{}, maxSize: pc.MaxStatementSize, required: map[string]bool{}, wit: wit}
+// --trust-key flags). Statements bound to a Workload Identity Token are
+// accepted when the WIT verifies against one of bundles (package
+// witstatement); with no bundles they are rejected.
+func NewPolicy(pc PolicyConfig, trustKeys []string, bundles wimse.Bundles) (*Policy, error) {
+	p := &Policy{algs: map[cose.Algorithm]bool{}, maxSize: pc.MaxStatementSize, required: map[string]bool{}, bundles: bundles}
 	if p.maxSize == 0 {
 		p.maxSize = DefaultMaxStatementSize
 	}
@@ -175,9 +164,9 @@ func NewPolicy(pc PolicyConfig, trustKeys []string, wit WITVerifier) (*Policy, e
 		algs = []string{"ES256", "ES384", "ES512", "PS256", "EdDSA"}
 	}
 	for _, a := range algs {
-		alg, ok := algNames[a]
-		if !ok {
-			return nil, fmt.Errorf("%w: algorithm %q (allowed: ES256, ES384, ES512, PS256, EdDSA)", ErrConfig, a)
+		alg, err := keys.ParseStatementAlgorithm(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w: algorithm: %w", ErrConfig, err)
 		}
 		p.algs[alg] = true
 	}
@@ -209,7 +198,7 @@ func NewPolicy(pc PolicyConfig, trustKeys []string, wit WITVerifier) (*Policy, e
 		}
 		e := trustEntry{issuer: ti.Issuer}
 		for _, f := range ti.Keys {
-			ks, err := scitt.LoadPublicKeys(f)
+			ks, err := keys.LoadPublic(f)
 			if err != nil {
 				return nil, fmt.Errorf("%w: trusted issuer %s: %w", ErrConfig, ti.Issuer, err)
 			}
@@ -218,7 +207,7 @@ func NewPolicy(pc PolicyConfig, trustKeys []string, wit WITVerifier) (*Policy, e
 		p.registry = append(p.registry, e)
 	}
 	for _, f := range append(slices.Clone(pc.TrustKeys), trustKeys...) {
-		ks, err := scitt.LoadPublicKeys(f)
+		ks, err := keys.LoadPublic(f)
 		if err != nil {
 			return nil, fmt.Errorf("%w: trust key: %w", ErrConfig, err)
 		}
@@ -229,12 +218,11 @@ func NewPolicy(pc PolicyConfig, trustKeys []string, wit WITVerifier) (*Policy, e
 }
 
 func (p *Policy) document(pc PolicyConfig) policyDoc {
-	d := policyDoc{Type: "trustfabric registration policy v1", MaxStatementSize: p.maxSize, WIMSE: p.wit != nil,
+	d := policyDoc{Type: "trustfabric registration policy v1", MaxStatementSize: p.maxSize, WIMSE: len(p.bundles) > 0,
 		IATWindowPast: pc.IATWindow.Past, IATWindowFuture: pc.IATWindow.Future}
-	for name, alg := range algNames {
-		if p.algs[alg] {
-			d.Algorithms = append(d.Algorithms, name)
-		}
+	for alg := range p.algs {
+		a, _ := keys.AlgorithmOfCOSE(alg)
+		d.Algorithms = append(d.Algorithms, a.Name)
 	}
 	sort.Strings(d.Algorithms)
 	for _, h := range headerNames {
@@ -294,58 +282,49 @@ func (p *Policy) Check(ctx context.Context, st *scitt.Statement, now time.Time) 
 			return fmt.Errorf("%w: iat %s is more than %s in the future", ErrRejected, st.IssuedAt.UTC().Format(time.RFC3339), p.iatFuture)
 		}
 	}
-	keys, err := p.keysFor(ctx, st)
+	ks, err := p.keysFor(ctx, st)
 	if err != nil {
 		return err
 	}
-	if _, err := st.Verify(keys); err != nil {
+	if _, err := st.Verify(ks); err != nil {
+		if errors.Is(err, scitt.ErrKeyNotFound) {
+			return fmt.Errorf("%w: %w", ErrUnknownKey, err)
+		}
 		return err
 	}
 	return nil
 }
 
 // keysFor resolves the keys a statement may be verified with.
-func (p *Policy) keysFor(ctx context.Context, st *scitt.Statement) (scitt.KeySet, error) {
+func (p *Policy) keysFor(ctx context.Context, st *scitt.Statement) (keys.Set, error) {
 	if st.WIT != "" {
-		if p.wit == nil {
+		if len(p.bundles) == 0 {
 			return nil, fmt.Errorf("%w: statements bound to a Workload Identity Token are not accepted by this service", ErrRejected)
 		}
-		return p.wit.VerifyWIT(ctx, st)
+		ks, err := witstatement.KeyForRegistration(st, p.bundles, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUntrustedIssuer, err)
+		}
+		return ks, nil
 	}
-	var issuerKnown, kidKnown bool
-	var out scitt.KeySet
+	// The kid-matching rule of package keys: keys the kid names, else every
+	// key trusted for this issuer (a wrong one then fails the signature).
+	var issuerKeys keys.Set
+	var otherIssuerNamed bool
 	for _, e := range p.registry {
-		if e.issuer == "" || e.issuer == st.Issuer {
-			issuerKnown = true
+		if e.issuer != "" && e.issuer != st.Issuer {
+			otherIssuerNamed = otherIssuerNamed || e.keys.Names(st.KID) && len(st.KID) > 0
+			continue
 		}
-		for _, k := range e.keys {
-			if !kidMatches(k, st.KID) {
-				continue
-			}
-			kidKnown = true
-			if e.issuer == "" || e.issuer == st.Issuer {
-				out = append(out, k)
-			}
-		}
+		issuerKeys = append(issuerKeys, e.keys...)
 	}
 	switch {
-	case len(out) > 0:
-		return out, nil
-	case !issuerKnown:
-		return nil, fmt.Errorf("%w: %q is not in the trust registry", ErrUntrustedIssuer, st.Issuer)
-	case kidKnown:
-		return nil, fmt.Errorf("%w: key %x is not trusted for issuer %q", ErrUntrustedIssuer, st.KID, st.Issuer)
+	case len(issuerKeys) > 0:
+		if !issuerKeys.Names(st.KID) && otherIssuerNamed {
+			return nil, fmt.Errorf("%w: key %x is not trusted for issuer %q", ErrUntrustedIssuer, st.KID, st.Issuer)
+		}
+		return issuerKeys.Lookup(st.KID), nil
 	default:
-		return nil, fmt.Errorf("%w: kid %x matches no trusted key", ErrUnknownKey, st.KID)
+		return nil, fmt.Errorf("%w: %q is not in the trust registry", ErrUntrustedIssuer, st.Issuer)
 	}
-}
-
-// kidMatches compares a statement kid with a trusted key: kids in the wild
-// are raw thumbprint bytes or the UTF-8 bytes of a JWK "kid" string.
-func kidMatches(k *scitt.PublicKey, kid []byte) bool {
-	if len(kid) == 0 {
-		return false
-	}
-	return bytes.Equal(k.KID, kid) || bytes.Equal(k.JWKThumbprint(), kid) || bytes.Equal(k.COSEThumbprint(), kid) ||
-		bytes.Equal([]byte(fmt.Sprintf("%x", k.JWKThumbprint())), kid)
 }

@@ -25,8 +25,6 @@
 package transparency
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,6 +45,8 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage/posix"
@@ -600,7 +600,7 @@ func (s *Service) ConsistencyReceipt(ctx context.Context, from, to uint64) ([]by
 
 // Keys returns the service's public keys, the current key first; retired
 // keys stay so that old receipts keep verifying.
-func (s *Service) Keys() scitt.KeySet { return s.keys.all }
+func (s *Service) Keys() keys.Set { return s.keys.all }
 
 // Issuer returns the service identifier (receipt iss).
 func (s *Service) Issuer() string { return s.issuer }

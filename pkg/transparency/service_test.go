@@ -26,6 +26,7 @@ import (
 	"github.com/transparency-dev/tessera/client"
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
@@ -36,7 +37,7 @@ type env struct {
 	svc    *transparency.Service
 	srv    *httptest.Server
 	client *scrapi.Client
-	issuer *scitt.PrivateKey
+	issuer *keys.PrivateKey
 	dir    string
 	logs   *syncBuffer
 }
@@ -58,7 +59,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func writeKey(t *testing.T, dir, name string, k *scitt.PrivateKey) string {
+func writeKey(t *testing.T, dir, name string, k *keys.PrivateKey) string {
 	t.Helper()
 	b, err := k.Public().MarshalJWK()
 	if err != nil {
@@ -71,9 +72,9 @@ func writeKey(t *testing.T, dir, name string, k *scitt.PrivateKey) string {
 	return p
 }
 
-func newEnv(t *testing.T, pc transparency.PolicyConfig, trust ...*scitt.PrivateKey) *env {
+func newEnv(t *testing.T, pc transparency.PolicyConfig, trust ...*keys.PrivateKey) *env {
 	t.Helper()
-	issuer, err := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,13 +129,13 @@ func (e *env) sign(t *testing.T, payload string) []byte {
 	return b
 }
 
-func verifyReceipt(t *testing.T, statement, receipt []byte, keys scitt.KeySet) *scitt.Receipt {
+func verifyReceipt(t *testing.T, statement, receipt []byte, ks keys.Set) *scitt.Receipt {
 	t.Helper()
 	r, err := scitt.ParseReceipt(receipt)
 	if err != nil {
 		t.Fatalf("parse receipt: %v", err)
 	}
-	if _, err := r.VerifyInclusion(statement, keys, scitt.LeafIETF); err != nil {
+	if _, err := r.VerifyInclusion(statement, ks, scitt.LeafIETF); err != nil {
 		t.Fatalf("receipt does not verify: %v", err)
 	}
 	return r
@@ -148,11 +149,11 @@ func TestRegisterEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
-	keys, err := scrapi.FetchKeys(ctx, e.srv.URL)
+	ks, err := scrapi.FetchKeys(ctx, e.srv.URL)
 	if err != nil {
 		t.Fatalf("fetch keys: %v", err)
 	}
-	r := verifyReceipt(t, stmt, reg.Receipt, keys)
+	r := verifyReceipt(t, stmt, reg.Receipt, ks)
 	entry, _ := scitt.EntryHash(stmt)
 	if reg.EntryID != hex.EncodeToString(entry[:]) || r.Subject != reg.EntryID || r.Issuer != "https://ts.test" {
 		t.Fatalf("entry id %q, receipt sub %q iss %q; want %x and https://ts.test", reg.EntryID, r.Subject, r.Issuer, entry)
@@ -163,14 +164,14 @@ func TestRegisterEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifyReceipt(t, ts, reg.Receipt, keys)
+	verifyReceipt(t, ts, reg.Receipt, ks)
 
 	// Registering again gives the same entry and an equivalent receipt.
 	again, err := e.client.Register(ctx, ts)
 	if err != nil {
 		t.Fatalf("re-register: %v", err)
 	}
-	r2 := verifyReceipt(t, stmt, again.Receipt, keys)
+	r2 := verifyReceipt(t, stmt, again.Receipt, ks)
 	if again.EntryID != reg.EntryID || r2.Inclusion[0].LeafIndex != r.Inclusion[0].LeafIndex || !r2.IssuedAt.Equal(r.IssuedAt) {
 		t.Fatalf("duplicate registration: entry %s index %d, want %s index %d", again.EntryID, r2.Inclusion[0].LeafIndex, reg.EntryID, r.Inclusion[0].LeafIndex)
 	}
@@ -233,12 +234,12 @@ func parseCheckpoint(t *testing.T, raw []byte) *log.Checkpoint {
 
 func TestKeysAndConfiguration(t *testing.T) {
 	e := newEnv(t, transparency.PolicyConfig{})
-	keys, err := scrapi.FetchKeys(t.Context(), e.srv.URL)
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("key set = %d keys, %v", len(keys), err)
+	ks, err := scrapi.FetchKeys(t.Context(), e.srv.URL)
+	if err != nil || len(ks) != 1 {
+		t.Fatalf("key set = %d ks, %v", len(ks), err)
 	}
-	kid := keys[0].KID
-	if !bytes.Equal(kid, keys[0].COSEThumbprint()) {
+	kid := ks[0].KID
+	if !bytes.Equal(kid, ks[0].COSEThumbprint()) {
 		t.Fatalf("service kid %x is not the COSE key thumbprint", kid)
 	}
 	for _, tc := range []struct {
@@ -264,7 +265,7 @@ func TestKeysAndConfiguration(t *testing.T) {
 			t.Errorf("GET %s = %d %s, want %d %s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), tc.status, tc.ct)
 		}
 		if tc.status == 200 && strings.HasPrefix(tc.path, "/.well-known/scitt-keys/") {
-			ks, err := scitt.ParsePublicKeys(body)
+			ks, err := keys.ParsePublic(body)
 			if err != nil || len(ks) != 1 || !bytes.Equal(ks[0].COSEThumbprint(), kid) {
 				t.Errorf("GET %s returned a different key: %v", tc.path, err)
 			}
@@ -359,7 +360,7 @@ func TestWaitAnd303(t *testing.T) {
 }
 
 func TestRestartKeepsEntriesAndKeys(t *testing.T) {
-	issuer, _ := scitt.GenerateKey(cose.AlgorithmES256)
+	issuer, _ := keys.Generate(cose.AlgorithmES256)
 	keyFile := writeKey(t, t.TempDir(), "issuer.jwk", issuer)
 	dir := t.TempDir()
 	open := func(rotate bool) (*transparency.Service, *scrapi.Client, func()) {
@@ -394,18 +395,18 @@ func TestRestartKeepsEntriesAndKeys(t *testing.T) {
 	if svc.PolicyEntry() != policyEntry {
 		t.Fatalf("unchanged policy registered again: %s, was %s", svc.PolicyEntry(), policyEntry)
 	}
-	keys := svc.Keys()
-	if len(keys) != 2 || bytes.Equal(keys[0].KID, oldKeys[0].KID) {
-		t.Fatalf("after rotation the key set has %d keys (current %x); want the new key plus the retired one", len(keys), keys[0].KID)
+	ks := svc.Keys()
+	if len(ks) != 2 || bytes.Equal(ks[0].KID, oldKeys[0].KID) {
+		t.Fatalf("after rotation the key set has %d ks (current %x); want the new key plus the retired one", len(ks), ks[0].KID)
 	}
-	verifyReceipt(t, stmt, reg.Receipt, keys) // old receipt, retired key
+	verifyReceipt(t, stmt, reg.Receipt, ks) // old receipt, retired key
 	again, err := c.Register(t.Context(), stmt)
 	if err != nil || again.EntryID != reg.EntryID {
 		t.Fatalf("re-register after restart = %+v, %v", again, err)
 	}
-	r := verifyReceipt(t, stmt, again.Receipt, keys)
-	if !bytes.Equal(r.KID, keys[0].KID) {
-		t.Fatalf("new receipt signed by %x, want the current key %x", r.KID, keys[0].KID)
+	r := verifyReceipt(t, stmt, again.Receipt, ks)
+	if !bytes.Equal(r.KID, ks[0].KID) {
+		t.Fatalf("new receipt signed by %x, want the current key %x", r.KID, ks[0].KID)
 	}
 }
 
@@ -458,9 +459,9 @@ func disconnectMidBody(t *testing.T, srvURL string, body []byte) {
 	conn.Close()
 }
 
-func newRandKey(t *testing.T, alg cose.Algorithm) *scitt.PrivateKey {
+func newRandKey(t *testing.T, alg cose.Algorithm) *keys.PrivateKey {
 	t.Helper()
-	k, err := scitt.GenerateKey(alg)
+	k, err := keys.Generate(alg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,16 @@ import (
 	"crypto/sha256"
 	"testing"
 	"time"
+
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // rawES256Verify is the baseline: one SHA-256 and one ECDSA P-256
 // verification, the cryptographic core of verifying one ES256 JWS.
 func rawES256Verify(b *testing.B, n int) {
-	k, _ := GenerateKey()
+	k, _ := keys.Generate(cose.AlgorithmES256)
 	msg := make([]byte, 600)
 	rand.Read(msg)
 	d := sha256.Sum256(msg)
@@ -31,7 +35,7 @@ func rawES256Verify(b *testing.B, n int) {
 // rawES256VerifyNs measures the baseline inline (testing.Benchmark cannot
 // nest): ns per n raw ES256 verifications, averaged over iters.
 func rawES256VerifyNs(n, iters int) float64 {
-	k, _ := GenerateKey()
+	k, _ := keys.Generate(cose.AlgorithmES256)
 	msg := make([]byte, 600)
 	rand.Read(msg)
 	d := sha256.Sum256(msg)

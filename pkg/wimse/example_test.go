@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -17,11 +19,11 @@ import (
 // against the trust domain's bundle (the server's public keys) at a given
 // time.
 func ExampleMintWIT() {
-	server, err := wimse.GenerateKey() // the Identity Server's key
+	server, err := keys.Generate(cose.AlgorithmES256) // the Identity Server's key
 	if err != nil {
 		panic(err)
 	}
-	workload, err := wimse.GenerateKey() // the workload's key, bound by cnf.jwk
+	workload, err := keys.Generate(cose.AlgorithmES256) // the workload's key, bound by cnf.jwk
 	if err != nil {
 		panic(err)
 	}

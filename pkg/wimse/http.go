@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // HTTP header names (workload-creds §3.3, wpt §3.2).
@@ -20,7 +22,7 @@ const (
 // Credentials are a workload's WIT and the private key bound to it.
 type Credentials struct {
 	WIT string
-	Key *SigningKey
+	Key *keys.PrivateKey
 }
 
 // Transport is an http.RoundTripper that adds the Workload-Identity-Token and a

@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // Token types (JOSE typ) for WITs and WPTs (workload-creds §3.1, wpt §3.1).
@@ -68,14 +70,14 @@ type WITClaims struct {
 
 // MintWIT signs a WIT with the identity server key. The header is
 // {alg, typ: "wit+jwt", kid}; there is never an aud.
-func MintWIT(key *SigningKey, c WITClaims) (string, error) {
+func MintWIT(key *keys.PrivateKey, c WITClaims) (string, error) {
 	if c.Subject.IsZero() {
 		return "", fmt.Errorf("%w: WIT subject is required", ErrMalformed)
 	}
 	if c.Expiry.IsZero() {
 		return "", fmt.Errorf("%w: WIT expiry is required", ErrMalformed)
 	}
-	if key.KeyID == "" {
+	if len(key.KID) == 0 {
 		return "", fmt.Errorf("%w: the issuer key needs a kid", ErrMalformed)
 	}
 	cnf, err := confirmationJWK(c.Key)
@@ -337,4 +339,31 @@ func randomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ParseWITUnverified reads the sub and cnf.jwk of a WIT without verifying
+// its signature or times: for the workload that holds the WIT it was just
+// issued (to name itself in a statement and check it holds the right key).
+// Never base a trust decision on it: verifiers use [ParseWIT].
+func ParseWITUnverified(token string) (Identifier, jose.JSONWebKey, error) {
+	tok, _, err := parseCompact(token, Algorithms)
+	if err != nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w", err)
+	}
+	var c witHeaderClaims
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w: %w", ErrMalformed, err)
+	}
+	id, err := ParseIdentifier(c.Subject)
+	if err != nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: sub: %w", err)
+	}
+	if c.Cnf == nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w: no cnf.jwk", ErrMalformed)
+	}
+	cnf, err := parseConfirmationKey(c.Cnf.JWK)
+	if err != nil {
+		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w", err)
+	}
+	return id, cnf, nil
 }

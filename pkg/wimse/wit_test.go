@@ -13,13 +13,16 @@ import (
 	"github.com/spiffe/go-spiffe/v2/exp/bundle/witbundle"
 	"github.com/spiffe/go-spiffe/v2/exp/svid/witsvid"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 const testTD = "ci.example.org"
 
 type fixture struct {
-	issuer   *SigningKey
-	workload *SigningKey
+	issuer   *keys.PrivateKey
+	workload *keys.PrivateKey
 	bundle   *Bundle
 	id       Identifier
 	wit      string
@@ -27,11 +30,11 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	iss, err := GenerateKey()
+	iss, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wl, err := GenerateKey()
+	wl, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +60,7 @@ func TestWITRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.ID != f.id || w.Issuer != "https://id.example.org" || w.KeyID != f.issuer.KeyID || w.JTI == "" {
+	if w.ID != f.id || w.Issuer != "https://id.example.org" || w.KeyID != f.issuer.KeyID() || w.JTI == "" {
 		t.Errorf("parsed WIT = %+v", w)
 	}
 	if w.Key.Algorithm != "ES256" {
@@ -87,14 +90,14 @@ func TestWITPassesGoSpiffeWITSVID(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go-spiffe rejects our WIT: %v", err)
 	}
-	if svid.ID.String() != f.id.String() || svid.KeyID != f.issuer.KeyID {
+	if svid.ID.String() != f.id.String() || svid.KeyID != f.issuer.KeyID() {
 		t.Errorf("svid = %v %v", svid.ID, svid.KeyID)
 	}
 }
 
 func TestWITRejections(t *testing.T) {
 	f := newFixture(t)
-	other, _ := GenerateKey()
+	other, _ := keys.Generate(cose.AlgorithmES256)
 	craft := func(alg jose.SignatureAlgorithm, key any, typ string, kid string, claims map[string]any) string {
 		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
 		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, opts)
@@ -122,22 +125,22 @@ func TestWITRejections(t *testing.T) {
 	noCnf := base()
 	delete(noCnf, "cnf")
 	pubBytes := mustJSON(t, f.issuer.PublicJWK())
-	hs := craft(jose.HS256, pubBytes, TypeWIT, f.issuer.KeyID, base())
-	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"wit+jwt","kid":"`+f.issuer.KeyID+`"}`)) + "." +
+	hs := craft(jose.HS256, pubBytes, TypeWIT, f.issuer.KeyID(), base())
+	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"wit+jwt","kid":"`+f.issuer.KeyID()+`"}`)) + "." +
 		base64.RawURLEncoding.EncodeToString(mustJSON(t, base())) + "."
 	tests := []struct {
 		name  string
 		token string
 		want  error
 	}{
-		{"aud present", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID, withAud), ErrAudience},
-		{"expired", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID, expired), ErrExpired},
-		{"not yet valid", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID, future), ErrNotYetValid},
-		{"wrong typ", craft(jose.ES256, f.issuer.Signer, "JWT", f.issuer.KeyID, base()), ErrWrongType},
-		{"unknown kid", craft(jose.ES256, other.Signer, TypeWIT, other.KeyID, base()), ErrKeyNotFound},
-		{"signed by another key under our kid", craft(jose.ES256, other.Signer, TypeWIT, f.issuer.KeyID, base()), ErrBadSignature},
-		{"untrusted trust domain", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID, otherTD), ErrUntrustedDomain},
-		{"no cnf", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID, noCnf), ErrMalformed},
+		{"aud present", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID(), withAud), ErrAudience},
+		{"expired", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID(), expired), ErrExpired},
+		{"not yet valid", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID(), future), ErrNotYetValid},
+		{"wrong typ", craft(jose.ES256, f.issuer.Signer, "JWT", f.issuer.KeyID(), base()), ErrWrongType},
+		{"unknown kid", craft(jose.ES256, other.Signer, TypeWIT, other.KeyID(), base()), ErrKeyNotFound},
+		{"signed by another key under our kid", craft(jose.ES256, other.Signer, TypeWIT, f.issuer.KeyID(), base()), ErrBadSignature},
+		{"untrusted trust domain", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID(), otherTD), ErrUntrustedDomain},
+		{"no cnf", craft(jose.ES256, f.issuer.Signer, TypeWIT, f.issuer.KeyID(), noCnf), ErrMalformed},
 		{"alg none", none, ErrUnsupportedAlgorithm},
 		{"HS256 with the public key", hs, ErrUnsupportedAlgorithm},
 		{"oversize", strings.Repeat("a", MaxTokenSize+1), ErrMalformed},
@@ -190,7 +193,7 @@ func TestParseBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := b.Key(f.issuer.KeyID); !ok {
+	if _, ok := b.Key(f.issuer.KeyID()); !ok {
 		t.Fatal("kid lost in round trip")
 	}
 	priv := mustJSON(t, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{f.issuer.PrivateJWK()}})

@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 // Lifetimes of proof tokens (wpt §3.1: "short").
@@ -36,7 +38,7 @@ type WPT struct {
 // public half is the WIT's cnf.jwk: typ "wpt+jwt", alg = the key's algorithm,
 // claims aud, iat, exp (now + lifetime, DefaultProofLifetime when zero, capped
 // at MaxProofLifetime), a random 128-bit jti and wth.
-func MintWPT(key *SigningKey, wit, aud string, lifetime time.Duration) (string, error) {
+func MintWPT(key *keys.PrivateKey, wit, aud string, lifetime time.Duration) (string, error) {
 	if aud == "" {
 		return "", fmt.Errorf("%w: WPT audience is required", ErrMalformed)
 	}

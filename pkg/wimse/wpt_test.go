@@ -12,6 +12,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
 func verifiedWIT(t testing.TB, f *fixture) *WIT {
@@ -63,7 +66,7 @@ func TestWPTForAnotherAudience(t *testing.T) {
 
 func TestWPTSignedByDifferentKey(t *testing.T) {
 	f := newFixture(t)
-	other, _ := GenerateKey()
+	other, _ := keys.Generate(cose.AlgorithmES256)
 	tok, _ := MintWPT(other, f.wit, "https://ts.example/entries", 0)
 	_, err := VerifyWPT(tok, verifiedWIT(t, f), ProofPolicy{Audiences: []string{"https://ts.example/entries"}, Replay: NewReplayCache(10)})
 	if !errors.Is(err, ErrProofMismatch) {

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -54,7 +55,7 @@ type Client struct {
 	async    bool
 
 	keysMu   sync.Mutex
-	keys     scitt.KeySet
+	keys     keys.Set
 	keysTime time.Time
 	keysTTL  time.Duration
 }
@@ -246,7 +247,7 @@ func (c *Client) Statement(ctx context.Context, entryID string) ([]byte, error) 
 }
 
 // Keys returns the service's key set (/.well-known/scitt-keys), cached.
-func (c *Client) Keys(ctx context.Context) (scitt.KeySet, error) {
+func (c *Client) Keys(ctx context.Context) (keys.Set, error) {
 	c.keysMu.Lock()
 	defer c.keysMu.Unlock()
 	if c.keys != nil && time.Since(c.keysTime) < c.keysTTL {
@@ -256,7 +257,7 @@ func (c *Client) Keys(ctx context.Context) (scitt.KeySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch key set: %w", err)
 	}
-	ks, err := scitt.ParsePublicKeys(b)
+	ks, err := keys.ParsePublic(b)
 	if err != nil {
 		return nil, fmt.Errorf("fetch key set: %w", err)
 	}
@@ -265,7 +266,7 @@ func (c *Client) Keys(ctx context.Context) (scitt.KeySet, error) {
 }
 
 // FetchKeys fetches the COSE_KeySet of the service at baseURL.
-func FetchKeys(ctx context.Context, baseURL string) (scitt.KeySet, error) {
+func FetchKeys(ctx context.Context, baseURL string) (keys.Set, error) {
 	c, err := NewClient(baseURL)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 )
@@ -28,7 +29,7 @@ type Config struct {
 	// TS is the service base URL.
 	TS string
 	// Key signs the statements; the service must trust it.
-	Key *scitt.PrivateKey
+	Key *keys.PrivateKey
 	// Count statements are registered by Concurrency clients.
 	Count, Concurrency int
 	// PayloadSize is the size of each statement's (random) payload. Default 1024.
@@ -234,7 +235,7 @@ func presign(ctx context.Context, cfg Config) ([][]byte, error) {
 	return stmts, errors.Join(errs...)
 }
 
-func verifyAll(results []result, keys scitt.KeySet) (int, error) {
+func verifyAll(results []result, keys keys.Set) (int, error) {
 	var ok atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
@@ -260,7 +261,7 @@ func verifyAll(results []result, keys scitt.KeySet) (int, error) {
 	return int(ok.Load()), firstErr
 }
 
-func verifyOne(stmt, receipt []byte, keys scitt.KeySet) error {
+func verifyOne(stmt, receipt []byte, keys keys.Set) error {
 	r, err := scitt.ParseReceipt(receipt)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnverified, err)

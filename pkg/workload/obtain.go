@@ -1,24 +1,24 @@
-package identity
+package workload
 
 import (
-	"github.com/trustfabric/trustfabric/internal/atomicfile"
-
 	"context"
 	"crypto"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/ci/github"
 	"github.com/trustfabric/trustfabric/pkg/ci/gitlab"
 	"github.com/trustfabric/trustfabric/pkg/ci/spiffe"
 	"github.com/trustfabric/trustfabric/pkg/ci/tekton"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/veraison/go-cose"
+	"github.com/trustfabric/trustfabric/pkg/witstatement"
 )
 
 // Provider names accepted by Obtain.
@@ -29,10 +29,6 @@ const (
 	ProviderKubernetes = "kubernetes"
 	ProviderSPIFFE     = "spiffe"
 )
-
-// ErrNoProvider: no CI platform or SPIFFE agent was detected, or the name is
-// unknown.
-var ErrNoProvider = errors.New("no identity provider")
 
 // ObtainOptions configure Obtain.
 type ObtainOptions struct {
@@ -61,7 +57,7 @@ type ObtainOptions struct {
 // Credentials are a workload identity: a WIT and its private key.
 type Credentials struct {
 	WIT      string
-	Key      *scitt.PrivateKey
+	Key      *keys.PrivateKey
 	ID       wimse.Identifier
 	Provider string
 }
@@ -130,13 +126,9 @@ func Obtain(ctx context.Context, o ObtainOptions) (*Credentials, error) {
 		return nil, err
 	}
 	if o.Server == "" {
-		return nil, fmt.Errorf("%w: the identity server URL is required", ErrRequest)
+		return nil, fmt.Errorf("%w: the identity server URL is required", ErrConfig)
 	}
-	key, err := scitt.GenerateKey(cose.AlgorithmES256)
-	if err != nil {
-		return nil, err
-	}
-	wk, err := wimse.KeyFromSigner(key.Signer)
+	key, err := keys.Generate(cose.AlgorithmES256)
 	if err != nil {
 		return nil, err
 	}
@@ -144,11 +136,11 @@ func Obtain(ctx context.Context, o ObtainOptions) (*Credentials, error) {
 	if o.HTTPClient != nil {
 		opts = append(opts, WithClient(o.HTTPClient))
 	}
-	wit, err := Exchange(ctx, o.Server, tok, wk, opts...)
+	wit, err := Exchange(ctx, o.Server, tok, key, opts...)
 	if err != nil {
 		return nil, err
 	}
-	id, err := wimse.StatementIssuer(wit, key.Signer.Public())
+	id, err := witstatement.Issuer(wit, key.Signer.Public())
 	if err != nil {
 		return nil, err
 	}
@@ -157,15 +149,15 @@ func Obtain(ctx context.Context, o ObtainOptions) (*Credentials, error) {
 
 // credentialsFrom wraps a WIT-SVID and key from a SPIFFE agent.
 func credentialsFrom(wit string, signer crypto.Signer, prov string) (*Credentials, error) {
-	pub, err := scitt.NewPublicKey(signer.Public())
+	key, err := keys.NewPrivateKey(signer)
 	if err != nil {
 		return nil, err
 	}
-	id, err := wimse.StatementIssuer(wit, signer.Public())
+	id, err := witstatement.Issuer(wit, signer.Public())
 	if err != nil {
 		return nil, err
 	}
-	return &Credentials{WIT: wit, Key: &scitt.PrivateKey{Signer: signer, Alg: pub.Alg, KID: pub.JWKThumbprint()}, ID: id, Provider: prov}, nil
+	return &Credentials{WIT: wit, Key: key, ID: id, Provider: prov}, nil
 }
 
 // WriteFiles writes the WIT to witPath and the private key, as a JWK, to
@@ -194,4 +186,16 @@ func ReadWIT(path string) (string, error) {
 		return "", fmt.Errorf("%w: %s is not a WIT", wimse.ErrMalformed, path)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// HTTPClient returns a client that sends the WIT and a fresh Workload Proof
+// Token (audience: the request's target URI) with every request (design §2.4).
+// base may be nil (http.DefaultTransport, no overall timeout).
+func (c *Credentials) HTTPClient(base *http.Client) *http.Client {
+	out := &http.Client{}
+	if base != nil {
+		*out = *base
+	}
+	out.Transport = &wimse.Transport{Base: out.Transport, Credentials: wimse.Credentials{WIT: c.WIT, Key: c.Key}}
+	return out
 }

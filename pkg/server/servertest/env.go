@@ -1,24 +1,28 @@
-// Package attesttest runs everything `trustfabric attest` talks to, in
-// process and on loopback only: a fake GitHub Actions OIDC issuer with the
-// runner's token request endpoint (pkg/identity/oidctest), the Identity
-// Server trusting it (pkg/identity), a Transparency Service on Tessera's POSIX
-// driver in a directory (pkg/transparency) that trusts the Identity Server's
-// WIT bundle and requires WIMSE headers on registration, and an olareg
-// registry (pkg/oci/ocitest) with a small random image pushed to it.
+// Package servertest is Trustfabric's one test/dev environment: everything
+// `trustfabric attest` and `verify` talk to, in process and on loopback only.
+// A fake CI OIDC issuer (GitHub Actions with the runner's token request
+// endpoint, or GitLab; pkg/identity/oidctest), and, started through the
+// composition root (pkg/server) on one port, the Identity Server trusting it
+// and a Transparency Service on Tessera's POSIX driver that trusts the
+// Identity Server's WIT bundle and requires WIMSE headers on registration;
+// plus an olareg registry (pkg/oci/ocitest) with a small random image.
 //
-// It is used by tests, by benchmarks and by `trustfabric quickstart`, so it
-// takes a context and a directory rather than a *testing.T. Only the GitHub
-// fake is a fake (design.md §6): every other component is the real one.
-package attesttest
+// It is used by tests, by benchmarks, by `trustfabric quickstart` and by the
+// CI self-test environment (devtools/selftestenv), so it takes a context and
+// a directory rather than a *testing.T. Only the CI issuer is a fake
+// (design.md §6): every other component is the real one.
+package servertest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -27,11 +31,11 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
-	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/server"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
-	"github.com/trustfabric/trustfabric/pkg/wimse/wittrust"
 )
 
 // Defaults of Config.
@@ -49,6 +53,14 @@ type Config struct {
 	// TrustDomain of the identifiers the Identity Server issues. Default
 	// DefaultTrustDomain.
 	TrustDomain string
+	// Provider is the CI platform whose tokens the Identity Server trusts:
+	// "github" (default) or "gitlab".
+	Provider string
+	// ExternalIssuer, for github, trusts that real OIDC issuer instead of
+	// running the fake (the CI self-test on a real runner).
+	ExternalIssuer string
+	// AllowRepository, when set, restricts identities to this owner/repo.
+	AllowRepository string
 	// Run is the GitHub workflow run the fake mints tokens for. Zero fields
 	// take oidctest.DefaultGitHubRun's values.
 	Run oidctest.GitHubRun
@@ -64,22 +76,29 @@ type Config struct {
 	// RegistryMiddleware, when set, wraps the registry's handler (fault
 	// injection: see the ocitest middleware). The image is pushed through it.
 	RegistryMiddleware func(http.Handler) http.Handler
+	// Logger receives the services' logs. Default: discarded.
+	Logger *slog.Logger
 }
 
 // Env is a running environment. Its fields are read-only.
 type Env struct {
-	// GitHub is the fake GitHub Actions issuer and runner token endpoint.
+	// GitHub is the fake GitHub Actions issuer and runner token endpoint;
+	// GitLab the fake GitLab issuer. Each is nil unless it is the provider.
 	GitHub *oidctest.GitHub
+	GitLab *oidctest.GitLab
+	// Server is the composition pkg/server built: Transparency Service and
+	// Identity Server on one port.
+	Server *server.Server
 	// IdentityURL is the Identity Server's URL (its WIT iss and the audience
 	// of the CI tokens it accepts); Bundle its WIT bundle.
 	IdentityURL string
 	Identity    *identity.Server
 	Bundle      *wimse.Bundle
 	// TSURL is the Transparency Service's URL and also its issuer (receipt
-	// iss); TSKeys its public keys.
+	// iss); TSKeys its public keys. It is IdentityURL: one server.
 	TSURL  string
 	TS     *transparency.Service
-	TSKeys scitt.KeySet
+	TSKeys keys.Set
 	// Registry is the olareg registry; RegistryHost its host:port.
 	Registry     *ocitest.Registry
 	RegistryHost string
@@ -87,7 +106,7 @@ type Env struct {
 	// tag (host/repo:tag).
 	Image, ImageTag string
 	// Vars is the GitHub runner environment of a job of Config.Run, with
-	// GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files in Dir.
+	// GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files in Dir (github only).
 	Vars map[string]string
 	// Dir is Config.Dir.
 	Dir string
@@ -112,7 +131,7 @@ func (e *Env) Close() error {
 // Start starts the environment. On error everything started is stopped.
 func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	if cfg.Dir == "" {
-		return nil, errors.New("attesttest: Config.Dir is required")
+		return nil, errors.New("servertest: Config.Dir is required")
 	}
 	if cfg.TrustDomain == "" {
 		cfg.TrustDomain = DefaultTrustDomain
@@ -123,69 +142,75 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	if cfg.Tag == "" {
 		cfg.Tag = DefaultTag
 	}
+	if cfg.Provider == "" {
+		cfg.Provider = identity.ProviderGitHub
+	}
 	e := &Env{Dir: cfg.Dir}
 	defer func() {
 		if err != nil {
 			_ = e.Close()
 		}
 	}()
-
-	// The fake CI issuer.
-	if e.GitHub, err = oidctest.NewGitHub(); err != nil {
-		return nil, fmt.Errorf("github fake: %w", err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen on loopback: %w", err)
 	}
-	e.closers = append(e.closers, func() error { e.GitHub.Close(); return nil })
-	if cfg.Run != (oidctest.GitHubRun{}) {
-		e.GitHub.SetRun(cfg.Run)
+	url := "http://" + l.Addr().String()
+
+	// The CI issuer.
+	prov := identity.ProviderConfig{Type: cfg.Provider, Audience: url}
+	switch {
+	case cfg.Provider == identity.ProviderGitHub && cfg.ExternalIssuer != "":
+		prov.Issuer = cfg.ExternalIssuer
+	case cfg.Provider == identity.ProviderGitHub:
+		if e.GitHub, err = oidctest.NewGitHub(); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("github fake: %w", err)
+		}
+		e.closers = append(e.closers, func() error { e.GitHub.Close(); return nil })
+		run := cfg.Run
+		if owner, repo, ok := strings.Cut(cfg.AllowRepository, "/"); ok && run == (oidctest.GitHubRun{}) {
+			run = oidctest.DefaultGitHubRun
+			run.Owner, run.Repo = owner, repo
+		}
+		if run != (oidctest.GitHubRun{}) {
+			e.GitHub.SetRun(run)
+		}
+		prov.Issuer = e.GitHub.URL()
+	case cfg.Provider == identity.ProviderGitLab:
+		if e.GitLab, err = oidctest.NewGitLab(); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("gitlab fake: %w", err)
+		}
+		e.closers = append(e.closers, func() error { e.GitLab.Close(); return nil })
+		prov.Issuer = e.GitLab.URL()
+	default:
+		l.Close()
+		return nil, fmt.Errorf("servertest: provider %q: want github or gitlab", cfg.Provider)
+	}
+	if cfg.AllowRepository != "" && cfg.Provider == identity.ProviderGitHub {
+		prov.Allow = map[string][]string{"repository": {cfg.AllowRepository}}
 	}
 
-	// The Identity Server trusting it.
-	idl, err := listen()
+	// The Identity Server and the Transparency Service, through the
+	// composition root.
+	require := !cfg.AnonymousRegistration
+	e.Server, err = server.New(ctx, server.Config{
+		Listener: l, PublicURL: url, Dir: filepath.Join(cfg.Dir, "ts"), Issuer: url,
+		CheckpointInterval: cfg.CheckpointInterval, RequireWIMSE: &require, Logger: cfg.Logger,
+		Identity: &identity.Config{TrustDomain: cfg.TrustDomain, Issuer: url, Providers: []identity.ProviderConfig{prov}},
+	})
 	if err != nil {
 		return nil, err
 	}
-	e.IdentityURL = "http://" + idl.Addr().String()
-	e.Identity, err = identity.New(ctx, identity.Config{
-		TrustDomain: cfg.TrustDomain, Issuer: e.IdentityURL,
-		Providers: []identity.ProviderConfig{{Type: identity.ProviderGitHub, Issuer: e.GitHub.URL(), Audience: e.IdentityURL}},
-	})
-	if err != nil {
-		idl.Close()
-		return nil, fmt.Errorf("identity server: %w", err)
-	}
-	e.serve(idl, e.Identity)
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- e.Server.Serve(sctx) }()
+	e.closers = append(e.closers, func() error { cancel(); return <-done })
+	e.IdentityURL, e.TSURL = url, url
+	e.Identity, e.TS = e.Server.Identity, e.Server.TS
 	e.Bundle = e.Identity.Bundle()
-
-	// The Transparency Service trusting the bundle.
-	tsl, err := listen()
-	if err != nil {
-		return nil, err
-	}
-	e.TSURL = "http://" + tsl.Addr().String()
-	bundles := wimse.Bundles{e.Bundle}
-	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, nil, &wittrust.Verifier{Bundles: bundles})
-	if err != nil {
-		tsl.Close()
-		return nil, fmt.Errorf("registration policy: %w", err)
-	}
-	e.TS, err = transparency.Open(ctx, transparency.Options{
-		Dir: filepath.Join(cfg.Dir, "ts"), Issuer: e.TSURL, Policy: pol, CheckpointInterval: cfg.CheckpointInterval,
-	})
-	if err != nil {
-		tsl.Close()
-		return nil, fmt.Errorf("transparency service: %w", err)
-	}
-	e.closers = append(e.closers, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return e.TS.Close(ctx)
-	})
 	e.TSKeys = e.TS.Keys()
-	h := e.TS.Handler(transparency.HandlerOptions{})
-	if !cfg.AnonymousRegistration {
-		h = wittrust.RequireOnRegistration(h, &wimse.Authenticator{Bundles: bundles, Origins: []string{e.TSURL}, Replay: wimse.NewReplayCache(100000)})
-	}
-	e.serve(tsl, h)
 
 	// The registry and the image.
 	rh, stop := ocitest.NewOlaregHandler(nil)
@@ -201,15 +226,17 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	}
 
 	// The runner environment.
-	e.Vars = e.GitHub.Env()
-	for k, f := range map[string]string{"GITHUB_OUTPUT": "github_output", "GITHUB_STEP_SUMMARY": "step_summary"} {
-		p := filepath.Join(cfg.Dir, f)
-		if err := os.WriteFile(p, nil, 0o644); err != nil {
-			return nil, err
+	if e.GitHub != nil {
+		e.Vars = e.GitHub.Env()
+		for k, f := range map[string]string{"GITHUB_OUTPUT": "github_output", "GITHUB_STEP_SUMMARY": "step_summary"} {
+			p := filepath.Join(cfg.Dir, f)
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				return nil, err
+			}
+			e.Vars[k] = p
 		}
-		e.Vars[k] = p
+		e.Vars["RUNNER_TEMP"] = cfg.Dir
 	}
-	e.Vars["RUNNER_TEMP"] = cfg.Dir
 	return e, nil
 }
 
@@ -232,23 +259,4 @@ func PushRandomImage(ctx context.Context, ref string) (string, error) {
 		return "", err
 	}
 	return tag.Context().Name() + "@" + d.String(), nil
-}
-
-func listen() (net.Listener, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listen on loopback: %w", err)
-	}
-	return l, nil
-}
-
-// serve serves h on l until Close.
-func (e *Env) serve(l net.Listener, h http.Handler) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	e.closers = append(e.closers, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(ctx)
-	})
 }

@@ -4,7 +4,7 @@
 //
 // Run it from the repository root:
 //
-//	go run ./internal/cmd/genvectors -out testdata/trustfabric-v1
+//	go run ./devtools/genvectors -out testdata/trustfabric-v1
 //
 // Each vector directory holds statement.cose, receipt.cose, payload.bin,
 // issuer-key.jwk and log-key.jwk (public keys) and expected.json, which names
@@ -32,6 +32,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -57,9 +58,9 @@ type expected struct {
 
 type gen struct {
 	ctx       context.Context
-	issuerKey *scitt.PrivateKey
-	logKey    *scitt.PrivateKey
-	otherKey  *scitt.PrivateKey
+	issuerKey *keys.PrivateKey
+	logKey    *keys.PrivateKey
+	otherKey  *keys.PrivateKey
 	payload   []byte
 	statement []byte
 	out       string
@@ -76,14 +77,14 @@ func main() {
 func run(out string) error {
 	g := &gen{ctx: context.Background(), out: out}
 	var err error
-	if g.issuerKey, err = scitt.GenerateKey(cose.AlgorithmES256); err != nil {
+	if g.issuerKey, err = keys.Generate(cose.AlgorithmES256); err != nil {
 		return err
 	}
-	if g.logKey, err = scitt.GenerateKey(cose.AlgorithmES256); err != nil {
+	if g.logKey, err = keys.Generate(cose.AlgorithmES256); err != nil {
 		return err
 	}
 	g.logKey.KID = g.logKey.Public().COSEThumbprint()
-	if g.otherKey, err = scitt.GenerateKey(cose.AlgorithmES256); err != nil {
+	if g.otherKey, err = keys.Generate(cose.AlgorithmES256); err != nil {
 		return err
 	}
 	g.otherKey.KID = g.otherKey.Public().COSEThumbprint()
@@ -184,7 +185,7 @@ func (g *gen) baseHeader() map[any]any {
 	}
 }
 
-func (g *gen) sign1(key *scitt.PrivateKey, h map[any]any, payload []byte) []byte {
+func (g *gen) sign1(key *keys.PrivateKey, h map[any]any, payload []byte) []byte {
 	protected, err := cosewire.Enc.Marshal(h)
 	must(err)
 	s, err := cose.NewSigner(key.Alg, key.Signer)
@@ -219,11 +220,11 @@ func (g *gen) receipt(stmt []byte, index uint64, mod func(*scitt.InclusionProof,
 	return g.receiptWith(g.logKey, stmt, index, mod)
 }
 
-func (g *gen) receiptBy(key *scitt.PrivateKey, stmt []byte) []byte {
+func (g *gen) receiptBy(key *keys.PrivateKey, stmt []byte) []byte {
 	return g.receiptWith(key, stmt, leafIndex, nil)
 }
 
-func (g *gen) receiptWith(key *scitt.PrivateKey, stmt []byte, index uint64, mod func(*scitt.InclusionProof, []byte) []byte) []byte {
+func (g *gen) receiptWith(key *keys.PrivateKey, stmt []byte, index uint64, mod func(*scitt.InclusionProof, []byte) []byte) []byte {
 	t := g.tree(stmt)
 	path, err := t.InclusionProof(index, treeSize)
 	must(err)

@@ -1,4 +1,4 @@
-package attesttest_test
+package servertest_test
 
 import (
 	"bytes"
@@ -6,12 +6,13 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/trustfabric/trustfabric/pkg/attest/attesttest"
-	"github.com/trustfabric/trustfabric/pkg/identity"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
+	"github.com/trustfabric/trustfabric/pkg/workload"
 )
 
 // TestEnvRequiresWIMSE checks the wiring the environment promises: the
@@ -19,14 +20,14 @@ import (
 // Service registers a statement bound to it only when the request carries
 // the WIMSE headers, and the image is in the registry.
 func TestEnvRequiresWIMSE(t *testing.T) {
-	env, err := attesttest.Start(t.Context(), attesttest.Config{Dir: t.TempDir()})
+	env, err := servertest.Start(t.Context(), servertest.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer env.Close()
 	ctx := t.Context()
 
-	creds, err := identity.Obtain(ctx, identity.ObtainOptions{Server: env.IdentityURL, Getenv: env.Getenv, Out: &bytes.Buffer{}})
+	creds, err := workload.Obtain(ctx, workload.ObtainOptions{Server: env.IdentityURL, Getenv: env.Getenv, Out: &bytes.Buffer{}})
 	if err != nil {
 		t.Fatalf("obtain: %v", err)
 	}
@@ -43,7 +44,7 @@ func TestEnvRequiresWIMSE(t *testing.T) {
 		t.Fatalf("registration without WIMSE headers: err = %v, want a 401 problem", err)
 	}
 
-	wk, err := wimse.KeyFromSigner(creds.Key.Signer)
+	wk, err := keys.NewPrivateKey(creds.Key.Signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestEnvRequiresWIMSE(t *testing.T) {
 	}
 
 	c, _ := oci.New()
-	if _, dig, err := c.Resolve(ctx, env.ImageTag); err != nil || "" == dig || env.Image[len(env.Image)-len(dig):] != dig {
+	if _, dig, err := c.Resolve(ctx, env.ImageTag); err != nil || dig == "" || env.Image[len(env.Image)-len(dig):] != dig {
 		t.Errorf("tag %s resolves to %s (%v), Env.Image is %s", env.ImageTag, dig, err, env.Image)
 	}
 }

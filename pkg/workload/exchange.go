@@ -1,4 +1,4 @@
-package identity
+package workload
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -39,8 +40,8 @@ type exchangeOptions struct {
 // WithClient sets the HTTP client. Default: a client with a 30 s timeout.
 func WithClient(c *http.Client) ExchangeOption { return func(o *exchangeOptions) { o.client = c } }
 
-// WithSubjectTokenType sets subject_token_type. Default: TokenTypeIDToken
-// (use TokenTypeJWT for Kubernetes service-account tokens and JWT-SVIDs).
+// WithSubjectTokenType sets subject_token_type. Default: wimse.TokenTypeIDToken
+// (use wimse.TokenTypeJWT for Kubernetes service-account tokens and JWT-SVIDs).
 func WithSubjectTokenType(t string) ExchangeOption {
 	return func(o *exchangeOptions) { o.tokenType = t }
 }
@@ -48,21 +49,21 @@ func WithSubjectTokenType(t string) ExchangeOption {
 // Exchange trades ciToken for a WIT bound to key at the identity server at
 // serverURL (RFC 8693 + DPoP). It returns the WIT's compact serialization.
 // Server refusals are *ExchangeError.
-func Exchange(ctx context.Context, serverURL, ciToken string, key *wimse.SigningKey, opts ...ExchangeOption) (string, error) {
-	o := exchangeOptions{client: &http.Client{Timeout: 30 * time.Second}, tokenType: TokenTypeIDToken}
+func Exchange(ctx context.Context, serverURL, ciToken string, key *keys.PrivateKey, opts ...ExchangeOption) (string, error) {
+	o := exchangeOptions{client: &http.Client{Timeout: 30 * time.Second}, tokenType: wimse.TokenTypeIDToken}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	tokenURL := strings.TrimSuffix(serverURL, "/") + TokenPath
+	tokenURL := strings.TrimSuffix(serverURL, "/") + wimse.TokenPath
 	proof, err := NewDPoPProof(key, tokenURL)
 	if err != nil {
 		return "", err
 	}
 	form := url.Values{
-		"grant_type":           {GrantTypeTokenExchange},
+		"grant_type":           {wimse.GrantTypeTokenExchange},
 		"subject_token":        {ciToken},
 		"subject_token_type":   {o.tokenType},
-		"requested_token_type": {TokenTypeJWT},
+		"requested_token_type": {wimse.TokenTypeJWT},
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -87,11 +88,11 @@ func Exchange(ctx context.Context, serverURL, ciToken string, key *wimse.Signing
 		_ = json.Unmarshal(body, &e)
 		return "", &ExchangeError{Status: resp.StatusCode, Code: e.Error, Description: e.Description}
 	}
-	var tr TokenResponse
+	var tr wimse.TokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
 		return "", fmt.Errorf("token exchange: %w: response has no access_token", wimse.ErrMalformed)
 	}
-	if tr.IssuedTokenType != TokenTypeJWT {
+	if tr.IssuedTokenType != wimse.TokenTypeJWT {
 		return "", fmt.Errorf("token exchange: %w: issued_token_type %q", wimse.ErrMalformed, tr.IssuedTokenType)
 	}
 	return tr.AccessToken, nil
@@ -102,7 +103,7 @@ func FetchBundle(ctx context.Context, serverURL, trustDomain string, client *htt
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(serverURL, "/")+BundlePath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(serverURL, "/")+wimse.BundlePath, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch bundle: %w", err)
 	}
@@ -112,7 +113,7 @@ func FetchBundle(ctx context.Context, serverURL, trustDomain string, client *htt
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch bundle: %w: status %d", ErrIssuerUnavailable, resp.StatusCode)
+		return nil, fmt.Errorf("fetch bundle: %w: status %d", ErrUnavailable, resp.StatusCode)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, wimse.MaxBundleSize+1))
 	if err != nil {

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
 	"github.com/trustfabric/trustfabric/pkg/quickstart"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 )
 
 // TestGateEndToEnd runs issue 6's flow through the CLI entry points: attest

@@ -29,8 +29,8 @@ import (
 	"syscall"
 
 	"github.com/trustfabric/trustfabric/pkg/identity/oidctest"
-	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/quickstart"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 )
 
 // TestActionsEndToEnd runs the shell steps of actions/identity, the root

@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 )
 
 // DenyCase is evidence the gate must refuse, and the check it must refuse

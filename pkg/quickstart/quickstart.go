@@ -22,10 +22,10 @@ import (
 	"time"
 
 	"github.com/trustfabric/trustfabric/pkg/attest"
-	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 )
 
 // Options configure Run.

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 )
 
 func init() { register(NewCmdReceipt) }
@@ -23,10 +27,17 @@ func newCmdReceiptVerify() *cobra.Command {
 	var statementFile, receiptFile, leafName string
 	var serviceKeys, issuerKeys []string
 	cmd := &cobra.Command{
-		Use: "verify [TRANSPARENT_FILE] --service-key KEY [--issuer-key KEY] [--leaf ietf|direct]\n" +
+		Use: "verify [TRANSPARENT_FILE] --service-key KEY [--issuer-key KEY] [--leaf auto|ietf|direct]\n" +
 			"  trustfabric receipt verify --statement FILE --receipt FILE --service-key KEY",
 		Short: "Verify receipts: one given with --receipt, or every receipt in a Transparent Statement",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Verify receipts: one given with --receipt, or every receipt in a Transparent Statement.
+
+RFC 9162 (vds 1) receipts need the leaf convention of the service that issued
+them. With --leaf auto (the default) it is taken from the service's
+configuration document when --service-key is the service's URL, else from the
+receipt (Trustfabric receipts name it), else ietf then direct are tried.
+CCF receipts (vds 2, Azure Code Transparency) have their own leaf.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			leaf, err := scitt.ParseLeafConvention(leafName)
 			if err != nil {
@@ -35,6 +46,11 @@ func newCmdReceiptVerify() *cobra.Command {
 			service, err := loadServiceKeys(cmd.Context(), serviceKeys)
 			if err != nil {
 				return err
+			}
+			if leaf == scitt.LeafAuto {
+				if leaf, err = leafFromMetadata(cmd.Context(), serviceKeys, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
 			}
 			var issuer keys.Set
 			if len(issuerKeys) > 0 {
@@ -95,7 +111,41 @@ func newCmdReceiptVerify() *cobra.Command {
 	f.StringVar(&receiptFile, "receipt", "", "receipt file")
 	f.StringArrayVar(&serviceKeys, "service-key", nil, "Transparency Service public key or key set file, or the service URL to fetch its key set from (repeatable, required)")
 	f.StringArrayVar(&issuerKeys, "issuer-key", nil, "issuer public key: also verify the statement")
-	f.StringVar(&leafName, "leaf", "ietf", "leaf convention of the service: ietf or direct")
+	f.StringVar(&leafName, "leaf", "auto", "leaf convention of the service: auto (from the service's metadata or the receipt), ietf or direct")
 	_ = cmd.MarkFlagRequired("service-key")
 	return cmd
+}
+
+// leafFromMetadata reads the leaf convention from the configuration document
+// of each service given by URL. It returns LeafAuto (decide per receipt)
+// when no service says, or when services say different things; services
+// that serve no configuration document (most peers) are skipped.
+func leafFromMetadata(ctx context.Context, sources []string, log io.Writer) (scitt.LeafConvention, error) {
+	found := map[scitt.LeafConvention]string{}
+	for _, src := range sources {
+		if !strings.HasPrefix(src, "https://") && !strings.HasPrefix(src, "http://") {
+			continue
+		}
+		cfg, err := scrapi.FetchConfiguration(ctx, src)
+		if err != nil {
+			fmt.Fprintf(log, "note: %s: no leaf convention from its configuration (%v)\n", src, err)
+			continue
+		}
+		if cfg.LeafConvention == "" {
+			continue
+		}
+		c, err := scitt.ParseLeafConvention(cfg.LeafConvention)
+		if err != nil || c == scitt.LeafAuto {
+			return 0, fmt.Errorf("%s names leaf convention %q in its configuration, which this verifier does not implement (ietf, direct); pass --leaf", src, cfg.LeafConvention)
+		}
+		found[c] = src
+	}
+	if len(found) != 1 {
+		return scitt.LeafAuto, nil
+	}
+	for c, src := range found {
+		fmt.Fprintf(log, "leaf convention %s, from %s/.well-known/transparency-configuration\n", c, strings.TrimRight(src, "/"))
+		return c, nil
+	}
+	return scitt.LeafAuto, nil
 }

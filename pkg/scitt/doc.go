@@ -14,13 +14,15 @@
 // # Receipts
 //
 // A Receipt (RFC 9942) proves that a statement is in a Transparency Service's
-// log. Only the RFC9162_SHA256 verifiable data structure (vds 1) is
-// implemented; any other vds is rejected with [ErrUnsupportedVDS]. The bytes
-// a log entry stands for are a per-service convention ([LeafConvention]):
-// Trustfabric's own log and the IETF SCITT example vectors use
-// entry = SHA-256(statement with unprotected header {}) and
-// leaf = SHA-256(0x00 ‖ entry) ([LeafIETF]); transmute hashes the statement
-// directly ([LeafDirect]).
+// log. Two verifiable data structures are implemented: RFC9162_SHA256 (vds
+// 1) and CCF_LEDGER_SHA256 (vds 2, Microsoft's scitt-ccf-ledger and Azure
+// Code Transparency; ccf.go); any other vds is rejected with
+// [ErrUnsupportedVDS]. For vds 1 the bytes a log entry stands for are a
+// per-service convention ([LeafConvention]): Trustfabric's own log and the
+// IETF SCITT example vectors use entry = SHA-256(statement with unprotected
+// header {}) and leaf = SHA-256(0x00 ‖ entry) ([LeafIETF]); transmute hashes
+// the statement directly ([LeafDirect]). Trustfabric receipts name theirs
+// ([LabelLeafConvention]) and [LeafAuto] follows what a receipt names.
 //
 // # Transparent Statements
 //

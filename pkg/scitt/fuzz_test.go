@@ -11,7 +11,7 @@ import (
 
 // seedFiles adds every file called name from both vector sets to f.
 func seedFiles(f *testing.F, names ...string) {
-	for _, root := range []string{"../../testdata/scitt-cose-v1", "../../testdata/trustfabric-v1"} {
+	for _, root := range []string{"../../testdata/scitt-cose-v1", "../../testdata/trustfabric-v1", ccfVectorsDir} {
 		dirs, _ := os.ReadDir(root)
 		for _, d := range dirs {
 			for _, n := range names {
@@ -49,11 +49,19 @@ func FuzzParseStatement(f *testing.F) {
 }
 
 // FuzzParseReceipt: parsing and verification never panic; proofs that
-// parse have 32-byte nodes and bounded paths.
+// parse have 32-byte nodes and bounded paths. Seeds include Microsoft's CCF
+// receipt and its tampered copies, verified with the CCF statement and key,
+// so the vds 2 parser and verifier are fuzzed as far as the signature.
 func FuzzParseReceipt(f *testing.F) {
 	seedFiles(f, "receipt.cose")
 	key := mustKey(f, -7).Public()
 	stmt, _ := os.ReadFile("../../testdata/trustfabric-v1/valid/statement.cose")
+	ccfDir := "../../testdata/scitt-cose-v1/valid-ccf-vds2"
+	ccfStmt, _ := os.ReadFile(filepath.Join(ccfDir, "statement.cose"))
+	ccfKeys, err := keys.LoadPublic(filepath.Join(ccfDir, "log-key.pub"))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseReceipt(b)
 		if err != nil {
@@ -69,7 +77,22 @@ func FuzzParseReceipt(f *testing.F) {
 				}
 			}
 		}
-		_, _ = r.VerifyInclusion(stmt, keys.Set{key}, LeafIETF)
+		for _, p := range r.CCF {
+			if len(p.Path) == 0 || len(p.Path) > maxCCFPath || len(p.InternalTxHash) != 32 || len(p.DataHash) != 32 ||
+				len(p.InternalEvidence) == 0 || len(p.InternalEvidence) > maxCCFEvidence {
+				t.Fatal("CCF proof outside the profile's limits")
+			}
+			for _, e := range p.Path {
+				if len(e.Hash) != 32 {
+					t.Fatal("CCF path hash is not 32 bytes")
+				}
+			}
+		}
+		if len(r.CCF) > 0 && r.VDS != VDSCCFLedgerSHA256 {
+			t.Fatal("CCF proofs decoded for another vds")
+		}
+		_, _ = r.VerifyInclusion(stmt, keys.Set{key}, LeafAuto)
+		_, _ = r.VerifyInclusion(ccfStmt, ccfKeys, LeafAuto)
 		_, _ = r.VerifyConsistency(make([]byte, 32), keys.Set{key})
 	})
 }

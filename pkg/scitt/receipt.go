@@ -22,13 +22,21 @@ const MaxReceiptSize = 64 << 10
 
 // VDS values (RFC 9942 §6, IANA "COSE Verifiable Data Structure Algorithms").
 const (
-	// VDSRFC9162SHA256 is the RFC 9162 SHA-256 binary Merkle tree, the only
-	// structure this package implements.
+	// VDSRFC9162SHA256 is the RFC 9162 SHA-256 binary Merkle tree, the
+	// structure of Trustfabric's log.
 	VDSRFC9162SHA256 = 1
-	// VDSCCFLedgerSHA256 is the CCF ledger profile (recognised, not
-	// implemented).
+	// VDSCCFLedgerSHA256 is the CCF ledger (draft-ietf-scitt-receipts-ccf-
+	// profile), the structure of Microsoft's scitt-ccf-ledger and Azure Code
+	// Transparency; its inclusion receipts are verified (ccf.go).
 	VDSCCFLedgerSHA256 = 2
 )
+
+// LabelLeafConvention is the protected header label under which Trustfabric
+// receipts name the leaf convention of their log ("ietf" or "direct"), so a
+// verifier need not be told it (docs/design/scitt.md). It is a text label,
+// as COSE allows (RFC 9052 §3), and not critical: verifiers that do not know
+// it ignore it.
+const LabelLeafConvention = "trustfabric.leaf"
 
 // Proof labels inside the vdp map (396) for vds 1.
 const (
@@ -44,6 +52,9 @@ type ReceiptClaims struct {
 	Issuer   string
 	Subject  string
 	IssuedAt time.Time
+	// Leaf, when set ("ietf" or "direct"), is written under
+	// [LabelLeafConvention] in the protected header of inclusion receipts.
+	Leaf string
 }
 
 // InclusionProof is an RFC 9162 inclusion proof (RFC 9942 §5.2).
@@ -72,28 +83,40 @@ const (
 	// LeafDirect: leaf = SHA-256(0x00 ‖ statement with unprotected header
 	// {}), as transmute's implementation does.
 	LeafDirect
+	// LeafAuto verifies under the convention the receipt names
+	// ([LabelLeafConvention]); a receipt that names none is tried under
+	// LeafIETF, then LeafDirect (sound: an IETF entry is a 32-byte hash, a
+	// direct entry a whole COSE_Sign1, so one leaf cannot stand for the same
+	// statement under both). vds 2 receipts always use the CCF leaf.
+	LeafAuto
 )
 
-// ParseLeafConvention reads "ietf" or "direct".
+// ParseLeafConvention reads "ietf", "direct" or "auto"; "" is "ietf".
 func ParseLeafConvention(s string) (LeafConvention, error) {
 	switch s {
 	case "", "ietf":
 		return LeafIETF, nil
 	case "direct":
 		return LeafDirect, nil
+	case "auto":
+		return LeafAuto, nil
 	}
-	return 0, fmt.Errorf("unknown leaf convention %q (want ietf or direct)", s)
+	return 0, fmt.Errorf("unknown leaf convention %q (want ietf, direct or auto)", s)
 }
 
 func (c LeafConvention) String() string {
-	if c == LeafDirect {
+	switch c {
+	case LeafDirect:
 		return "direct"
+	case LeafAuto:
+		return "auto"
 	}
 	return "ietf"
 }
 
 // LeafHash returns the RFC 9162 leaf hash of a registered statement (one
-// whose unprotected header is already {}) under convention c.
+// whose unprotected header is already {}) under convention c (LeafAuto
+// hashes as LeafIETF).
 func LeafHash(registered []byte, c LeafConvention) []byte {
 	h := rfc6962.DefaultHasher
 	if c == LeafDirect {
@@ -110,6 +133,11 @@ func LeafHash(registered []byte, c LeafConvention) []byte {
 func IssueReceipt(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, p InclusionProof, root []byte) ([]byte, error) {
 	if p.LeafIndex >= p.TreeSize {
 		return nil, fmt.Errorf("issue receipt: %w: leaf index %d is not below tree size %d", ErrProofMismatch, p.LeafIndex, p.TreeSize)
+	}
+	if claims.Leaf != "" {
+		if c, err := ParseLeafConvention(claims.Leaf); err != nil || c == LeafAuto {
+			return nil, fmt.Errorf("issue receipt: leaf convention %q: want ietf or direct", claims.Leaf)
+		}
 	}
 	enc, err := encodeProof(p.TreeSize, p.LeafIndex, p.Path)
 	if err != nil {
@@ -168,6 +196,9 @@ func issue(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, proo
 	if len(cwt) > 0 {
 		hdr[int64(LabelCWTClaims)] = cwt
 	}
+	if claims.Leaf != "" && proofLabel == proofInclusion {
+		hdr[LabelLeafConvention] = claims.Leaf
+	}
 	protected, sig, err := signProtected(ctx, key, hdr, root)
 	if err != nil {
 		return nil, fmt.Errorf("issue receipt: %w", err)
@@ -194,17 +225,23 @@ type Receipt struct {
 	// Issuer, Subject and IssuedAt are the receipt's CWT claims, when present.
 	Issuer, Subject string
 	IssuedAt        time.Time
+	// Leaf is the leaf convention the receipt names under
+	// [LabelLeafConvention] ("" when it names none).
+	Leaf string
 	// Inclusion and Consistency are the proofs of a vds 1 receipt.
 	Inclusion   []InclusionProof
 	Consistency []ConsistencyProof
+	// CCF holds the inclusion proofs of a vds 2 (CCF_LEDGER_SHA256) receipt.
+	CCF []CCFInclusionProof
 
 	msg    *cosewire.Sign1
 	algErr error
+	ccfErr error // why the vds 2 proofs are not CCF proofs
 }
 
 // ParseReceipt parses a receipt strictly (see [ParseStatement]). The vds
-// must be in the protected header; proofs are decoded only for vds 1, where
-// every node must be 32 bytes.
+// must be in the protected header; proofs are decoded for vds 1 (every node
+// 32 bytes) and vds 2 (CCF, see [CCFInclusionProof]).
 func ParseReceipt(b []byte) (*Receipt, error) {
 	m, err := cosewire.Parse(b, MaxReceiptSize)
 	if err != nil {
@@ -247,7 +284,10 @@ func receiptFrom(m *cosewire.Sign1) (*Receipt, error) {
 		return nil, err
 	}
 	r.Issuer, r.Subject, r.IssuedAt = c.iss, c.sub, c.iat
-	if vds != VDSRFC9162SHA256 {
+	if r.Leaf, _, err = p.tstr(LabelLeafConvention, "leaf convention"); err != nil {
+		return nil, err
+	}
+	if vds != VDSRFC9162SHA256 && vds != VDSCCFLedgerSHA256 {
 		return r, nil // proofs of other structures are not decoded
 	}
 	u, err := decodeHeader(m.Unprotected, "unprotected")
@@ -261,6 +301,13 @@ func receiptFrom(m *cosewire.Sign1) (*Receipt, error) {
 	vdp, err := decodeHeader(raw, "proofs (396)")
 	if err != nil {
 		return nil, err
+	}
+	if vds == VDSCCFLedgerSHA256 {
+		// Proofs that break the CCF profile are reported at verification,
+		// so that inspect can still show the receipt: vds 2 is also what
+		// DataTrails' MMR receipts carry.
+		r.CCF, r.ccfErr = decodeCCFProofs(vdp.raw(proofInclusion))
+		return r, nil
 	}
 	incl, err := decodeProofs(vdp.raw(proofInclusion), "inclusion")
 	if err != nil {
@@ -338,15 +385,18 @@ const (
 	CheckReceiptAlgorithm = "receipt.algorithm"
 	CheckReceiptProof     = "receipt.proof"
 	CheckReceiptSignature = "receipt.signature"
+	// CheckReceiptLeaf passes with the convention appended
+	// ("receipt.leaf.ietf", "receipt.leaf.direct", "receipt.leaf.ccf").
+	CheckReceiptLeaf = "receipt.leaf"
 )
 
 func (r *Receipt) checkHeader(res *Result) error {
-	if r.VDS != VDSRFC9162SHA256 {
-		name := "unknown"
-		if r.VDS == VDSCCFLedgerSHA256 {
-			name = "CCF_LEDGER_SHA256"
-		}
-		_, err := res.fail(CheckReceiptVDS, fmt.Errorf("%w: vds %d (%s) is unsupported; only 1 (RFC9162_SHA256) is implemented", ErrUnsupportedVDS, r.VDS, name))
+	if r.VDS != VDSRFC9162SHA256 && r.VDS != VDSCCFLedgerSHA256 {
+		_, err := res.fail(CheckReceiptVDS, fmt.Errorf("%w: vds %d is unsupported; 1 (RFC9162_SHA256) and 2 (CCF_LEDGER_SHA256) are implemented", ErrUnsupportedVDS, r.VDS))
+		return err
+	}
+	if r.VDS == VDSCCFLedgerSHA256 && errors.Is(r.ccfErr, ErrUnsupportedVDS) {
+		_, err := res.fail(CheckReceiptVDS, r.ccfErr)
 		return err
 	}
 	res.pass(CheckReceiptVDS)
@@ -379,10 +429,7 @@ func (r *Receipt) verifyRoot(res *Result, ks keys.Set, root []byte) error {
 		return nil
 	}
 	if errors.Is(err, ErrBadSignature) {
-		named := len(r.KID) == 0
-		for _, k := range ks {
-			named = named || k.Matches(r.KID)
-		}
+		named := r.namedBy(ks)
 		if named {
 			err = fmt.Errorf("%w: the service's signature does not cover the root recomputed from the proof (tampered path, wrong index or size, or another statement): %w", ErrProofMismatch, err)
 		} else {
@@ -395,29 +442,79 @@ func (r *Receipt) verifyRoot(res *Result, ks keys.Set, root []byte) error {
 
 // VerifyInclusion checks that the receipt proves statement (a Signed or
 // Transparent Statement; its unprotected header is ignored) is in the log:
-// vds 1 from the protected header, an allowed algorithm, leaf_index <
-// tree_size, the exact path length for (tree_size, leaf_index), then the
-// signature over the recomputed root with the given service keys.
+// the vds from the protected header (1 or 2), an allowed algorithm, then the
+// structure's proof and the signature over the recomputed root with the
+// given service keys. For vds 1: leaf_index < tree_size and the exact path
+// length for (tree_size, leaf_index), with the leaf of the given convention
+// (see [LeafAuto]); a receipt that names a convention other than an explicit
+// leaf fails with [ErrProofMismatch]. For vds 2 the leaf is the CCF profile's
+// and leaf is ignored (see [Receipt.VerifyCCFInclusion]).
 func (r *Receipt) VerifyInclusion(statement []byte, ks keys.Set, leaf LeafConvention) (*Result, error) {
 	res := &Result{}
 	if err := r.checkHeader(res); err != nil {
 		return res, err
 	}
-	if len(r.Inclusion) == 0 {
-		return res.fail(CheckReceiptProof, fmt.Errorf("%w: the receipt has no inclusion proof", ErrProofMismatch))
-	}
 	m, err := cosewire.Parse(statement, MaxStatementSize)
 	if err != nil {
 		return res.fail(CheckReceiptProof, fmt.Errorf("statement: %w", err))
 	}
-	return res, r.verifyInclusion(res, LeafHash(m.Stripped(), leaf), ks)
+	if r.VDS == VDSCCFLedgerSHA256 {
+		h := sha256.Sum256(m.Stripped())
+		return res, r.verifyCCF(res, h[:], ks)
+	}
+	if len(r.Inclusion) == 0 {
+		return res.fail(CheckReceiptProof, fmt.Errorf("%w: the receipt has no inclusion proof", ErrProofMismatch))
+	}
+	convs, err := r.conventions(leaf)
+	if err != nil {
+		return res.fail(CheckReceiptLeaf, err)
+	}
+	var firstRes *Result
+	var firstErr error
+	for _, c := range convs {
+		try := &Result{Checks: append([]Check(nil), res.Checks...)}
+		try.pass(CheckReceiptLeaf + "." + c.String())
+		err := r.verifyInclusion(try, LeafHash(m.Stripped(), c), ks)
+		if err == nil || !errors.Is(err, ErrProofMismatch) {
+			return try, err
+		}
+		if firstRes == nil {
+			firstRes, firstErr = try, err
+		}
+	}
+	return firstRes, firstErr
 }
 
-// VerifyInclusionOfLeaf is VerifyInclusion given the leaf hash directly.
+// conventions lists the leaf conventions to verify a vds 1 receipt under.
+func (r *Receipt) conventions(leaf LeafConvention) ([]LeafConvention, error) {
+	var named LeafConvention
+	if r.Leaf != "" {
+		c, err := ParseLeafConvention(r.Leaf)
+		if err != nil || c == LeafAuto {
+			return nil, fmt.Errorf("%w: the receipt names leaf convention %q, which this verifier does not implement (ietf, direct)", ErrUnsupportedVDS, r.Leaf)
+		}
+		named = c
+	}
+	switch {
+	case leaf != LeafAuto && r.Leaf != "" && named != leaf:
+		return nil, fmt.Errorf("%w: the receipt names leaf convention %s, but %s was asked for", ErrProofMismatch, named, leaf)
+	case leaf != LeafAuto:
+		return []LeafConvention{leaf}, nil
+	case r.Leaf != "":
+		return []LeafConvention{named}, nil
+	}
+	return []LeafConvention{LeafIETF, LeafDirect}, nil
+}
+
+// VerifyInclusionOfLeaf is VerifyInclusion given the RFC 9162 leaf hash
+// directly (vds 1 only).
 func (r *Receipt) VerifyInclusionOfLeaf(leafHash []byte, ks keys.Set) (*Result, error) {
 	res := &Result{}
 	if err := r.checkHeader(res); err != nil {
 		return res, err
+	}
+	if r.VDS != VDSRFC9162SHA256 {
+		return res.fail(CheckReceiptVDS, fmt.Errorf("%w: a leaf hash can only be checked against a vds 1 receipt", ErrUnsupportedVDS))
 	}
 	if len(r.Inclusion) == 0 {
 		return res.fail(CheckReceiptProof, fmt.Errorf("%w: the receipt has no inclusion proof", ErrProofMismatch))
@@ -460,6 +557,10 @@ func (r *Receipt) Root(leafHash []byte) ([]byte, error) {
 func (r *Receipt) VerifyConsistency(oldRoot []byte, ks keys.Set) ([]byte, error) {
 	res := &Result{}
 	if err := r.checkHeader(res); err != nil {
+		return nil, err
+	}
+	if r.VDS != VDSRFC9162SHA256 {
+		_, err := res.fail(CheckReceiptVDS, fmt.Errorf("%w: consistency receipts are implemented for vds 1 only", ErrUnsupportedVDS))
 		return nil, err
 	}
 	if len(r.Consistency) == 0 {

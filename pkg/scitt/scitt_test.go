@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/transparency-dev/merkle/testonly"
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/internal/cosewire"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
@@ -326,19 +328,108 @@ func TestPlacementRules(t *testing.T) {
 	}
 }
 
+// TestUnsupportedVDS: a vds this package does not implement (3) fails at
+// the vds check with ErrUnsupportedVDS, and so does the shared vector whose
+// receipt says vds 2 but carries RFC 9162 proofs (not a CCF receipt).
 func TestUnsupportedVDS(t *testing.T) {
-	dir := vectorsDir(t)
-	v := loadVector(t, dir+"/fail-unsupported-vds")
-	r, err := ParseReceipt(v.receipt)
+	protected, err := cosewire.Enc.Marshal(map[int64]any{LabelAlg: int64(-7), LabelVDS: int64(3)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.VerifyInclusion(v.statement, v.logKey, LeafIETF)
+	unprotected, err := cosewire.Enc.Marshal(map[int64]any{LabelVDP: map[int64]any{-1: [][]byte{{0x80}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseReceipt(cosewire.Build(protected, unprotected, nil, make([]byte, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := mustKey(t, -7)
+	stmt, err := SignStatement(ctx, key, testClaims(), []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.VerifyInclusion(stmt, keys.Set{key.Public()}, LeafIETF)
 	if !errors.Is(err, ErrUnsupportedVDS) {
 		t.Fatalf("%v", err)
 	}
 	var ce *CheckError
 	if !errors.As(err, &ce) || ce.Check != CheckReceiptVDS {
 		t.Fatalf("failed check %v", ce)
+	}
+
+	v := loadVector(t, vectorsDir(t)+"/fail-unsupported-vds")
+	r, err = ParseReceipt(v.receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.VerifyInclusion(v.statement, v.logKey, LeafAuto)
+	if !errors.Is(err, ErrUnsupportedVDS) || !errors.As(err, &ce) || ce.Check != CheckReceiptVDS {
+		t.Fatalf("vds 2 receipt with RFC 9162 proofs: %v, want ErrUnsupportedVDS at %s", err, CheckReceiptVDS)
+	}
+}
+
+// TestLeafAuto: a receipt that names its leaf convention verifies under
+// LeafAuto with that convention only, and refuses an explicit other one; a
+// receipt that names none is tried under ietf, then direct.
+func TestLeafAuto(t *testing.T) {
+	key := serviceKey(t)
+	stmt, err := SignStatement(ctx, mustKey(t, cose.AlgorithmES256), testClaims(), []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := SignStatement(ctx, mustKey(t, cose.AlgorithmES256), testClaims(), []byte("q"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := keys.Set{key.Public()}
+	issue := func(c LeafConvention, name string) *Receipt {
+		s, _ := ParseStatement(stmt)
+		tr := testTree(s.Registered(), 2, 5, c)
+		path, err := tr.InclusionProof(2, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := IssueReceipt(ctx, key, ReceiptClaims{Issuer: "https://ts.example", Leaf: name}, InclusionProof{TreeSize: 5, LeafIndex: 2, Path: path}, tr.Hash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ParseReceipt(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Leaf != name {
+			t.Fatalf("receipt names %q, want %q", r.Leaf, name)
+		}
+		return r
+	}
+	for _, c := range []LeafConvention{LeafIETF, LeafDirect} {
+		named, bare := issue(c, c.String()), issue(c, "")
+		for _, r := range []*Receipt{named, bare} {
+			res, err := r.VerifyInclusion(stmt, ks, LeafAuto)
+			if err != nil {
+				t.Fatalf("%s, named %q: %v", c, r.Leaf, err)
+			}
+			if want := "ok   receipt.leaf." + c.String(); !strings.Contains(res.String(), want) {
+				t.Errorf("%s, named %q: no %q in\n%s", c, r.Leaf, want, res)
+			}
+			if _, err := r.VerifyInclusion(other, ks, LeafAuto); !errors.Is(err, ErrProofMismatch) {
+				t.Errorf("%s, named %q, another statement: %v", c, r.Leaf, err)
+			}
+		}
+		wrong := LeafIETF
+		if c == LeafIETF {
+			wrong = LeafDirect
+		}
+		_, err := named.VerifyInclusion(stmt, ks, wrong)
+		var ce *CheckError
+		if !errors.Is(err, ErrProofMismatch) || !errors.As(err, &ce) || ce.Check != CheckReceiptLeaf {
+			t.Errorf("%s receipt verified as %s: %v", c, wrong, err)
+		}
+	}
+	for _, bad := range []string{"auto", "sha3"} {
+		if _, err := IssueReceipt(ctx, key, ReceiptClaims{Leaf: bad}, InclusionProof{TreeSize: 1}, make([]byte, 32)); err == nil {
+			t.Errorf("issued a receipt naming leaf convention %q", bad)
+		}
 	}
 }

@@ -36,7 +36,7 @@ func VerifyTransparentStatement(statement []byte, service keys.Set, leaf LeafCon
 		if err != nil {
 			return res.fail(prefix+"parse", err)
 		}
-		if !service.Names(r.KID) {
+		if !r.namedBy(service) {
 			unnamed = append(unnamed, i)
 			continue
 		}

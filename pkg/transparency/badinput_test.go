@@ -89,11 +89,11 @@ func TestBadInput(t *testing.T) {
 		status int
 		title  string
 	}{
-		{"malformed CBOR", scrapi.MediaTypeCOSE, []byte{0xd2, 0x84, 0xff, 0x00}, 400, "Malformed Statement"},
-		{"not CBOR at all", scrapi.MediaTypeCOSE, []byte("hello"), 400, "Malformed Statement"},
-		{"empty body", scrapi.MediaTypeCOSE, nil, 400, "Malformed Statement"},
-		{"wrong tag", scrapi.MediaTypeCOSE, wrongTag, 400, "Malformed Statement"},
-		{"untagged", scrapi.MediaTypeCOSE, untagged, 400, "Malformed Statement"},
+		{"malformed CBOR", scrapi.MediaTypeCOSE, []byte{0xd2, 0x84, 0xff, 0x00}, 400, "Malformed request"},
+		{"not CBOR at all", scrapi.MediaTypeCOSE, []byte("hello"), 400, "Malformed request"},
+		{"empty body", scrapi.MediaTypeCOSE, nil, 400, "Malformed request"},
+		{"wrong tag", scrapi.MediaTypeCOSE, wrongTag, 400, "Malformed request"},
+		{"untagged", scrapi.MediaTypeCOSE, untagged, 400, "Malformed request"},
 		{"oversize body", scrapi.MediaTypeCOSE, make([]byte, transparency.DefaultMaxStatementSize+1), 413, "Payload Too Large"},
 		{"wrong content type", "application/json", valid, 415, "Unsupported Media Type"},
 		{"unsupported algorithm", scrapi.MediaTypeStatement, edSigned, 400, "Bad Signature Algorithm"},

@@ -37,7 +37,7 @@ type HandlerOptions struct {
 // Handler returns the HTTP handler tree of the service:
 //
 //	POST /entries                          register (201 + receipt, or 303)
-//	GET  /entries/{id}                     receipt (200), pending (302), unknown (404)
+//	GET  /entries/{id}                     receipt (200), pending (302), unknown (404), malformed id (400)
 //	GET  /entries/{id}/statement           the registered statement
 //	GET  /.well-known/scitt-keys[/{kid}]   COSE_KeySet / COSE_Key
 //	GET  /.well-known/transparency-configuration   legacy configuration
@@ -46,7 +46,8 @@ type HandlerOptions struct {
 //	GET  /checkpoint, /tile/…              the log, read-only (C2SP tlog-tiles)
 //	GET  /healthz                          liveness
 //
-// Errors are RFC 9290 concise problem details in CBOR.
+// Errors are RFC 9290 concise problem details in CBOR. docs/design/
+// conformance.md compares every status code and header with SCRAPI.
 func (s *Service) Handler(o HandlerOptions) http.Handler {
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 8192
@@ -77,10 +78,10 @@ type handler struct {
 }
 
 func (h *handler) problem(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	b, _ := (&scrapi.Problem{Title: title, Detail: detail, Status: status}).MarshalCBOR()
+	b, _ := (&scrapi.Problem{Title: title, Detail: detail}).MarshalCBOR()
 	w.Header().Set("Content-Type", scrapi.MediaTypeProblemDetails)
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
 	w.WriteHeader(status)
 	w.Write(b)
@@ -98,7 +99,7 @@ func problemFor(err error) (int, string) {
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "Payload Too Large"
 	case errors.Is(err, scitt.ErrMalformed):
-		return http.StatusBadRequest, "Malformed Statement"
+		return http.StatusBadRequest, "Malformed request" // SCRAPI §2's generic title
 	case errors.Is(err, scitt.ErrUnsupportedAlgorithm):
 		return http.StatusBadRequest, "Bad Signature Algorithm"
 	case errors.Is(err, scitt.ErrMissingClaims):
@@ -237,10 +238,15 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// No Retry-After: GET /entries/{id} waits for the receipt itself.
+	// Retry-After tells clients that do not wait on GET (as ours does) when
+	// to poll; a receipt usually follows within one checkpoint interval.
 	w.Header().Set("Location", loc)
+	w.Header().Set("Retry-After", retryAfterSeconds)
 	w.WriteHeader(http.StatusSeeOther)
 }
+
+// retryAfterSeconds is the Retry-After of 303, 302, 429 and 503 answers.
+const retryAfterSeconds = "1"
 
 func (h *handler) writeReceipt(w http.ResponseWriter, r *http.Request, status int, receipt []byte) {
 	ct := scrapi.MediaTypeCOSE
@@ -254,9 +260,13 @@ func (h *handler) writeReceipt(w http.ResponseWriter, r *http.Request, status in
 }
 
 func (h *handler) entryID(w http.ResponseWriter, r *http.Request) ([32]byte, bool) {
-	e, err := ParseEntryID(r.PathValue("id"))
+	id := r.PathValue("id")
+	e, err := ParseEntryID(id)
 	if err != nil {
-		h.problem(w, r, http.StatusNotFound, "Not Found", err.Error())
+		// SCRAPI §2.3/§2.4: a locator not in a valid form is 400 "Invalid
+		// locator"; 404 is for well-formed ids the service does not know.
+		h.problem(w, r, http.StatusBadRequest, "Invalid locator",
+			fmt.Sprintf("%q is not an entry id of this service (64 lowercase hex digits, as in the Location of a registration)", id))
 		return e, false
 	}
 	return e, true
@@ -280,10 +290,12 @@ func (h *handler) getEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case err == nil:
+		// SCRAPI's 200 carries the entry's locator too.
+		w.Header().Set("Location", "/entries/"+r.PathValue("id"))
 		h.writeReceipt(w, r, http.StatusOK, receipt)
 	case errors.Is(err, ErrPending):
-		w.Header().Set("Location", r.URL.Path)
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Location", "/entries/"+r.PathValue("id"))
+		w.Header().Set("Retry-After", retryAfterSeconds)
 		w.WriteHeader(http.StatusFound)
 	default:
 		h.fail(w, r, err)
@@ -351,13 +363,26 @@ func (h *handler) getJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
+// LeafConvention is the leaf convention of this service's log: entry =
+// SHA-256(registered statement), leaf = SHA-256(0x00 ‖ entry), as the IETF
+// SCITT WG example vectors (docs/design/scitt.md). It is published in the
+// configuration document and named in every inclusion receipt.
+const LeafConvention = scitt.LeafIETF
+
+// getConfiguration serves the legacy configuration document (SCRAPI -05 to
+// -07; peers still serve it): a CBOR map with text keys, unknown members to
+// be ignored. Besides issuer and the key URIs it says how receipts are to be
+// verified: the verifiable data structure and the leaf convention.
 func (h *handler) getConfiguration(w http.ResponseWriter, r *http.Request) {
 	base := baseURL(r)
-	b, err := cbor.Marshal(map[string]string{
+	b, err := cbor.Marshal(map[string]any{
 		"issuer":                    h.s.Issuer(),
 		"jwks_uri":                  base + "/jwks",
 		"scitt_keys_uri":            base + "/.well-known/scitt-keys",
 		"registration_policy_entry": h.s.PolicyEntry(),
+		"verifiable_data_structure": scitt.VDSRFC9162SHA256,
+		scrapi.ConfigLeafConvention: LeafConvention.String(),
+		"leaf_definition":           "leaf = SHA-256(0x00 || SHA-256(signed statement with unprotected header {})), RFC 9162 tree",
 	})
 	if err != nil {
 		h.fail(w, r, err)

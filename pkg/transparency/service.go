@@ -551,7 +551,7 @@ func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *chec
 		return nil, fmt.Errorf("inclusion proof of %d does not match checkpoint %d: %w", rec.Index, cp.Size, err)
 	}
 	r, err := scitt.IssueReceipt(ctx, s.keys.current,
-		scitt.ReceiptClaims{Issuer: s.issuer, Subject: hex.EncodeToString(rec.Entry[:]), IssuedAt: rec.Registered},
+		scitt.ReceiptClaims{Issuer: s.issuer, Subject: hex.EncodeToString(rec.Entry[:]), IssuedAt: rec.Registered, Leaf: LeafConvention.String()},
 		scitt.InclusionProof{TreeSize: cp.Size, LeafIndex: rec.Index, Path: path}, cp.Root)
 	if err != nil {
 		return nil, fmt.Errorf("issue receipt: %w", err)

@@ -410,17 +410,30 @@ func TestRestartKeepsEntriesAndKeys(t *testing.T) {
 	}
 }
 
+// TestEntryNotFound: a well-formed entry id the service does not know is
+// 404 "Not Found"; a malformed one is 400 "Invalid locator" (SCRAPI §2.3,
+// §2.4), for the receipt and for the statement.
 func TestEntryNotFound(t *testing.T) {
 	e := newEnv(t, transparency.PolicyConfig{})
-	for _, id := range []string{strings.Repeat("0", 64), "xyz", strings.Repeat("A", 64)} {
+	for _, tc := range []struct {
+		id     string
+		status int
+		title  string
+	}{
+		{strings.Repeat("0", 64), http.StatusNotFound, "Not Found"},
+		{"xyz", http.StatusBadRequest, "Invalid locator"},
+		{strings.Repeat("A", 64), http.StatusBadRequest, "Invalid locator"},
+		{strings.Repeat("0", 63), http.StatusBadRequest, "Invalid locator"},
+		{strings.Repeat("g", 64), http.StatusBadRequest, "Invalid locator"},
+	} {
 		for _, suffix := range []string{"", "/statement"} {
-			resp, err := http.Get(e.srv.URL + "/entries/" + id + suffix)
+			resp, err := http.Get(e.srv.URL + "/entries/" + tc.id + suffix)
 			if err != nil {
 				t.Fatal(err)
 			}
 			p := readProblem(t, resp)
-			if resp.StatusCode != http.StatusNotFound || p.Title != "Not Found" || p.Detail == "" {
-				t.Errorf("GET /entries/%s%s = %d %+v, want 404 Not Found with a detail", id, suffix, resp.StatusCode, p)
+			if resp.StatusCode != tc.status || p.Title != tc.title || p.Detail == "" {
+				t.Errorf("GET /entries/%s%s = %d %+v, want %d %q with a detail", tc.id, suffix, resp.StatusCode, p, tc.status, tc.title)
 			}
 		}
 	}
@@ -428,6 +441,10 @@ func TestEntryNotFound(t *testing.T) {
 	var p *scrapi.Problem
 	if !errors.As(err, &p) || p.Status != 404 {
 		t.Fatalf("client.Receipt(unknown) error = %v, want a 404 problem", err)
+	}
+	_, err = e.client.Receipt(t.Context(), "xyz")
+	if !errors.As(err, &p) || p.Status != 400 || p.Title != "Invalid locator" {
+		t.Fatalf("client.Receipt(malformed) error = %v, want a 400 Invalid locator problem", err)
 	}
 }
 

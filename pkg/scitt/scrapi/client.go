@@ -149,7 +149,7 @@ func (c *Client) Submit(ctx context.Context, statement []byte) (string, *Registr
 			return nil, err
 		}
 		req.Header.Set("Content-Type", MediaTypeCOSE)
-		req.Header.Set("Accept", MediaTypeCOSE+", "+MediaTypeProblemDetails)
+		req.Header.Set("Accept", MediaTypeCOSE+", "+MediaTypeCBOR+", "+MediaTypeProblemDetails)
 		if c.async {
 			req.Header.Set("Prefer", "respond-async")
 		}
@@ -158,24 +158,28 @@ func (c *Client) Submit(ctx context.Context, statement []byte) (string, *Registr
 	if err != nil {
 		return "", nil, fmt.Errorf("register statement: %w", err)
 	}
-	switch resp.StatusCode {
-	case http.StatusCreated, http.StatusOK:
-		loc, _ := c.resolve(resp.Header.Get("Location"))
-		return "", &Registration{Receipt: body, Location: loc, EntryID: entryIDFrom(loc)}, nil
-	case http.StatusSeeOther, http.StatusFound:
-		loc, err := c.resolve(resp.Header.Get("Location"))
-		if err != nil {
-			return "", nil, fmt.Errorf("register statement: %w", err)
-		}
-		return loc, nil, nil
-	case http.StatusAccepted:
+	switch {
+	case resp.StatusCode == http.StatusAccepted && len(body) > 0:
 		op, err := parseOperation(body)
 		if err != nil {
 			return "", nil, fmt.Errorf("register statement: %w", err)
 		}
 		return c.base.String() + "/operations/" + url.PathEscape(op.OperationID), nil, nil
+	case resp.StatusCode/100 == 2 && len(body) > 0:
+		// 201 (SCRAPI) or 200; any other 2xx with a body is read by its
+		// class (SCRAPI §2: unknown codes fall back to class semantics).
+		loc, _ := c.resolve(resp.Header.Get("Location"))
+		return "", &Registration{Receipt: body, Location: loc, EntryID: entryIDFrom(loc)}, nil
+	case resp.StatusCode/100 == 3, resp.StatusCode == http.StatusAccepted:
+		// 303 (SCRAPI), 302, 307/308, or a 202 without an operation body:
+		// the receipt is to be fetched from the Location.
+		loc, err := c.resolve(resp.Header.Get("Location"))
+		if err != nil {
+			return "", nil, fmt.Errorf("register statement: status %d: %w", resp.StatusCode, err)
+		}
+		return loc, nil, nil
 	}
-	return "", nil, fmt.Errorf("register statement: %w: status %d", ErrProtocol, resp.StatusCode)
+	return "", nil, fmt.Errorf("register statement: %w: status %d without a receipt or a Location", ErrProtocol, resp.StatusCode)
 }
 
 // Await polls a registration's URL (from [Client.Submit]) until the receipt
@@ -193,33 +197,35 @@ func (c *Client) Await(ctx context.Context, loc string) (*Registration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("fetch receipt: %w", err)
 		}
-		switch resp.StatusCode {
-		case http.StatusOK:
-			if isOperationBody(resp) {
-				op, err := parseOperation(body)
-				if err != nil {
-					return nil, fmt.Errorf("fetch receipt: %w", err)
-				}
-				switch strings.ToLower(op.Status) {
-				case "succeeded":
-					loc = c.base.String() + "/entries/" + url.PathEscape(op.EntryID)
-					continue
-				case "failed":
-					return nil, fmt.Errorf("fetch receipt: %w", &Problem{Title: "Registration Failed", Detail: op.Error, Status: http.StatusOK})
-				}
-				break // running: poll again
+		switch {
+		case resp.StatusCode == http.StatusOK && isOperationBody(resp):
+			op, err := parseOperation(body)
+			if err != nil {
+				return nil, fmt.Errorf("fetch receipt: %w", err)
 			}
+			switch strings.ToLower(op.Status) {
+			case "succeeded":
+				loc = c.base.String() + "/entries/" + url.PathEscape(op.EntryID)
+				continue
+			case "failed":
+				return nil, fmt.Errorf("fetch receipt: %w", &Problem{Title: "Registration Failed", Detail: op.Error, Status: http.StatusOK})
+			}
+			break // running: poll again
+		case resp.StatusCode/100 == 2 && resp.StatusCode != http.StatusAccepted && len(body) > 0:
+			// 200 with the receipt (or another 2xx with a body, by class).
 			final := loc
 			if l, err := c.resolve(resp.Header.Get("Location")); err == nil && l != "" {
 				final = l
 			}
 			return &Registration{Receipt: body, Location: final, EntryID: entryIDFrom(final)}, nil
-		case http.StatusFound, http.StatusSeeOther, http.StatusAccepted:
+		case resp.StatusCode/100 == 3, resp.StatusCode == http.StatusAccepted:
+			// Still running: 302 (SCRAPI -09/-10), 202 (the change the IESG
+			// asked for in -11), or any other 3xx; follow the Location.
 			if l, err := c.resolve(resp.Header.Get("Location")); err == nil && l != "" {
 				loc = l
 			}
 		default:
-			return nil, fmt.Errorf("fetch receipt: %w: status %d", ErrProtocol, resp.StatusCode)
+			return nil, fmt.Errorf("fetch receipt: %w: status %d without a receipt", ErrProtocol, resp.StatusCode)
 		}
 		d, ok := retryAfter(resp)
 		if !ok {
@@ -243,7 +249,7 @@ func (c *Client) Receipt(ctx context.Context, entryID string) ([]byte, error) {
 
 // Statement fetches the registered statement of an entry id.
 func (c *Client) Statement(ctx context.Context, entryID string) ([]byte, error) {
-	return c.get(ctx, "/entries/"+url.PathEscape(entryID)+"/statement", scitt.MaxStatementSize)
+	return c.get(ctx, "/entries/"+url.PathEscape(entryID)+"/statement", MediaTypeStatement+", "+MediaTypeCOSE, scitt.MaxStatementSize)
 }
 
 // Keys returns the service's key set (/.well-known/scitt-keys), cached.
@@ -253,7 +259,7 @@ func (c *Client) Keys(ctx context.Context) (keys.Set, error) {
 	if c.keys != nil && time.Since(c.keysTime) < c.keysTTL {
 		return c.keys, nil
 	}
-	b, err := c.get(ctx, "/.well-known/scitt-keys", MaxKeySetSize)
+	b, err := c.get(ctx, "/.well-known/scitt-keys", MediaTypeCBOR, MaxKeySetSize)
 	if err != nil {
 		return nil, fmt.Errorf("fetch key set: %w", err)
 	}
@@ -274,9 +280,13 @@ func FetchKeys(ctx context.Context, baseURL string) (keys.Set, error) {
 	return c.Keys(ctx)
 }
 
-func (c *Client) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+func (c *Client) get(ctx context.Context, path, accept string, limit int64) ([]byte, error) {
 	resp, body, err := c.do(ctx, func() (*http.Request, error) {
-		return http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+path, nil)
+		if err == nil {
+			req.Header.Set("Accept", accept+", "+MediaTypeProblemDetails)
+		}
+		return req, err
 	}, limit)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package scrapi
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,6 +44,19 @@ func FuzzParseOperation(f *testing.F) {
 		op, err := parseOperation(b)
 		if err == nil && op.OperationID == "" && op.EntryID == "" {
 			t.Fatal("accepted an operation without ids")
+		}
+	})
+}
+
+// FuzzParseConfiguration: any configuration body fails cleanly or gives
+// text issuer and leaf convention.
+func FuzzParseConfiguration(f *testing.F) {
+	seeds(f, "config-*")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, ct := range []string{MediaTypeCBOR, "application/json"} {
+			if _, err := ParseConfiguration(b, ct); err != nil && !errors.Is(err, ErrBadConfiguration) {
+				t.Fatalf("%s: error %v does not wrap ErrBadConfiguration", ct, err)
+			}
 		}
 	})
 }

@@ -16,12 +16,12 @@ const (
 	MediaTypeProblemDetails = "application/concise-problem-details+cbor"
 )
 
-// Concise Problem Details keys (RFC 9290 §2).
+// Concise Problem Details keys (RFC 9290 §2). response-code (-4) is a CoAP
+// response code (one byte, class×32+detail); SCRAPI runs over HTTP, so it is
+// never written, and ignored when read.
 const (
-	problemTitle        = -1
-	problemDetail       = -2
-	problemInstance     = -3
-	problemResponseCode = -4
+	problemTitle  = -1
+	problemDetail = -2
 )
 
 // MaxProblemSize bounds a problem-details body a client will read.
@@ -32,7 +32,9 @@ const MaxProblemSize = 64 << 10
 type Problem struct {
 	Title  string
 	Detail string
-	// Status is the HTTP status the problem came with (RFC 9290 response-code).
+	// Status is the HTTP status the problem came with. It is not part of the
+	// CBOR body (RFC 9290's response-code is a CoAP code, not an HTTP
+	// status): the client sets it from the response.
 	Status int
 }
 
@@ -60,14 +62,12 @@ var problemDec = func() cbor.DecMode {
 	return dm
 }()
 
-// MarshalCBOR encodes the problem as a CBOR map with integer keys.
+// MarshalCBOR encodes the problem as a CBOR map with integer keys: title
+// (-1) and detail (-2). Status is not encoded (see [Problem.Status]).
 func (p *Problem) MarshalCBOR() ([]byte, error) {
 	m := map[int]any{problemTitle: p.Title}
 	if p.Detail != "" {
 		m[problemDetail] = p.Detail
-	}
-	if p.Status != 0 {
-		m[problemResponseCode] = p.Status
 	}
 	return problemEnc.Marshal(m)
 }
@@ -75,7 +75,9 @@ func (p *Problem) MarshalCBOR() ([]byte, error) {
 // ErrBadProblem is returned when a problem-details body cannot be decoded.
 var ErrBadProblem = errors.New("malformed concise problem details")
 
-// ParseProblem decodes an RFC 9290 body. Unknown keys are ignored.
+// ParseProblem decodes an RFC 9290 body: title and detail must be text when
+// present; every other key (instance, response-code, base-uri, custom
+// entries) is ignored. Status is left 0.
 func ParseProblem(b []byte) (*Problem, error) {
 	if len(b) > MaxProblemSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadProblem, len(b))
@@ -95,11 +97,5 @@ func ParseProblem(b []byte) (*Problem, error) {
 			return nil, fmt.Errorf("%w: detail: %w", ErrBadProblem, err)
 		}
 	}
-	if raw, ok := m[problemResponseCode]; ok {
-		if err := problemDec.Unmarshal(raw, &p.Status); err != nil {
-			return nil, fmt.Errorf("%w: response-code: %w", ErrBadProblem, err)
-		}
-	}
-	_ = problemInstance
 	return p, nil
 }

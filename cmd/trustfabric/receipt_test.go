@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+)
+
+// TestReceiptVerifyLeafAuto is issue 11 item 5 through the CLI: `receipt
+// verify` (default --leaf auto) takes the leaf convention from the service's
+// configuration document when given its URL, else from the receipt, else
+// tries ietf then direct; a receipt that contradicts the service's metadata
+// is refused with a message saying so.
+func TestReceiptVerifyLeafAuto(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	mustRun(t, "key", "generate", "--out", p("issuer.jwk"), "--public-out", p("issuer.pub.jwk"))
+	ts := startServe(t, "--data", p("data"), "--trust-key", p("issuer.pub.jwk"))
+	os.WriteFile(p("prov.json"), []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}`), 0o644)
+	mustRun(t, "statement", "sign", "--key", p("issuer.jwk"), "--issuer", "https://ci.example.org", "--subject", "sha256:00", "--payload", p("prov.json"), "--out", p("s.cose"))
+	mustRun(t, "register", "--ts", ts, p("s.cose"), "--out", p("t.cose"), "--receipt-out", p("r.cose"))
+
+	// The service's own receipt, against its URL: the metadata decides.
+	code, out, errOut := tf(t, "receipt", "verify", "--statement", p("s.cose"), "--receipt", p("r.cose"), "--service-key", ts)
+	if code != 0 || !strings.Contains(out, "ok   receipt.leaf.ietf") || !strings.Contains(errOut, "leaf convention ietf, from "+ts+"/.well-known/transparency-configuration") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if out := mustRun(t, "receipt", "verify", p("t.cose"), "--service-key", ts, "--issuer-key", p("issuer.pub.jwk")); !strings.Contains(out, "receipt[0].receipt.leaf.ietf") {
+		t.Errorf("transparent statement:\n%s", out)
+	}
+
+	// Receipts the service's key signs over a direct-convention tree (as
+	// another implementation would), with and without naming it.
+	svcKey, err := keys.LoadPrivate(p("data/keys/service.jwk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keys.MarshalCOSEKeySet(keys.Set{svcKey.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p("ts.pub.cose"), ks, 0o644)
+	stmt, _ := os.ReadFile(p("s.cose"))
+	tree := testonly.New(rfc6962.DefaultHasher)
+	tree.AppendData([]byte("a"))
+	tree.Append(scitt.LeafHash(stmt, scitt.LeafDirect))
+	tree.AppendData([]byte("b"))
+	path, err := tree.InclusionProof(1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, leaf := range map[string]string{"bare.cose": "", "named.cose": "direct"} {
+		r, err := scitt.IssueReceipt(context.Background(), svcKey, scitt.ReceiptClaims{Issuer: "https://ts.example", IssuedAt: time.Now(), Leaf: leaf},
+			scitt.InclusionProof{TreeSize: 3, LeafIndex: 1, Path: path}, tree.Hash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(p(name), r, 0o644)
+	}
+	verify := func(receipt, key string, extra ...string) (int, string) {
+		code, out, errOut := tf(t, append([]string{"receipt", "verify", "--statement", p("s.cose"), "--receipt", p(receipt), "--service-key", key}, extra...)...)
+		return code, out + errOut
+	}
+	// Key file, no metadata: a bare receipt is tried ietf then direct, a
+	// named one verifies under what it names.
+	for _, r := range []string{"bare.cose", "named.cose"} {
+		if code, out := verify(r, p("ts.pub.cose")); code != 0 || !strings.Contains(out, "ok   receipt.leaf.direct") {
+			t.Errorf("%s with the key file: exit %d\n%s", r, code, out)
+		}
+	}
+	// The service's URL: its metadata says ietf, so the direct receipts do
+	// not verify, the named one with a message naming the contradiction.
+	if code, out := verify("bare.cose", ts); code != exitInvalid {
+		t.Errorf("bare direct receipt against the service's metadata: exit %d\n%s", code, out)
+	}
+	if code, out := verify("named.cose", ts); code != exitInvalid || !strings.Contains(out, "names leaf convention direct, but ietf was asked for") {
+		t.Errorf("named direct receipt against the service's metadata: exit %d\n%s", code, out)
+	}
+	// An explicit --leaf wins over the metadata.
+	if code, out := verify("bare.cose", ts, "--leaf", "direct"); code != 0 {
+		t.Errorf("--leaf direct: exit %d\n%s", code, out)
+	}
+	if code, _, _ := tf(t, "receipt", "verify", "--statement", p("s.cose"), "--receipt", p("r.cose"), "--service-key", ts, "--leaf", "sha3"); code != exitUsage {
+		t.Errorf("unknown --leaf: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestReceiptVerifyCCF is issue 11 item 3 through the CLI: Microsoft's CCF
+// receipt (scitt-ccf-ledger, vds 2) verifies detached and in a Transparent
+// Statement; a tampered copy does not.
+func TestReceiptVerifyCCF(t *testing.T) {
+	v := "../../testdata/scitt-cose-v1/valid-ccf-vds2/"
+	out := mustRun(t, "receipt", "verify", "--statement", v+"statement.cose", "--receipt", v+"receipt.cose", "--service-key", v+"log-key.pub")
+	if !strings.Contains(out, "ok   receipt.leaf.ccf") || !strings.Contains(out, "valid") {
+		t.Errorf("CCF receipt:\n%s", out)
+	}
+	stmt, _ := os.ReadFile(v + "statement.cose")
+	receipt, _ := os.ReadFile(v + "receipt.cose")
+	transparent, err := scitt.AddReceipt(stmt, receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tfile := filepath.Join(t.TempDir(), "t.cose")
+	os.WriteFile(tfile, transparent, 0o644)
+	mustRun(t, "receipt", "verify", tfile, "--service-key", v+"log-key.pub", "--issuer-key", v+"issuer-key.pub")
+	for _, bad := range []string{"fail-tampered-leaf", "fail-tampered-path", "fail-tampered-signature", "fail-wrong-root"} {
+		d := "../../pkg/scitt/testdata/ccf-vds2/" + bad + "/"
+		if code, out, errOut := tf(t, "receipt", "verify", "--statement", d+"statement.cose", "--receipt", d+"receipt.cose", "--service-key", d+"log-key.pub"); code != exitInvalid {
+			t.Errorf("%s: exit %d\n%s%s", bad, code, out, errOut)
+		}
+	}
+}

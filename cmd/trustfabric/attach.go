@@ -20,9 +20,13 @@ func NewCmdAttach() *cobra.Command {
 		Use:   "attach IMAGE@DIGEST --statement TRANSPARENT_STATEMENT --preimage FILE [--recursive]",
 		Short: "Attach a transparent statement and its preimage to an image as an OCI 1.1 referrer",
 		Long: `attach pushes one OCI image manifest (artifactType application/scitt-statement+cose) whose layers
-are the transparent statement and its in-toto preimage, with the image as its subject. Registries with
-the referrers API index it; on others the sha256-<hex> tag index is updated safely under concurrency.
-With --recursive, an index subject and each of its platform manifests get the referrer.`,
+are the transparent statement and its preimage, with the image as its subject. The preimage is checked
+against the content type the statement declares (label 259, or 3 for an embedded payload): an in-toto
+statement strictly, JSON types (application/json, application/vnd.cyclonedx+json, …) as JSON, others
+by digest only; its layer gets that media type, and both layers a file name (org.opencontainers.image.title)
+for oras pull. Registries with the referrers API index it; on others the sha256-<hex> tag index is
+updated safely under concurrency. With --recursive, an index subject and each of its platform manifests
+get the referrer.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stmt, err := readInput(statementFile)
@@ -54,7 +58,7 @@ With --recursive, an index subject and each of its platform manifests get the re
 	}
 	f := cmd.Flags()
 	f.StringVar(&statementFile, "statement", "", "transparent statement (COSE_Sign1 with receipts)")
-	f.StringVar(&preimageFile, "preimage", "", "the in-toto statement (or DSSE envelope) the statement signs")
+	f.StringVar(&preimageFile, "preimage", "", "the payload the statement signs (in-toto statement, DSSE envelope, SBOM, any content)")
 	f.BoolVar(&recursive, "recursive", false, "also attach to every platform manifest of an index")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host allowed over plain HTTP (repeatable)")
 	_ = cmd.MarkFlagRequired("statement")

@@ -30,12 +30,14 @@ key never touches disk:
   identity    exchange the CI job's OIDC token for a WIMSE Workload Identity Token
   provenance  resolve the image tag to a digest once and build SLSA provenance from the
               CI context (or take --predicate FILE: an in-toto statement used as given,
-              or a bare predicate wrapped in a statement about the image)
+              a DSSE envelope whose signature verifies with --predicate-key, a bare
+              predicate wrapped in a statement about the image with --predicate-type,
+              or with --content-type any payload signed as it is, e.g. a CycloneDX SBOM)
   sign        sign a SCITT Signed Statement (hash envelope, iss = the workload identifier,
               sub = oci://REGISTRY/REPOSITORY@sha256:HEX, the WIT in the protected header)
   register    register it with the Transparency Service (WIMSE-authenticated) and check
               the receipt against the service's keys
-  attach      attach statement + receipt and the in-toto preimage as an OCI referrer
+  attach      attach statement + receipt and the preimage as an OCI referrer
 
 Each step is printed with its duration, then the entry id, log index, tree size and
 referrer digest. In GitHub Actions the step outputs entry-id, log-index, tree-size,
@@ -92,8 +94,10 @@ statement registered but not attached (the error says how to retry).`,
 	f.StringVar(&o.IdentityServer, "identity-server", "", "Identity Server URL")
 	f.StringVar(&o.Audience, "audience", "", "audience of the CI OIDC token (default: the identity server URL)")
 	f.StringVar(&o.Provider, "provider", workload.ProviderAuto, "identity provider: auto, github, gitlab, kubernetes or spiffe")
-	f.StringVar(&o.PredicateFile, "predicate", "", "in-toto statement, DSSE envelope or bare predicate (JSON) to sign instead of generated SLSA provenance")
-	f.StringVar(&o.PredicateType, "predicate-type", "", "predicate type of a bare --predicate (default: SLSA provenance v1 when it has that shape)")
+	f.StringVar(&o.PredicateFile, "predicate", "", "in-toto statement, DSSE envelope, bare predicate (JSON), or with --content-type any payload (an SBOM) to sign instead of generated SLSA provenance")
+	f.StringVar(&o.PredicateType, "predicate-type", "", "predicate type of a bare --predicate, wrapped in an in-toto statement (e.g. https://cyclonedx.org/bom; default: SLSA provenance v1 when it has that shape)")
+	f.StringVar(&o.ContentType, "content-type", "", "sign --predicate as it is with this content type (application/vnd.cyclonedx+json, application/spdx+json, text/plain, …; JSON types must be JSON); default: in-toto")
+	f.StringArrayVar(&o.PredicateKeys, "predicate-key", nil, "public key (PEM, JWK, COSE_Key) a DSSE envelope given as --predicate must verify with (repeatable); envelopes are refused without one")
 	f.StringVar(&o.Location, "location", "", "payload location URI to record in the statement (label 260)")
 	f.StringVar(&o.StatementOut, "statement-out", "", "also write the transparent statement to FILE (and its preimage to FILE"+attest.PreimageSuffix+")")
 	f.BoolVar(&o.InsecureRegistry, "insecure-registry", false, "allow plain HTTP to the image's registry (loopback registries always may)")

@@ -80,6 +80,61 @@ func TestAttestCommand(t *testing.T) {
 		}
 	})
 
+	// A CycloneDX SBOM is signed as it is (--content-type), registered and
+	// attached with its media type.
+	t.Run("sbom", func(t *testing.T) {
+		sbom := filepath.Join(t.TempDir(), "bom.json")
+		if err := os.WriteFile(sbom, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[]}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := tf(t, "attest", env.Image, "--ts", env.TSURL, "--identity-server", env.IdentityURL, "--output", "json",
+			"--predicate", sbom, "--content-type", "application/vnd.cyclonedx+json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var res struct{ ContentType, PredicateType, ReferrerDigest string }
+		if err := json.Unmarshal([]byte(out), &res); err != nil || res.ContentType != "application/vnd.cyclonedx+json" || res.PredicateType != "" {
+			t.Fatalf("result %+v %v", res, err)
+		}
+		js := mustRun(t, "discover", env.Image, "--output", "json")
+		if !strings.Contains(js, `"contentType": "application/vnd.cyclonedx+json"`) || !strings.Contains(js, res.ReferrerDigest) {
+			t.Errorf("discover: %s", js)
+		}
+		// Not JSON under a JSON content type: refused before signing.
+		if err := os.WriteFile(sbom, []byte("bomFormat: CycloneDX"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errOut := tf(t, "attest", env.Image, "--ts", env.TSURL, "--identity-server", env.IdentityURL,
+			"--predicate", sbom, "--content-type", "application/vnd.cyclonedx+json"); code != exitUsage || !strings.Contains(errOut, "content type") {
+			t.Errorf("non-JSON SBOM: exit %d %s", code, errOut)
+		}
+	})
+
+	// A DSSE envelope given as the predicate is never carried unchecked:
+	// refused without a key, refused with the wrong key, attested with the
+	// key that signed it.
+	t.Run("dsse predicate", func(t *testing.T) {
+		dir := t.TempDir()
+		envFile, key := dsseEnvelope(t, dir, env.Image)
+		args := []string{"attest", env.Image, "--ts", env.TSURL, "--identity-server", env.IdentityURL, "--predicate", envFile}
+		if code, _, errOut := tf(t, args...); code != exitUsage || !strings.Contains(errOut, "--predicate-key") {
+			t.Errorf("envelope without a key: exit %d %s", code, errOut)
+		}
+		_, otherKey := dsseEnvelope(t, t.TempDir(), env.Image)
+		if code, _, errOut := tf(t, append(args, "--predicate-key", otherKey)...); code != exitUsage || !strings.Contains(errOut, "signature does not verify") {
+			t.Errorf("envelope with another key: exit %d %s", code, errOut)
+		}
+		if code, _, errOut := tf(t, append(args, "--predicate-key", key)...); code != 0 {
+			t.Errorf("envelope with its key: exit %d %s", code, errOut)
+		}
+		// `trustfabric provenance --predicate` applies the same rule.
+		prov := []string{"provenance", "--subject", env.Image, "--predicate", envFile, "--out", filepath.Join(dir, "p.json")}
+		if code, _, errOut := tf(t, prov...); code != exitUsage || !strings.Contains(errOut, "--predicate-key") {
+			t.Errorf("provenance with an envelope and no key: exit %d %s", code, errOut)
+		}
+		mustRun(t, append(prov, "--predicate-key", key)...)
+	})
+
 	t.Run("usage", func(t *testing.T) {
 		if code, _, _ := tf(t, "attest", env.Image, "--identity-server", env.IdentityURL); code != exitUsage {
 			t.Errorf("missing --ts: exit %d", code)

@@ -23,6 +23,7 @@ type discoverEntry struct {
 	TS            []string `json:"transparencyServices,omitempty"`
 	EntryID       string   `json:"entryId,omitempty"`
 	PredicateType string   `json:"predicateType,omitempty"`
+	ContentType   string   `json:"contentType,omitempty"`
 	Created       string   `json:"created,omitempty"`
 	Error         string   `json:"error,omitempty"`
 }
@@ -37,7 +38,8 @@ func NewCmdDiscover() *cobra.Command {
 		Short: "List the transparent statements attached to an image",
 		Long: `discover lists the OCI 1.1 referrers of an image (a tag is resolved to its digest once) through the
 referrers API, following pagination, or the sha256-<hex> tag index on registries without the API. Each
-referrer is shown with its artifact type, issuer, subject, transparency services and creation time.`,
+referrer is shown with its artifact type, payload (predicate type of an in-toto statement, else the
+payload's content type), issuer, subject, transparency services and creation time.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
@@ -58,7 +60,8 @@ referrer is shown with its artifact type, issuer, subject, transparency services
 			for _, e := range d.Entries {
 				de := discoverEntry{Digest: e.Descriptor.Digest, ArtifactType: e.Descriptor.ArtifactType,
 					Issuer: e.Annotations.Issuer, Subject: e.Annotations.Subject, TS: e.Annotations.TS,
-					EntryID: e.Annotations.EntryID, PredicateType: e.Annotations.PredicateType}
+					EntryID: e.Annotations.EntryID, PredicateType: e.Annotations.PredicateType,
+					ContentType: e.Annotations.ContentType}
 				if !e.Annotations.Created.IsZero() {
 					de.Created = e.Annotations.Created.Format(time.RFC3339)
 				}
@@ -75,12 +78,12 @@ referrer is shown with its artifact type, issuer, subject, transparency services
 			}
 			fmt.Fprintf(out, "%s@%s (%s, %d referrers)\n", d.Repository, d.Digest, d.Mode, len(entries))
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DIGEST\tARTIFACT TYPE\tISSUER\tSUBJECT\tTRANSPARENCY SERVICES\tCREATED")
+			fmt.Fprintln(tw, "DIGEST\tARTIFACT TYPE\tPAYLOAD\tISSUER\tSUBJECT\tTRANSPARENCY SERVICES\tCREATED")
 			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Digest, e.ArtifactType, e.Issuer, e.Subject,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Digest, e.ArtifactType, payloadLabel(e), e.Issuer, e.Subject,
 					strings.Join(e.TS, ","), e.Created)
 				if e.Error != "" {
-					fmt.Fprintf(tw, "  error: %s\t\t\t\t\t\n", e.Error)
+					fmt.Fprintf(tw, "  error: %s\t\t\t\t\t\t\n", e.Error)
 				}
 			}
 			return tw.Flush()
@@ -92,4 +95,16 @@ referrer is shown with its artifact type, issuer, subject, transparency services
 	f.BoolVar(&all, "all", false, "list referrers of every artifact type")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host allowed over plain HTTP (repeatable)")
 	return cmd
+}
+
+// payloadLabel names what a statement carries: the in-toto predicate type, or
+// the content type of another payload.
+func payloadLabel(e discoverEntry) string {
+	switch {
+	case e.PredicateType != "":
+		return e.PredicateType
+	case e.ContentType != "":
+		return e.ContentType
+	}
+	return "-"
 }

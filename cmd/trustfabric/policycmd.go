@@ -54,6 +54,14 @@ func NewCmdPolicy() *cobra.Command {
 			pr := p.Provenance
 			fmt.Fprintf(w, "provenance: predicateTypes=%v builderIDs=%v sourceRepositories=%v refs=%v triggers=%v\n",
 				pr.PredicateTypes, pr.BuilderIDs, pr.SourceRepositories, pr.Refs, pr.Triggers)
+			for _, list := range []struct {
+				what  string
+				rules []policy.PayloadRule
+			}{{"required", p.Payloads.Require}, {"allowed", p.Payloads.Allow}} {
+				for _, r := range list.rules {
+					fmt.Fprintf(w, "%s statement %s: predicateTypes=%v contentTypes=%v\n", list.what, r, r.PredicateTypes, r.ContentTypes)
+				}
+			}
 			return nil
 		},
 	}

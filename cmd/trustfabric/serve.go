@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/spf13/cobra"
 
 	"github.com/trustfabric/trustfabric/pkg/server"
+	"github.com/trustfabric/trustfabric/pkg/transparency"
+	"github.com/trustfabric/trustfabric/pkg/transparency/storage/posix"
 )
 
 func init() { register(NewCmdServe) }
@@ -16,7 +20,7 @@ func NewCmdServe() *cobra.Command {
 	var so server.Config
 	o := &so
 	var level string
-	var requireWIMSE bool
+	var requireWIMSE, repair bool
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--addr HOST:PORT] [--config FILE] [--trust-key FILE]... [--issuer URI] [--identity-config FILE]",
 		Short: "Run the SCITT Transparency Service (SCRAPI on an embedded Tessera log) and, optionally, the Identity Server",
@@ -26,6 +30,14 @@ returns COSE Receipts. Nothing else needs to be installed: keys are generated
 into --data on first start (mode 0600).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if repair {
+				rep, err := transparency.Repair(cmd.Context(), o.Dir)
+				if err != nil {
+					return err
+				}
+				printRepair(cmd.OutOrStdout(), rep)
+				return nil
+			}
 			var lv slog.Level
 			if err := lv.UnmarshalText([]byte(level)); err != nil {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
@@ -45,6 +57,7 @@ into --data on first start (mode 0600).`,
 	f.StringVar(&o.Issuer, "issuer", "", "service identifier URI used as the receipts' iss (default from --config, else https://localhost)")
 	f.StringVar(&o.KeyFile, "key", "", "receipt signing key file (default: generated into --data)")
 	f.BoolVar(&o.RotateKey, "rotate-key", false, "retire the key in --data and generate a new one; old public keys stay published")
+	f.BoolVar(&repair, "repair", false, "repair the data directory instead of serving: rebuild the statement store from its intact records and the log, list statements that are lost, then exit (run it when serve refuses to start on damaged storage)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&so.IdentityConfig, "identity-config", "", "also run the Identity Server (POST /token, /.well-known/wit-bundle) with this YAML configuration; its bundle is trusted for registrations")
 	f.StringArrayVar(&so.IdentityBundles, "identity-bundle", nil, "trust WITs of another trust domain for registrations: TRUST_DOMAIN=BUNDLE_FILE (repeatable)")
@@ -52,4 +65,25 @@ into --data on first start (mode 0600).`,
 	f.StringVar(&so.PublicURL, "public-url", "", "URL clients reach this server at: the WIMSE proof audience and the Identity Server's default issuer (default http://ADDR)")
 	cmd.MarkFlagRequired("data")
 	return cmd
+}
+
+// printRepair writes the report of `serve --repair`.
+func printRepair(w io.Writer, r *posix.RepairReport) {
+	fmt.Fprintf(w, "repaired the statement store in %s\n", r.Dir)
+	fmt.Fprintf(w, "log entries:                     %d\n", r.LogSize)
+	fmt.Fprintf(w, "statements restored:             %d\n", r.Restored)
+	fmt.Fprintf(w, "statements pending (appended at the next start): %d\n", r.Pending)
+	fmt.Fprintf(w, "statements lost:                 %d\n", len(r.Lost))
+	for _, d := range r.Damaged {
+		fmt.Fprintf(w, "dropped damaged bytes %d..%d (%d bytes)\n", d.Offset, d.Offset+d.Length, d.Length)
+	}
+	if r.Backup != "" {
+		fmt.Fprintf(w, "the old statement store is kept as %s\n", r.Backup)
+	}
+	if len(r.Lost) > 0 {
+		fmt.Fprintln(w, "lost statements: the log holds these entries but their statements are gone; registering the same statement again restores it:")
+		for _, l := range r.Lost {
+			fmt.Fprintf(w, "  index %d entry %s\n", l.Index, hex.EncodeToString(l.Entry[:]))
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,8 @@ func NewCmdVerify() *cobra.Command {
 	var policyFile, output string
 	var offline bool
 	var insecure []string
+	var timeout time.Duration
+	var maxBytes int64
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE[@DIGEST] --policy FILE [--output json] [--offline]",
 		Short: "Allow or deny an image on its SCITT statements, receipts and identities (exit 0 allow, 1 deny)",
@@ -38,7 +41,7 @@ func NewCmdVerify() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := []policy.Option{policy.WithOCIClient(client)}
+			opts := []policy.Option{policy.WithOCIClient(client), policy.WithBudget(timeout, maxBytes)}
 			if offline {
 				opts = append(opts, policy.WithOffline())
 			}
@@ -73,6 +76,8 @@ func NewCmdVerify() *cobra.Command {
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.BoolVar(&offline, "offline", false, "use only pinned keys and bundle files, and the registry")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")
+	f.DurationVar(&timeout, "timeout", policy.DefaultTimeout, "time budget of the verification (0: none); beyond it verify fails (exit 2), never allows")
+	f.Int64Var(&maxBytes, "max-bytes", policy.DefaultMaxBytes, "bytes of referrer manifests and layers the verification may fetch, each blob once (0: no limit)")
 	_ = cmd.MarkFlagRequired("policy")
 	return cmd
 }
@@ -97,6 +102,9 @@ func printDecision(cmd *cobra.Command, d *policy.Decision) {
 		if c.Issuer != "" {
 			fmt.Fprintf(w, "    issuer:  %s\n", c.Issuer)
 		}
+		if c.Payload != "" {
+			fmt.Fprintf(w, "    payload: %s\n", c.Payload)
+		}
 		if len(c.Services) > 0 {
 			fmt.Fprintf(w, "    registered with %s at %s\n", strings.Join(c.Services, ", "), c.RegisteredAt.Format("2006-01-02T15:04:05Z07:00"))
 		}
@@ -114,5 +122,12 @@ func printDecision(cmd *cobra.Command, d *policy.Decision) {
 	}
 	if len(d.Candidates) == 0 {
 		fmt.Fprintln(w, "  no SCITT statement is attached to this image")
+	}
+	for _, r := range d.Requirements {
+		if r.SatisfiedBy != "" {
+			fmt.Fprintf(w, "  required %s: met by %s\n", r.Name, r.SatisfiedBy)
+		} else {
+			fmt.Fprintf(w, "  required %s: NOT MET\n", r.Name)
+		}
 	}
 }

@@ -16,7 +16,11 @@ import (
 // attach in separate steps. It checks that the statement has a receipt and
 // covers the preimage, and reads the listing annotations (issuer, subject,
 // entry id, predicate type, receipt issuers, registration time) out of
-// them. Errors wrap ErrInput.
+// them. The preimage is checked against the content type the statement
+// declares (label 259 of a hash envelope, label 3 of an embedded payload):
+// an in-toto statement strictly, a JSON type as JSON, anything else by its
+// digest only; the preimage layer gets that media type. Errors wrap
+// ErrInput.
 func NewAttachment(statement, preimage []byte) (oci.Attachment, error) {
 	s, err := scitt.ParseStatement(statement)
 	if err != nil {
@@ -25,10 +29,6 @@ func NewAttachment(statement, preimage []byte) (oci.Attachment, error) {
 	if len(s.Receipts) == 0 {
 		return oci.Attachment{}, fmt.Errorf("%w: the statement has no receipt: register it with a transparency service first", ErrInput)
 	}
-	p, err := provenance.ParseStatement(preimage)
-	if err != nil {
-		return oci.Attachment{}, fmt.Errorf("%w: preimage: %w", ErrInput, err)
-	}
 	if s.Payload != nil {
 		if err := s.CheckPreimage(preimage); err != nil {
 			return oci.Attachment{}, fmt.Errorf("%w: the preimage is not the payload the statement signs: %w", ErrInput, err)
@@ -36,9 +36,13 @@ func NewAttachment(statement, preimage []byte) (oci.Attachment, error) {
 	} else if s.IsHashEnvelope() {
 		return oci.Attachment{}, errors.Join(ErrInput, errors.New("the statement's digest payload is detached"))
 	}
+	p, err := provenance.ParsePayload(DeclaredContentType(s), preimage)
+	if err != nil {
+		return oci.Attachment{}, fmt.Errorf("%w: preimage: %w", ErrInput, err)
+	}
 	entry := s.EntryHash()
 	ann := oci.Annotations{Issuer: s.Issuer, Subject: s.Subject, EntryID: hex.EncodeToString(entry[:]),
-		PredicateType: p.PredicateType, Created: s.IssuedAt}
+		PredicateType: p.PredicateType(), ContentType: p.MediaType, Created: s.IssuedAt}
 	for i, raw := range s.Receipts {
 		r, err := scitt.ParseReceipt(raw)
 		if err != nil {
@@ -54,5 +58,19 @@ func NewAttachment(statement, preimage []byte) (oci.Attachment, error) {
 	if ann.Created.IsZero() {
 		ann.Created = time.Now()
 	}
-	return oci.Attachment{Statement: statement, Preimage: preimage, PreimageMediaType: p.MediaType, Annotations: ann}, nil
+	return oci.Attachment{Statement: statement, Preimage: preimage, PreimageMediaType: p.MediaType,
+		PreimageTitle: PreimageTitle(p.MediaType), Annotations: ann}, nil
 }
+
+// DeclaredContentType is the content type a statement declares for its
+// payload: label 259 of a hash envelope, label 3 of an embedded payload.
+func DeclaredContentType(s *scitt.Statement) string {
+	if s.IsHashEnvelope() {
+		return s.PreimageContentType
+	}
+	return s.ContentType
+}
+
+// PreimageTitle is the file name of a preimage layer of a media type
+// (preimage.intoto.json, preimage.cdx.json, preimage.txt, …).
+func PreimageTitle(mediaType string) string { return "preimage" + provenance.FileExtension(mediaType) }

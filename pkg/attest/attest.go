@@ -62,6 +62,13 @@ type Options struct {
 	// PredicateType is the predicateType of a bare predicate. Default: SLSA
 	// Provenance v1 when the predicate has its shape, otherwise required.
 	PredicateType string
+	// ContentType, when set and not in-toto, signs PredicateFile as it is
+	// with that content type (a CycloneDX or SPDX SBOM, OpenVEX, plain
+	// text): JSON types are checked to be JSON. Default: in-toto.
+	ContentType string
+	// PredicateKeys are key files (PEM, JWK, COSE_Key) a DSSE envelope given
+	// as PredicateFile must verify with; an envelope is refused without them.
+	PredicateKeys []string
 	// Location is the payload location (label 260) put in the statement.
 	// Default: none (the preimage travels in the referrer next to it).
 	Location string
@@ -114,7 +121,7 @@ type run struct {
 	res *Result
 
 	creds     *workload.Credentials
-	preimage  *provenance.Statement
+	preimage  *provenance.Payload
 	signed    []byte
 	receipt   *scitt.Receipt
 	statement []byte
@@ -240,24 +247,36 @@ func (r *run) provenance(ctx context.Context) error {
 	r.res.Repository, r.res.Digest = repo, dig
 	r.res.Subject = "oci://" + repo + "@" + dig
 	subject := provenance.Subject{Name: repo, Digest: map[string]string{"sha256": hexd}}
-	var st *provenance.Statement
+	var p *provenance.Payload
 	if r.o.PredicateFile != "" {
-		st, err = loadPredicate(r.o.PredicateFile, r.o.PredicateType, subject)
+		p, err = loadPredicate(predicateInput{path: r.o.PredicateFile, predicateType: r.o.PredicateType,
+			contentType: r.o.ContentType, keys: r.o.PredicateKeys}, subject)
+	} else if r.o.ContentType != "" || r.o.PredicateType != "" {
+		err = fmt.Errorf("%w: --content-type and --predicate-type describe a --predicate file", ErrInput)
 	} else {
+		var st *provenance.Statement
 		st, err = provenance.Generate(ctx, provenance.Request{Images: []string{repo + "@" + dig}, Getenv: r.o.Getenv},
 			provenance.WithClock(r.o.Now))
+		if err == nil {
+			p = &provenance.Payload{Raw: st.Raw, MediaType: st.MediaType, Kind: provenance.KindInToto, Statement: st}
+		}
 	}
 	if err != nil {
 		return err
 	}
-	r.preimage = st
-	r.res.PredicateType = st.PredicateType
-	r.res.Preimage = st.Raw
+	r.preimage = p
+	r.res.PredicateType = p.PredicateType()
+	r.res.ContentType = p.MediaType
+	r.res.Preimage = p.Raw
 	return nil
 }
 
 func (r *run) sign(ctx context.Context) error {
-	opts := []scitt.SignOption{scitt.WithContentType(r.preimage.MediaType)}
+	ct := r.preimage.MediaType
+	if r.preimage.Kind != provenance.KindInToto && r.o.ContentType != "" {
+		ct = r.o.ContentType // as declared, parameters included
+	}
+	opts := []scitt.SignOption{scitt.WithContentType(ct)}
 	if r.creds.WIT != "" {
 		opts = append(opts, scitt.WithWIT(r.creds.WIT))
 	}
@@ -337,9 +356,10 @@ func (r *run) attach(ctx context.Context) error {
 	}
 	a := oci.Attachment{
 		Statement: r.statement, Preimage: r.preimage.Raw, PreimageMediaType: r.preimage.MediaType,
+		PreimageTitle: PreimageTitle(r.preimage.MediaType),
 		Annotations: oci.Annotations{
 			Created: r.o.Now(), Issuer: r.res.WorkloadID, Subject: r.res.Subject, EntryID: r.res.EntryID,
-			PredicateType: r.res.PredicateType, TS: nonEmpty(r.res.TS),
+			PredicateType: r.res.PredicateType, ContentType: r.preimage.MediaType, TS: nonEmpty(r.res.TS),
 		},
 	}
 	atts, err := r.o.Registry.Attach(ctx, r.res.Repository+"@"+r.res.Digest, a)
@@ -360,10 +380,14 @@ func (r *run) save(path string) error {
 	if err := atomicfile.WriteFile(path, r.statement, 0o644); err != nil {
 		return fmt.Errorf("write statement: %w", err)
 	}
-	if err := atomicfile.WriteFile(path+PreimageSuffix, r.preimage.Raw, 0o644); err != nil {
+	pre := path + PreimageSuffix
+	if r.preimage.MediaType != provenance.MediaType {
+		pre = path + provenance.FileExtension(r.preimage.MediaType)
+	}
+	if err := atomicfile.WriteFile(pre, r.preimage.Raw, 0o644); err != nil {
 		return fmt.Errorf("write preimage: %w", err)
 	}
-	r.res.StatementPath, r.res.PreimagePath = path, path+PreimageSuffix
+	r.res.StatementPath, r.res.PreimagePath = path, pre
 	return nil
 }
 
@@ -384,7 +408,8 @@ func (r *run) notAttached(cause error) error {
 	return e
 }
 
-// PreimageSuffix is appended to the statement path to name the preimage file.
+// PreimageSuffix is appended to the statement path to name an in-toto
+// preimage file; other payloads get provenance.FileExtension of their type.
 const PreimageSuffix = ".intoto.json"
 
 func nonEmpty(s string) []string {

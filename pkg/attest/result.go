@@ -94,8 +94,10 @@ type Result struct {
 	// platform the identity came from.
 	WorkloadID string `json:"workloadId,omitempty"`
 	Provider   string `json:"provider,omitempty"`
-	// PredicateType is the in-toto predicateType of the preimage.
+	// PredicateType is the in-toto predicateType of the preimage ("" for
+	// other payloads); ContentType its media type.
 	PredicateType string `json:"predicateType,omitempty"`
+	ContentType   string `json:"contentType,omitempty"`
 	// EntryID is the lowercase hex entry id; LogIndex and TreeSize come from
 	// the receipt's inclusion proof; TS is the receipt issuer and TSURL the
 	// service registered with.
@@ -115,7 +117,7 @@ type Result struct {
 	// Steps are the steps run, in order, with their durations.
 	Steps []Step `json:"steps"`
 
-	// Statement is the transparent statement; Preimage the in-toto statement.
+	// Statement is the transparent statement; Preimage the payload it signs.
 	Statement []byte `json:"-"`
 	Preimage  []byte `json:"-"`
 }

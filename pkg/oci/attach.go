@@ -15,10 +15,15 @@ import (
 type Attachment struct {
 	// Statement is the transparent statement (COSE_Sign1 with receipts in label 394).
 	Statement []byte
-	// Preimage is the in-toto statement whose hash the statement signs.
+	// Preimage is the payload whose hash the statement signs (an in-toto
+	// statement, an SBOM, any content).
 	Preimage []byte
-	// PreimageMediaType defaults to application/vnd.in-toto+json.
+	// PreimageMediaType is the statement's declared content type (type/subtype,
+	// no parameters). Default application/vnd.in-toto+json.
 	PreimageMediaType string
+	// PreimageTitle is the preimage layer's org.opencontainers.image.title.
+	// Default preimage.intoto.json for in-toto, else "preimage".
+	PreimageTitle string
 	// Annotations describe the statement in the referrers listing.
 	Annotations Annotations
 }
@@ -72,7 +77,14 @@ func (c *Client) Attach(ctx context.Context, ref string, a Attachment, opts ...A
 	if pmt == "" {
 		pmt = PreimageMediaType
 	}
-	stmt, pre := newBlob(StatementMediaType, a.Statement), newBlob(pmt, a.Preimage)
+	title := a.PreimageTitle
+	if title == "" {
+		title = "preimage"
+		if pmt == PreimageMediaType {
+			title += ".intoto.json"
+		}
+	}
+	stmt, pre := newBlob(StatementMediaType, a.Statement, StatementTitle), newBlob(pmt, a.Preimage, title)
 	for _, b := range []blob{{desc: emptyConfig, data: []byte("{}")}, stmt, pre} {
 		if err := rc.uploadBlob(ctx, b); err != nil {
 			return nil, err

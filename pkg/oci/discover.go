@@ -22,8 +22,9 @@ type Entry struct {
 	Annotations Annotations
 	// Statement and Preimage are the layers, fetched only with [WithContent].
 	Statement, Preimage []byte
-	// PreimageMediaType is the media type of the preimage layer (with [WithContent]).
-	PreimageMediaType string
+	// PreimageMediaType and PreimageDigest describe the preimage layer (with
+	// [WithContent]); the bytes in Preimage were checked against that digest.
+	PreimageMediaType, PreimageDigest string
 	// Err is set when this referrer could not be read or failed a check (digest, size,
 	// shape). Other entries are still returned.
 	Err error
@@ -230,7 +231,7 @@ func dedupe(ds []Descriptor) []Descriptor {
 // the layers) the entries need.
 func (c *Client) fetchAll(ctx context.Context, rc *repoClient, es []Entry, o discoverOptions) {
 	sem := make(chan struct{}, c.jobs)
-	cache := &blobCache{m: map[string]*blobCall{}}
+	cache := NewBlobCache(0)
 	var wg sync.WaitGroup
 	for i := range es {
 		e := &es[i]
@@ -250,13 +251,16 @@ func (c *Client) fetchAll(ctx context.Context, rc *repoClient, es []Entry, o dis
 }
 
 // fetchEntry reads one referrer manifest and, with content, its two layers.
-func (c *Client) fetchEntry(ctx context.Context, rc *repoClient, e *Entry, content bool, cache *blobCache) error {
+func (c *Client) fetchEntry(ctx context.Context, rc *repoClient, e *Entry, content bool, cache *BlobCache) error {
 	f, found, err := rc.getManifest(ctx, e.Descriptor.Digest)
 	if err != nil {
 		return err
 	}
 	if !found {
 		return fmt.Errorf("%w: referrer manifest %s is listed but missing", ErrImageNotFound, e.Descriptor.Digest)
+	}
+	if err := cache.charge(int64(len(f.body)), "referrer manifest "+e.Descriptor.Digest); err != nil {
+		return err
 	}
 	m, err := parseManifest(f.body)
 	if err != nil {
@@ -286,7 +290,7 @@ func (c *Client) fetchEntry(ctx context.Context, rc *repoClient, e *Entry, conte
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := cache.get(l.Digest, func() ([]byte, error) { return c.fetchBlob(ctx, rc, l) })
+			b, err := cache.get(l, func() ([]byte, error) { return c.fetchBlob(ctx, rc, l) })
 			if i == 0 {
 				stmt = b
 			} else {
@@ -301,7 +305,7 @@ func (c *Client) fetchEntry(ctx context.Context, rc *repoClient, e *Entry, conte
 			return fmt.Errorf("referrer %s: %w", e.Descriptor.Digest, err)
 		}
 	}
-	e.Statement, e.Preimage, e.PreimageMediaType = stmt, pre, m.Layers[1].MediaType
+	e.Statement, e.Preimage, e.PreimageMediaType, e.PreimageDigest = stmt, pre, m.Layers[1].MediaType, m.Layers[1].Digest
 	return nil
 }
 
@@ -328,11 +332,40 @@ func (c *Client) fetchBlob(ctx context.Context, rc *repoClient, d Descriptor) ([
 	return b, nil
 }
 
-// blobCache fetches each blob at most once per discovery, even when several referrers
-// share it and ask at the same time.
-type blobCache struct {
-	mu sync.Mutex
-	m  map[string]*blobCall
+// BlobCache fetches each blob at most once, even when several referrers share it and ask
+// at the same time, and bounds the bytes fetched through it. One BlobCache passed to
+// several [Client.FetchContent] calls (WithBlobCache) makes a whole verification fetch
+// each blob once. It holds the blobs it fetched until it is dropped. Safe for concurrent
+// use.
+type BlobCache struct {
+	mu       sync.Mutex
+	m        map[string]*blobCall
+	maxBytes int64 // 0: unbounded
+	used     int64
+}
+
+// NewBlobCache returns a cache that refuses, with [ErrBudgetExceeded], to fetch more
+// than maxBytes in all (manifests and blobs; 0 means no bound).
+func NewBlobCache(maxBytes int64) *BlobCache {
+	return &BlobCache{m: map[string]*blobCall{}, maxBytes: maxBytes}
+}
+
+// Used reports the bytes fetched (or reserved for fetching) through the cache.
+func (c *BlobCache) Used() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
+}
+
+// charge reserves n bytes of the budget.
+func (c *BlobCache) charge(n int64, what string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.maxBytes > 0 && c.used+n > c.maxBytes {
+		return fmt.Errorf("%w: %s needs %d bytes, %d of %d are used", ErrBudgetExceeded, what, n, c.used, c.maxBytes)
+	}
+	c.used += n
+	return nil
 }
 
 type blobCall struct {
@@ -341,14 +374,19 @@ type blobCall struct {
 	err  error
 }
 
-func (c *blobCache) get(digest string, fetch func() ([]byte, error)) ([]byte, error) {
+// get returns the blob of d, fetching it (and charging its size) only the first time.
+func (c *BlobCache) get(d Descriptor, fetch func() ([]byte, error)) ([]byte, error) {
 	c.mu.Lock()
-	call, ok := c.m[digest]
+	call, ok := c.m[d.Digest]
 	if !ok {
 		call = &blobCall{}
-		c.m[digest] = call
+		c.m[d.Digest] = call
 	}
 	c.mu.Unlock()
-	call.once.Do(func() { call.b, call.err = fetch() })
+	call.once.Do(func() {
+		if call.err = c.charge(d.Size, "layer "+d.Digest); call.err == nil {
+			call.b, call.err = fetch()
+		}
+	})
 	return call.b, call.err
 }

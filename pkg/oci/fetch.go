@@ -14,7 +14,16 @@ import (
 // Discover. Each entry's Err is set when it cannot be read. It lets a
 // verifier hold the blobs of a few referrers at a time instead of all of
 // them.
-func (c *Client) FetchContent(ctx context.Context, repository string, entries []Entry) error {
+//
+// With [WithBlobCache] the blobs are taken from (and fetched into) a cache
+// shared by several calls, so a caller fetching in groups fetches each blob
+// once, within the cache's byte budget; an entry that would exceed it gets an
+// Err wrapping [ErrBudgetExceeded].
+func (c *Client) FetchContent(ctx context.Context, repository string, entries []Entry, opts ...FetchOption) error {
+	var o fetchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	r, err := name.NewRepository(repository, c.nameOpts(repository)...)
 	if err != nil {
 		return fmt.Errorf("%w %q: %w", ErrBadReference, repository, err)
@@ -23,7 +32,10 @@ func (c *Client) FetchContent(ctx context.Context, repository string, entries []
 	if err != nil {
 		return err
 	}
-	cache := &blobCache{m: map[string]*blobCall{}}
+	cache := o.cache
+	if cache == nil {
+		cache = NewBlobCache(0)
+	}
 	sem := make(chan struct{}, c.jobs)
 	var wg sync.WaitGroup
 	for i := range entries {
@@ -42,3 +54,12 @@ func (c *Client) FetchContent(ctx context.Context, repository string, entries []
 	wg.Wait()
 	return nil
 }
+
+// FetchOption configures [Client.FetchContent].
+type FetchOption func(*fetchOptions)
+
+type fetchOptions struct{ cache *BlobCache }
+
+// WithBlobCache fetches through c (shared across calls, with its byte budget).
+// Default: a cache for this call only, without a budget.
+func WithBlobCache(c *BlobCache) FetchOption { return func(o *fetchOptions) { o.cache = c } }

@@ -62,7 +62,8 @@ type Annotations struct {
 	Subject       string    // statement CWT sub
 	TS            []string  // issuers of the receipts (transparency services)
 	EntryID       string    // hex SHA-256 entry id
-	PredicateType string    // in-toto predicateType of the preimage
+	PredicateType string    // in-toto predicateType of the preimage ("" for other payloads)
+	ContentType   string    // media type of the preimage (the statement's declared content type)
 }
 
 // Map returns the annotation map (empty values omitted).
@@ -82,13 +83,14 @@ func (a Annotations) Map() map[string]string {
 	set(AnnotationTS, strings.Join(a.TS, ","))
 	set(AnnotationEntryID, a.EntryID)
 	set(AnnotationPredicate, a.PredicateType)
+	set(AnnotationContentType, a.ContentType)
 	return m
 }
 
 // annotationsFrom is the inverse of Annotations.Map.
 func annotationsFrom(m map[string]string) Annotations {
 	a := Annotations{Issuer: m[AnnotationIssuer], Subject: m[AnnotationSubject], EntryID: m[AnnotationEntryID],
-		PredicateType: m[AnnotationPredicate]}
+		PredicateType: m[AnnotationPredicate], ContentType: m[AnnotationContentType]}
 	if ts := m[AnnotationTS]; ts != "" {
 		a.TS = strings.Split(ts, ",")
 	}
@@ -110,8 +112,14 @@ type blob struct {
 	data []byte
 }
 
-func newBlob(mediaType string, data []byte) blob {
-	return blob{desc: Descriptor{MediaType: mediaType, Digest: digestOf(data), Size: int64(len(data))}, data: data}
+// newBlob describes data; a title becomes the layer's org.opencontainers.image.title,
+// the file name `oras pull` writes it to.
+func newBlob(mediaType string, data []byte, title string) blob {
+	d := Descriptor{MediaType: mediaType, Digest: digestOf(data), Size: int64(len(data))}
+	if title != "" {
+		d.Annotations = map[string]string{AnnotationTitle: title}
+	}
+	return blob{desc: d, data: data}
 }
 
 // referrerManifest builds the manifest of design §2.5 for one transparent statement.

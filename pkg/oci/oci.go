@@ -11,10 +11,13 @@
 //
 // One image manifest per transparent statement (Trustfabric design §2.5): artifactType
 // application/scitt-statement+cose, config = the OCI empty descriptor (byte-exact, with its
-// inline data), layers = [transparent statement, in-toto preimage], subject = the image, and
+// inline data), layers = [transparent statement, preimage], subject = the image, and
 // annotations org.opencontainers.image.created plus dev.trustfabric.* so that a referrers
-// listing shows issuer, subject, transparency services, entry id and predicate type without
-// fetching any blob.
+// listing shows issuer, subject, transparency services, entry id, predicate type and
+// payload content type without fetching any blob. The preimage layer's media type is the
+// content type the statement declares (in-toto, a CycloneDX or SPDX SBOM, OpenVEX, plain
+// text, …), and each layer carries org.opencontainers.image.title (statement.cose,
+// preimage.<ext>) so that `oras pull` writes them as files.
 //
 // # Registries
 //
@@ -61,6 +64,9 @@ const (
 	AnnotationTS          = "dev.trustfabric.ts"
 	AnnotationEntryID     = "dev.trustfabric.entry-id"
 	AnnotationPredicate   = "dev.trustfabric.predicate-type"
+	AnnotationContentType = "dev.trustfabric.content-type"
+	AnnotationTitle       = "org.opencontainers.image.title"
+	StatementTitle        = "statement.cose"
 	AnnotationCreated     = annotationCreated
 	defaultMaxManifest    = 4 << 20
 	defaultMaxIndex       = 4 << 20
@@ -84,6 +90,7 @@ var (
 	ErrFallbackLost    = errors.New("referrers tag index kept losing our entry")
 	ErrInsecureRefused = errors.New("plain HTTP refused")
 	ErrBadReference    = errors.New("bad image reference")
+	ErrBudgetExceeded  = errors.New("fetch budget exceeded")
 )
 
 // StatusError is a registry response the client did not expect.

@@ -70,7 +70,7 @@ func TestManifestBytes(t *testing.T) {
 	}
 	subj := Descriptor{MediaType: ManifestMediaType, Digest: digestOf([]byte("img")), Size: 3}
 	a := attachment(7)
-	b, err := referrerManifest(subj, newBlob(StatementMediaType, a.Statement), newBlob(PreimageMediaType, a.Preimage), a.Annotations.Map())
+	b, err := referrerManifest(subj, newBlob(StatementMediaType, a.Statement, StatementTitle), newBlob(PreimageMediaType, a.Preimage, "preimage.intoto.json"), a.Annotations.Map())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func pushOther(t *testing.T, c *Client, img string) {
 	if err := rc.uploadBlob(ctx, blob{desc: emptyConfig, data: []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
-	sbom := newBlob("application/spdx+json", []byte(`{"spdxVersion":"SPDX-2.3"}`))
+	sbom := newBlob("application/spdx+json", []byte(`{"spdxVersion":"SPDX-2.3"}`), "")
 	if err := rc.uploadBlob(ctx, sbom); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestBadRegistryResponses(t *testing.T) {
 func TestLayerDigestMismatch(t *testing.T) {
 	ctx := context.Background()
 	a := attachment(3)
-	corrupt := newBlob(PreimageMediaType, a.Preimage).desc.Digest
+	corrupt := newBlob(PreimageMediaType, a.Preimage, "preimage.intoto.json").desc.Digest
 	h, stop := ocitest.NewOlaregHandler(nil)
 	host := serve(t, h, stop, func(h http.Handler) http.Handler {
 		return ocitest.Rewrite(h, "/blobs/"+corrupt, func(b []byte) []byte { return bytes.ToUpper(b) })

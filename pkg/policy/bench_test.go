@@ -78,3 +78,39 @@ func BenchmarkVerify50(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkVerifySharedBlob is issue 11's attack: 40 referrers whose
+// statements all carry one 15 MiB preimage, by a workload the policy does
+// not allow, so that the deny evaluates every one. The verification fetches
+// the blob once (it used to fetch it once per group of four).
+func BenchmarkVerifySharedBlob(b *testing.B) {
+	t := &testing.T{}
+	w := newWorld(t)
+	w.t = t
+	image, digest := w.pushImage("acme/shared-bench")
+	shared := make([]byte, 15<<20)
+	for range 40 {
+		w.attest(evidence{image: image, digest: digest, payload: shared, contentType: "text/plain",
+			id: "spiffe://ci.example.org/github/acme/tools/.github/workflows/x.yml/refs/heads/main"})
+	}
+	if t.Failed() {
+		b.Fatal("fixture failed")
+	}
+	p, err := Load(w.write("policy.yaml", []byte(basePolicy+"payloads:\n  require:\n    - contentTypes: [text/plain]\n")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		client, _ := oci.New()
+		v, err := NewVerifier(ctx, p, WithOCIClient(client), WithOffline())
+		if err != nil {
+			b.Fatal(err)
+		}
+		d, err := v.Verify(ctx, image)
+		if err != nil || d.Allowed || len(d.Candidates) != 40 {
+			b.Fatalf("%v allowed=%v candidates=%d", err, d != nil && d.Allowed, len(d.Candidates))
+		}
+	}
+}

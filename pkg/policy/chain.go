@@ -14,8 +14,18 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/witstatement"
 )
 
+// payloadMemo remembers, for one verification, the preimages already
+// parsed, by layer digest and declared content type: referrers sharing a
+// preimage blob parse it once.
+type payloadMemo map[string]payloadResult
+
+type payloadResult struct {
+	p   *provenance.Payload
+	err error
+}
+
 // evaluate runs the chain of design §1 step 6 on one referrer.
-func (v *Verifier) evaluate(e *oci.Entry, digest string) Candidate {
+func (v *Verifier) evaluate(e *oci.Entry, digest string, memo payloadMemo) Candidate {
 	c := Candidate{Referrer: e.Descriptor.Digest}
 	if e.Err != nil {
 		c.fail(CheckReferrer, e.Err)
@@ -62,11 +72,23 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string) Candidate {
 		c.fail(CheckPreimage, errors.New("the referrer has no preimage layer"))
 		return c
 	}
-	if err := s.CheckPreimage(e.Preimage); err != nil {
-		c.fail(CheckPreimage, fmt.Errorf("the attached in-toto statement is not the one that was signed: %w", err))
-		return c
+	// A SHA-256 hash envelope whose payload is the preimage layer's digest
+	// needs no second hash: pkg/oci checked the bytes against that digest.
+	sameDigest := s.IsHashEnvelope() && s.PayloadHashAlg == scitt.AlgSHA256 && e.PreimageDigest == "sha256:"+hex.EncodeToString(s.Payload)
+	if !sameDigest {
+		if err := s.CheckPreimage(e.Preimage); err != nil {
+			c.fail(CheckPreimage, fmt.Errorf("the attached preimage is not the payload that was signed: %w", err))
+			return c
+		}
 	}
 	c.pass(CheckPreimage, "")
+
+	payload, err := v.checkPayload(s, e.Preimage, e.PreimageDigest, digest, memo, &c)
+	if err != nil {
+		c.fail(CheckPayload, err)
+		return c
+	}
+	c.pass(CheckPayload, c.Payload+" ("+strings.Join(c.Satisfies, ", ")+")")
 
 	rule, err := v.checkIdentity(s.Issuer, claims)
 	if err != nil {
@@ -79,13 +101,85 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string) Candidate {
 	if rule.SelfReportedProvenance {
 		facts = nil // the policy trusts this workload to describe its build
 	}
-	if err := v.checkProvenance(e.Preimage, digest, facts); err != nil {
+	if payload.Kind != provenance.KindInToto || !contains(v.p.Provenance.PredicateTypes, payload.PredicateType()) {
+		// The provenance rules are about builds: they apply to SLSA
+		// provenance, not to SBOMs, VEX or other payloads.
+		c.pass(CheckProvenance, "not provenance: the provenance rules do not apply")
+		c.OK = true
+		return c
+	}
+	if err := v.checkProvenance(payload.Statement, digest, facts); err != nil {
 		c.fail(CheckProvenance, err)
 		return c
 	}
 	c.pass(CheckProvenance, "")
 	c.OK = true
 	return c
+}
+
+// declaredContentType is the content type a statement declares for its
+// payload: label 259 of a hash envelope, label 3 of an embedded payload.
+func declaredContentType(s *scitt.Statement) string {
+	if s.IsHashEnvelope() {
+		return s.PreimageContentType
+	}
+	return s.ContentType
+}
+
+// checkPayload checks the preimage against the content type the statement
+// declares (an in-toto statement strictly, and it must name the image; JSON
+// types as JSON; others by the digest already checked) and matches it with
+// the policy's payload rules. It records the payload and the requirements
+// it meets in c.
+func (v *Verifier) checkPayload(s *scitt.Statement, preimage []byte, preimageDigest, digest string, memo payloadMemo, c *Candidate) (*provenance.Payload, error) {
+	ct := declaredContentType(s)
+	key := preimageDigest + " " + ct
+	r, ok := memo[key]
+	if !ok || preimageDigest == "" {
+		r.p, r.err = provenance.ParsePayload(ct, preimage)
+		if preimageDigest != "" && memo != nil {
+			memo[key] = r
+		}
+	}
+	p, err := r.p, r.err
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPayload, err)
+	}
+	c.Payload = p.MediaType
+	if pt := p.PredicateType(); pt != "" {
+		c.Payload = pt
+	}
+	if p.Kind == provenance.KindInToto {
+		algo, hexDigest, _ := strings.Cut(digest, ":")
+		covered := false
+		for _, sub := range p.Statement.Subjects {
+			if sub.Digest[algo] == hexDigest {
+				covered = true
+			}
+		}
+		if !covered {
+			return nil, fmt.Errorf("%w: no subject of the in-toto statement has digest %s", ErrWrongSubject, digest)
+		}
+	}
+	for _, r := range v.p.Payloads.Require {
+		if r.matches(p) {
+			c.Satisfies = append(c.Satisfies, r.String())
+		}
+	}
+	if len(c.Satisfies) > 0 {
+		return p, nil
+	}
+	for _, r := range v.p.Payloads.Allow {
+		if r.matches(p) {
+			c.Satisfies = append(c.Satisfies, "allowed: "+r.String())
+			return p, nil
+		}
+	}
+	kind := "content type " + p.MediaType
+	if p.Kind == provenance.KindInToto {
+		kind = "in-toto predicate type " + p.PredicateType()
+	}
+	return nil, fmt.Errorf("%w: %s is neither required nor allowed by the policy's payload rules", ErrPayload, kind)
 }
 
 // aboutDigest reports whether a statement subject names the image digest:
@@ -112,6 +206,7 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 		names   []string
 		counted = make([]bool, len(v.services))
 		seen    []string
+		tooOld  error
 	)
 	for i, rb := range s.Receipts {
 		r, err := scitt.ParseReceipt(rb)
@@ -122,14 +217,18 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 			seen = append(seen, r.Issuer)
 		}
 		for j, svc := range v.services {
-			if counted[j] || (svc.issuer != "" && r.Issuer != svc.issuer) || !svc.keys.Names(r.KID) {
+			if (svc.issuer != "" && r.Issuer != svc.issuer) || !svc.keys.Names(r.KID) {
 				continue
 			}
+			// Every receipt is judged, in any order: one that a trusted
+			// service's kid (or, without a kid, its issuer) names and that
+			// does not verify rejects the statement even when another
+			// receipt of the same service verifies.
 			if _, err := r.VerifyInclusion(s.Registered(), svc.keys, svc.leaf); err != nil {
-				if len(r.KID) == 0 {
+				if len(r.KID) == 0 && svc.issuer == "" {
 					continue // an unnamed receipt, perhaps of another service
 				}
-				return time.Time{}, nil, fmt.Errorf("receipt %d from %s: %w", i, svc.name, err)
+				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s: %w", ErrBadReceipt, i, svc.name, err)
 			}
 			// Checked on receipts the service's key verified: ours name the
 			// entry they prove, so one naming something else (a consistency
@@ -143,15 +242,23 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s has no registration time (CWT iat): the identity cannot be checked at registration", ErrNoTrustedReceipt, i, svc.name)
 			}
 			if max := time.Duration(v.p.MaxReceiptAge); max > 0 && v.now().Sub(r.IssuedAt) > max {
-				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s was issued %s ago (at most %s)", ErrReceiptTooOld, i, svc.name, v.now().Sub(r.IssuedAt).Round(time.Second), max)
+				// Too old is not tampering: it does not count, and says so
+				// if too few receipts count.
+				tooOld = fmt.Errorf("%w: receipt %d from %s was issued %s ago (at most %s)", ErrReceiptTooOld, i, svc.name, v.now().Sub(r.IssuedAt).Round(time.Second), max)
+				break
 			}
-			counted[j] = true
-			names = append(names, svc.name)
+			if !counted[j] {
+				counted[j] = true
+				names = append(names, svc.name)
+			}
 			if regTime.IsZero() || r.IssuedAt.Before(regTime) {
 				regTime = r.IssuedAt
 			}
 			break
 		}
+	}
+	if len(names) < v.p.RequiredReceipts && tooOld != nil {
+		return time.Time{}, nil, tooOld
 	}
 	if len(names) < v.p.RequiredReceipts {
 		from := "no trusted service"
@@ -288,32 +395,17 @@ func factsFrom(claims map[string]any) signedFacts {
 	return f
 }
 
-// checkProvenance applies the provenance rules to the in-toto statement.
+// checkProvenance applies the provenance rules to an in-toto statement of a
+// provenance predicate type (checkPayload has checked that it names the
+// image).
 // The statement is written by the job that signed it, so for a statement
 // bound to a WIT the ref, repository, trigger and builder rules are decided
 // on the facts the Identity Server signed into the WIT, the provenance must
 // agree with them, and a rule whose fact the WIT does not carry denies.
 // Statements from static issuers are judged on their provenance alone (they
 // are as good as their issuer).
-func (v *Verifier) checkProvenance(preimage []byte, digest string, claims map[string]any) error {
-	st, err := provenance.ParseStatement(preimage)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrProvenance, err)
-	}
-	algo, hexDigest, _ := strings.Cut(digest, ":")
-	covered := false
-	for _, sub := range st.Subjects {
-		if sub.Digest[algo] == hexDigest {
-			covered = true
-		}
-	}
-	if !covered {
-		return fmt.Errorf("%w: no subject of the provenance has digest %s", ErrProvenance, digest)
-	}
+func (v *Verifier) checkProvenance(st *provenance.Statement, digest string, claims map[string]any) error {
 	rules := v.p.Provenance
-	if !contains(rules.PredicateTypes, st.PredicateType) {
-		return fmt.Errorf("%w: predicate type %q is not one of %s", ErrProvenance, st.PredicateType, strings.Join(rules.PredicateTypes, ", "))
-	}
 	if len(rules.BuilderIDs)+len(rules.SourceRepositories)+len(rules.Refs)+len(rules.Triggers) == 0 {
 		return nil
 	}

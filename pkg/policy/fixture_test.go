@@ -167,6 +167,13 @@ type evidence struct {
 	// prov, given the digest, replaces the provenance.
 	ci   map[string]any
 	prov func(digest string) []byte
+	// payload and contentType replace the provenance with another payload
+	// (an SBOM, text) declared with that content type.
+	payload     []byte
+	contentType string
+	// badReceipt adds a second receipt of the trusted service whose audit
+	// path is tampered, "first" or "last".
+	badReceipt string
 }
 
 func (w *world) provenance(digest string, ref string) []byte {
@@ -238,7 +245,14 @@ func (w *world) attest(e evidence) {
 	if e.prov != nil {
 		preimage = e.prov(e.digest)
 	}
-	stmt, err := scitt.SignStatement(w.ctx, key, scitt.Claims{Issuer: e.id, Subject: e.subject, IssuedAt: w.now}, preimage, scitt.WithWIT(wit))
+	signOpts := []scitt.SignOption{scitt.WithWIT(wit)}
+	if e.payload != nil {
+		preimage = e.payload
+	}
+	if e.contentType != "" {
+		signOpts = append(signOpts, scitt.WithContentType(e.contentType))
+	}
+	stmt, err := scitt.SignStatement(w.ctx, key, scitt.Claims{Issuer: e.id, Subject: e.subject, IssuedAt: w.now}, preimage, signOpts...)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -265,15 +279,36 @@ func (w *world) attest(e evidence) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	transparent, err := scitt.AddReceipt(stmt, receipt)
-	if err != nil {
-		w.t.Fatal(err)
+	receipts := [][]byte{receipt}
+	if e.badReceipt != "" {
+		bad := append([][]byte{}, path...)
+		bad[1] = append([]byte{}, bad[1]...)
+		bad[1][0] ^= 1
+		r, err := scitt.IssueReceipt(w.ctx, e.tsKey, rc, scitt.InclusionProof{TreeSize: 4, LeafIndex: 3, Path: bad}, tree.Hash())
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if e.badReceipt == "first" {
+			receipts = [][]byte{r, receipt}
+		} else {
+			receipts = append(receipts, r)
+		}
+	}
+	transparent := stmt
+	for _, r := range receipts {
+		if transparent, err = scitt.AddReceipt(transparent, r); err != nil {
+			w.t.Fatal(err)
+		}
 	}
 	if e.swapPreimage {
 		preimage = w.provenance(e.digest, "refs/heads/evil")
 	}
-	_, err = w.oci.Attach(w.ctx, e.image, oci.Attachment{Statement: transparent, Preimage: preimage,
-		Annotations: oci.Annotations{Issuer: e.id, Subject: e.subject, TS: []string{tsIssuer}, PredicateType: "https://slsa.dev/provenance/v1"}})
+	a := oci.Attachment{Statement: transparent, Preimage: preimage,
+		Annotations: oci.Annotations{Issuer: e.id, Subject: e.subject, TS: []string{tsIssuer}, PredicateType: "https://slsa.dev/provenance/v1"}}
+	if e.payload != nil {
+		a.PreimageMediaType, a.Annotations.PredicateType, a.Annotations.ContentType = e.contentType, "", e.contentType
+	}
+	_, err = w.oci.Attach(w.ctx, e.image, a)
 	if err != nil {
 		w.t.Fatal(err)
 	}

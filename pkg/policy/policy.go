@@ -12,9 +12,11 @@
 // identity bundle at the registration time the receipt records (or with a
 // pinned static issuer key); the preimage hashes to the payload; the workload
 // identifier and its immutable CI claims are allowed; and the in-toto/SLSA
-// provenance satisfies the provenance rules. The image is allowed when one
-// candidate passes every check; otherwise the [Decision] lists every
-// candidate with each check and its reason.
+// provenance satisfies the provenance rules (SLSA provenance only; other
+// payloads, such as SBOMs, are checked against their content type). The
+// image is allowed when each payload requirement is met by a candidate that
+// passes every check; otherwise the [Decision] lists every candidate with
+// each check and its reason.
 //
 // # The policy file
 //
@@ -39,6 +41,15 @@
 //	  sourceRepositories: ["https://github.com/acme/*"]
 //	  refs: [refs/heads/main, "refs/tags/v*"]
 //	  triggers: [push, workflow_dispatch]
+//	payloads:                          # default: require the provenance only
+//	  require:                         # each met by a statement that passes every check
+//	    - name: provenance
+//	      predicateTypes: [https://slsa.dev/provenance/v1]
+//	    - name: sbom
+//	      contentTypes: [application/vnd.cyclonedx+json, application/spdx+json]
+//	      predicateTypes: [https://cyclonedx.org/bom, https://spdx.dev/Document]
+//	  allow:                           # verified and reported, not required
+//	    - contentTypes: [application/openvex+json]
 //
 // Unknown fields are errors. A policy that trusts nothing (no service keys,
 // no identities or issuer keys, no allowed workloads) is an error, never an
@@ -59,6 +70,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/provenance"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
@@ -90,6 +102,10 @@ type Policy struct {
 	Issuers    []StaticIssuer `yaml:"issuers"`
 	Workloads  []Workload     `yaml:"workloads"`
 	Provenance Provenance     `yaml:"provenance"`
+	// Payloads are the kinds of Signed Statements the image must have
+	// (Require) or may have (Allow). Default: require one in-toto statement
+	// of a Provenance.PredicateTypes type.
+	Payloads Payloads `yaml:"payloads"`
 
 	dir    string
 	digest [32]byte
@@ -155,6 +171,44 @@ type Provenance struct {
 	SourceRepositories []string `yaml:"sourceRepositories"`
 	Refs               []string `yaml:"refs"`
 	Triggers           []string `yaml:"triggers"`
+}
+
+// Payloads say which Signed Statements count. Each Require rule must be met
+// by at least one statement that passes every check (its own receipts,
+// signature, identity and, for SLSA provenance, the provenance rules);
+// statements that match an Allow rule are verified and reported but not
+// required; a statement that matches no rule is rejected at the payload
+// check and never satisfies the policy.
+type Payloads struct {
+	Require []PayloadRule `yaml:"require"`
+	Allow   []PayloadRule `yaml:"allow"`
+}
+
+// PayloadRule matches a statement whose payload is an in-toto statement of
+// one of PredicateTypes, or whose content type (type/subtype, parameters
+// ignored) is one of ContentTypes. application/vnd.in-toto+json in
+// ContentTypes matches every in-toto statement (bare or in a DSSE
+// envelope).
+type PayloadRule struct {
+	// Name labels the rule in decisions (default: its types).
+	Name           string   `yaml:"name"`
+	ContentTypes   []string `yaml:"contentTypes"`
+	PredicateTypes []string `yaml:"predicateTypes"`
+}
+
+func (r PayloadRule) String() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return strings.Join(append(append([]string{}, r.PredicateTypes...), r.ContentTypes...), " or ")
+}
+
+// matches reports whether a payload is of this rule's kind.
+func (r PayloadRule) matches(p *provenance.Payload) bool {
+	if p.Kind == provenance.KindInToto && (contains(r.PredicateTypes, p.PredicateType()) || contains(r.ContentTypes, provenance.MediaType)) {
+		return true
+	}
+	return contains(r.ContentTypes, p.MediaType)
 }
 
 // Duration is a time.Duration written as "720h" in YAML.
@@ -290,6 +344,49 @@ func (p *Policy) validate() error {
 		for _, g := range list {
 			if err := checkGlob(g); err != nil {
 				return p.invalid("provenance: %v", err)
+			}
+		}
+	}
+	return p.validatePayloads()
+}
+
+// validatePayloads normalizes the content types of the payload rules and
+// fills in the default requirement (the provenance, as before payload rules
+// existed).
+func (p *Policy) validatePayloads() error {
+	if len(p.Payloads.Require) == 0 {
+		p.Payloads.Require = []PayloadRule{{Name: "provenance", PredicateTypes: p.Provenance.PredicateTypes}}
+	}
+	names := map[string]bool{}
+	for _, list := range []struct {
+		key   string
+		rules []PayloadRule
+	}{{"require", p.Payloads.Require}, {"allow", p.Payloads.Allow}} {
+		for i := range list.rules {
+			r := &list.rules[i]
+			if len(r.ContentTypes)+len(r.PredicateTypes) == 0 {
+				return p.invalid("payloads.%s[%d]: give contentTypes or predicateTypes", list.key, i)
+			}
+			for j, ct := range r.ContentTypes {
+				mt, err := provenance.NormalizeContentType(ct)
+				if err != nil || strings.HasPrefix(ct, "coap:") {
+					return p.invalid("payloads.%s[%d]: content type %q is not a media type like application/vnd.cyclonedx+json", list.key, i, ct)
+				}
+				r.ContentTypes[j] = mt
+			}
+			for _, pt := range r.PredicateTypes {
+				// The provenance rules apply to the predicate types of
+				// provenance.predicateTypes only: requiring another SLSA
+				// provenance type would silently escape them.
+				if strings.HasPrefix(pt, "https://slsa.dev/provenance/") && !contains(p.Provenance.PredicateTypes, pt) {
+					return p.invalid("payloads.%s[%d]: predicate type %s is SLSA provenance: list it in provenance.predicateTypes too, so that the provenance rules apply to it", list.key, i, pt)
+				}
+			}
+			if list.key == "require" {
+				if names[r.String()] {
+					return p.invalid("payloads.require[%d]: %q is required twice", i, r.String())
+				}
+				names[r.String()] = true
 			}
 		}
 	}

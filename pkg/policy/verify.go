@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ const (
 	CheckReceipts   = "receipts"
 	CheckSignature  = "signature"
 	CheckPreimage   = "preimage"
+	CheckPayload    = "payload"
 	CheckIdentity   = "identity"
 	CheckProvenance = "provenance"
 )
@@ -42,14 +44,23 @@ type Decision struct {
 	Digest  string `json:"digest"`
 	// Policy is the hex SHA-256 of the policy document.
 	Policy string `json:"policy"`
-	// SatisfiedBy is the candidate that met the policy (when allowed).
-	SatisfiedBy *Candidate `json:"satisfiedBy,omitempty"`
+	// SatisfiedBy is the first candidate that met a requirement (when
+	// allowed); Requirements say which candidate met each.
+	SatisfiedBy  *Candidate    `json:"satisfiedBy,omitempty"`
+	Requirements []Requirement `json:"requirements"`
 	// Candidates are every referrer considered, allowed or not.
 	Candidates []Candidate `json:"candidates"`
 	// Reasons say, one line per rejected candidate, why (when denied).
 	Reasons []string `json:"reasons,omitempty"`
 	// Cached reports whether the decision came from the cache.
 	Cached bool `json:"cached"`
+}
+
+// Requirement is one payload rule the image must meet, and the referrer
+// whose statement met it ("" when none did).
+type Requirement struct {
+	Name        string `json:"name"`
+	SatisfiedBy string `json:"satisfiedBy,omitempty"`
 }
 
 // Candidate is one referrer and the checks it went through. The chain stops
@@ -61,8 +72,12 @@ type Candidate struct {
 	EntryID      string    `json:"entryID,omitempty"`
 	Services     []string  `json:"transparencyServices,omitempty"`
 	RegisteredAt time.Time `json:"registeredAt,omitzero"`
-	OK           bool      `json:"ok"`
-	Checks       []Check   `json:"checks"`
+	// Payload is the in-toto predicate type, or the content type of another
+	// payload; Satisfies the payload rules it matches.
+	Payload   string   `json:"payload,omitempty"`
+	Satisfies []string `json:"satisfies,omitempty"`
+	OK        bool     `json:"ok"`
+	Checks    []Check  `json:"checks"`
 }
 
 // Check is one step of the chain.
@@ -103,10 +118,20 @@ var (
 	ErrNotAllowed       = errors.New("workload identity is not allowed")
 	ErrProvenance       = errors.New("provenance does not satisfy the policy")
 	ErrReceiptTooOld    = errors.New("receipt is older than the policy allows")
+	ErrBadReceipt       = errors.New("a receipt of a trusted service does not verify")
+	ErrPayload          = errors.New("payload is not acceptable")
+	// ErrBudget: the verification needed more time or bytes than its budget
+	// (WithBudget); Verify returns it as an error, never as an allow.
+	ErrBudget = errors.New("verification exceeded its budget")
 )
 
-// fetchGroup is how many referrers' layers the verifier fetches (and holds)
-// at once.
+// Default budget of one verification (WithBudget).
+const (
+	DefaultTimeout  = 30 * time.Second
+	DefaultMaxBytes = 64 << 20
+)
+
+// fetchGroup is how many referrers' layers the verifier fetches at once.
 const fetchGroup = 4
 
 type service struct {
@@ -132,6 +157,8 @@ type Verifier struct {
 	issuers  []staticIssuer
 	allowTTL time.Duration
 	denyTTL  time.Duration
+	timeout  time.Duration
+	maxBytes int64
 
 	mu       sync.Mutex
 	cache    map[string]cached
@@ -156,6 +183,8 @@ type options struct {
 	now      func() time.Time
 	allowTTL time.Duration
 	denyTTL  time.Duration
+	timeout  time.Duration
+	maxBytes int64
 }
 
 // Option configures a Verifier.
@@ -184,9 +213,25 @@ func WithCacheTTL(allow, deny time.Duration) Option {
 	return func(o *options) error { o.allowTTL, o.denyTTL = allow, deny; return nil }
 }
 
+// WithBudget bounds one verification: its duration (listing, fetching and
+// checking) and the bytes of referrer manifests and layers it fetches (each
+// blob is fetched once per verification, however many referrers share it).
+// Beyond either, Verify fails with ErrBudget. Default DefaultTimeout (30 s)
+// and DefaultMaxBytes (64 MiB); zero leaves that one unbounded.
+func WithBudget(timeout time.Duration, maxBytes int64) Option {
+	return func(o *options) error {
+		if timeout < 0 || maxBytes < 0 {
+			return errors.New("policy: the verification budget must not be negative")
+		}
+		o.timeout, o.maxBytes = timeout, maxBytes
+		return nil
+	}
+}
+
 // NewVerifier loads the keys and bundles the policy names.
 func NewVerifier(ctx context.Context, p *Policy, opts ...Option) (*Verifier, error) {
-	o := options{now: time.Now, allowTTL: 5 * time.Minute, denyTTL: 10 * time.Second, hc: &http.Client{Timeout: 10 * time.Second}}
+	o := options{now: time.Now, allowTTL: 5 * time.Minute, denyTTL: 10 * time.Second, hc: &http.Client{Timeout: 10 * time.Second},
+		timeout: DefaultTimeout, maxBytes: DefaultMaxBytes}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -199,7 +244,7 @@ func NewVerifier(ctx context.Context, p *Policy, opts ...Option) (*Verifier, err
 		}
 		o.oci = c
 	}
-	v := &Verifier{p: p, oci: o.oci, now: o.now, allowTTL: o.allowTTL, denyTTL: o.denyTTL,
+	v := &Verifier{p: p, oci: o.oci, now: o.now, allowTTL: o.allowTTL, denyTTL: o.denyTTL, timeout: o.timeout, maxBytes: o.maxBytes,
 		cache: map[string]cached{}, inflight: map[string]*flight{}}
 	for i, ts := range p.TransparencyServices {
 		keys, err := p.loadKeys(ts.Keys, ts.InlineKeys)
@@ -354,37 +399,86 @@ func (v *Verifier) Verify(ctx context.Context, ref string) (*Decision, error) {
 }
 
 func (v *Verifier) decide(ctx context.Context, repo, digest string) (*Decision, error) {
+	if v.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, v.timeout)
+		defer cancel()
+	}
+	d, err := v.decideWithin(ctx, repo, digest)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && v.timeout > 0 {
+		return nil, fmt.Errorf("%w: %s@%s took longer than %s (set with WithBudget, or verify --timeout)", ErrBudget, repo, digest, v.timeout)
+	}
+	return d, err
+}
+
+func (v *Verifier) decideWithin(ctx context.Context, repo, digest string) (*Decision, error) {
 	// The listing carries everything but the layers; they are fetched a few
-	// referrers at a time (concurrently within a group), evaluated, and
-	// dropped, so the verifier never holds more than fetchGroup referrers'
-	// blobs however many are attached (design §7).
+	// referrers at a time (concurrently within a group) through one cache,
+	// so that a blob shared by many referrers is fetched once, and the
+	// bytes fetched stay within the budget (design §7, docs/design/gate.md).
 	disc, err := v.oci.Discover(ctx, repo+"@"+digest, oci.WithArtifactType(scitt.MediaTypeStatement))
 	if err != nil {
 		return nil, fmt.Errorf("discover referrers of %s@%s: %w", repo, digest, err)
 	}
 	d := &Decision{Image: repo + "@" + digest, Digest: digest, Policy: hex.EncodeToString(v.p.digest[:])}
-	// Candidates are evaluated in listing order until one satisfies the
-	// policy; a deny evaluates (and reports) every candidate.
+	for _, r := range v.p.Payloads.Require {
+		d.Requirements = append(d.Requirements, Requirement{Name: r.String()})
+	}
+	unmet := len(d.Requirements)
+	satisfiedBy := -1
+	cache := oci.NewBlobCache(v.maxBytes)
+	memo := payloadMemo{}
+	// Candidates are evaluated in listing order until every requirement is
+	// met by one that passes every check. Each candidate is judged on its
+	// own, so the verdict does not depend on the order (only which
+	// candidates are reported does); a deny evaluates and reports every
+	// candidate.
 	entries := disc.Entries
-	for start := 0; start < len(entries) && d.SatisfiedBy == nil; start += fetchGroup {
+	for start := 0; start < len(entries) && unmet > 0; start += fetchGroup {
 		group := entries[start:min(start+fetchGroup, len(entries))]
-		if err := v.oci.FetchContent(ctx, disc.Repository, group); err != nil {
+		if err := v.oci.FetchContent(ctx, disc.Repository, group, oci.WithBlobCache(cache)); err != nil {
 			return nil, fmt.Errorf("fetch referrers of %s@%s: %w", repo, digest, err)
 		}
 		for i := range group {
-			c := v.evaluate(&group[i], digest)
+			if err := group[i].Err; errors.Is(err, oci.ErrBudgetExceeded) {
+				return nil, fmt.Errorf("%w: %w (set with WithBudget, or verify --max-bytes)", ErrBudget, err)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			c := v.evaluate(&group[i], digest, memo)
 			group[i].Statement, group[i].Preimage = nil, nil
 			d.Candidates = append(d.Candidates, c)
-			if c.OK {
-				d.SatisfiedBy = &d.Candidates[len(d.Candidates)-1]
+			if !c.OK {
+				continue
+			}
+			for j := range d.Requirements {
+				if d.Requirements[j].SatisfiedBy == "" && slices.Contains(c.Satisfies, d.Requirements[j].Name) {
+					d.Requirements[j].SatisfiedBy = c.Referrer
+					unmet--
+					if satisfiedBy < 0 {
+						satisfiedBy = len(d.Candidates) - 1
+					}
+				}
+			}
+			if unmet == 0 {
 				break
 			}
 		}
 	}
-	d.Allowed = d.SatisfiedBy != nil
+	d.Allowed = unmet == 0
+	if d.Allowed && satisfiedBy >= 0 {
+		d.SatisfiedBy = &d.Candidates[satisfiedBy]
+	}
 	if !d.Allowed {
 		if len(d.Candidates) == 0 {
 			d.Reasons = []string{fmt.Sprintf("%s: %v", d.Image, ErrNoEvidence)}
+		} else {
+			for _, r := range d.Requirements {
+				if r.SatisfiedBy == "" {
+					d.Reasons = append(d.Reasons, fmt.Sprintf("requirement %s: no attached statement of that kind passes every check", r.Name))
+				}
+			}
 		}
 		for _, c := range d.Candidates {
 			if ch, ok := c.Failed(); ok {

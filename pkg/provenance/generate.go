@@ -2,6 +2,7 @@ package provenance
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -34,6 +35,9 @@ type Request struct {
 	// Supplied, when non-nil, is a user-supplied in-toto statement or DSSE envelope used
 	// as is instead of building provenance; Images and Files must then be among its subjects.
 	Supplied []byte
+	// SuppliedKeys verify a Supplied DSSE envelope (one signature must verify, see
+	// [VerifyDSSE]); an envelope is refused without them, never carried unchecked.
+	SuppliedKeys []crypto.PublicKey
 	// Getenv reads the CI environment (os.Getenv when nil).
 	Getenv func(string) string
 	// Resolver resolves image tags; required when Images is non-empty.
@@ -66,6 +70,14 @@ func Generate(ctx context.Context, req Request, opts ...Option) (*Statement, err
 		for _, s := range subjects {
 			if !st.Covers(s) {
 				return nil, fmt.Errorf("%w: %s (sha256:%s)", ErrSubjectNotCovered, s.Name, s.Digest["sha256"])
+			}
+		}
+		if st.MediaType == DSSEMediaType {
+			if len(req.SuppliedKeys) == 0 {
+				return nil, fmt.Errorf("%w: the supplied statement is a DSSE envelope: give the key its signature verifies with (--predicate-key), or the bare in-toto statement", ErrDSSESignature)
+			}
+			if err := VerifyDSSE(req.Supplied, req.SuppliedKeys); err != nil {
+				return nil, err
 			}
 		}
 		return st, nil

@@ -3,6 +3,11 @@ package provenance
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -52,7 +57,24 @@ func TestGenerateSupplied(t *testing.T) {
 	}
 	ctx := context.Background()
 	img := "reg.example/app@sha256:4b5e2a3c1d0f9e8d7c6b5a49382716051f2e3d4c5b6a79880716253443526170"
-	st, err := Generate(ctx, Request{Images: []string{img}, Supplied: b})
+	// The file's signature is a placeholder: refused without a key and with
+	// one; the same payload signed for real is accepted with its key.
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keys := []crypto.PublicKey{pub}
+	if _, err := Generate(ctx, Request{Images: []string{img}, Supplied: b}); !errors.Is(err, ErrDSSESignature) {
+		t.Errorf("envelope without a key: err = %v, want ErrDSSESignature", err)
+	}
+	if _, err := Generate(ctx, Request{Images: []string{img}, Supplied: b, SuppliedKeys: keys}); !errors.Is(err, ErrDSSESignature) {
+		t.Errorf("envelope with a placeholder signature: err = %v, want ErrDSSESignature", err)
+	}
+	var env map[string]any
+	if err := json.Unmarshal(b, &env); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := base64.StdEncoding.DecodeString(env["payload"].(string))
+	env["signatures"] = []any{map[string]string{"sig": base64.StdEncoding.EncodeToString(ed25519.Sign(priv, PAE(env["payloadType"].(string), payload)))}}
+	b, _ = json.Marshal(env)
+	st, err := Generate(ctx, Request{Images: []string{img}, Supplied: b, SuppliedKeys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

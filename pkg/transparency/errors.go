@@ -26,4 +26,10 @@ var (
 	// ErrBadRange: a consistency request names tree sizes the log cannot
 	// prove.
 	ErrBadRange = errors.New("bad tree size range")
+	// ErrStorageFull: the statement could not be stored because the storage
+	// is full (it wraps storage.ErrNoSpace too); retry later.
+	ErrStorageFull = errors.New("storage full")
+	// ErrAppendFailing: the statement is stored durably but appending it to
+	// the log keeps failing; the service retries until it succeeds.
+	ErrAppendFailing = errors.New("log append failing")
 )

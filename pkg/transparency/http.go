@@ -80,7 +80,7 @@ type handler struct {
 func (h *handler) problem(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
 	b, _ := (&scrapi.Problem{Title: title, Detail: detail}).MarshalCBOR()
 	w.Header().Set("Content-Type", scrapi.MediaTypeProblemDetails)
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
 	w.WriteHeader(status)
@@ -122,6 +122,10 @@ func problemFor(err error) (int, string) {
 		return http.StatusBadRequest, "Bad Tree Size"
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable, "Service Unavailable"
+	case errors.Is(err, ErrStorageFull):
+		return http.StatusServiceUnavailable, "Storage Full"
+	case errors.Is(err, ErrAppendFailing):
+		return http.StatusServiceUnavailable, "Log Append Failing"
 	case errors.Is(err, ErrPending):
 		return http.StatusServiceUnavailable, "Not Yet Available"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -133,6 +137,10 @@ func problemFor(err error) (int, string) {
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, title := problemFor(err)
 	detail := err.Error()
+	if errors.Is(err, ErrStorageFull) || errors.Is(err, ErrAppendFailing) {
+		// Not a matter of a second: the operator has to free space.
+		w.Header().Set("Retry-After", "30")
+	}
 	if status == http.StatusInternalServerError {
 		h.s.logger.ErrorContext(r.Context(), "internal error", slog.String("path", r.URL.Path), slog.Any("error", err))
 		detail = "the service failed to process the request; see the service logs"
@@ -233,7 +241,9 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 			h.writeReceipt(w, r, http.StatusCreated, receipt)
 			return
 		}
-		if !errors.Is(err, ErrPending) {
+		// A stored statement whose append fails is accepted all the same:
+		// GET /entries/{id} reports the failure while the service retries.
+		if !errors.Is(err, ErrPending) && !errors.Is(err, ErrAppendFailing) {
 			h.fail(w, r, err)
 			return
 		}

@@ -16,7 +16,12 @@
 // A statement is stored durably before it is appended; an entry is
 // acknowledged with a receipt only once it is durably sequenced and covered by
 // a published checkpoint. At start-up, stored statements that have no index
-// are found in the log (or appended again).
+// are found in the log (or appended again). A log append that fails after
+// the statement was stored is retried until it succeeds. Damaged storage is
+// never started on silently: Open returns an error wrapping
+// storage.ErrCorrupt (repair with [Repair]) or storage.ErrLocked (another
+// process holds the data directory); see docs/design/transparency.md,
+// "Durability and corruption".
 //
 // # Storage
 //
@@ -131,6 +136,18 @@ type operation struct {
 	done     chan struct{} // closed once the entry has an index (or failed)
 	index    uint64
 	err      error
+
+	// appendErr is the error of the last failed log append while the
+	// service retries it (nil once an attempt succeeded).
+	appendErr atomic.Pointer[error]
+}
+
+// failing returns the error of the last failed append attempt, or nil.
+func (op *operation) failing() error {
+	if p := op.appendErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Open starts the service: keys, storage, recovery of pending
@@ -176,11 +193,15 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if backend == nil {
 		backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
 			return posix.Open(ctx, posix.Config{Dir: opts.Dir, Signer: signer,
-				CheckpointInterval: opts.CheckpointInterval, BatchMaxAge: opts.BatchMaxAge})
+				CheckpointInterval: opts.CheckpointInterval, BatchMaxAge: opts.BatchMaxAge, Logger: opts.Logger})
 		}
 	}
 	lg, st, err := backend(ctx, signer)
 	if err != nil {
+		if errors.Is(err, storage.ErrCorrupt) {
+			return nil, fmt.Errorf("%w; the service will not start on damaged state: stop every server using %s, then run `trustfabric serve --data %s --repair` (docs/design/transparency.md, \"Durability and corruption\")",
+				err, opts.Dir, opts.Dir)
+		}
 		return nil, err
 	}
 	s := &Service{
@@ -242,7 +263,7 @@ func (s *Service) recover(ctx context.Context) error {
 		return fmt.Errorf("recover: log size: %w", err)
 	}
 	found := 0
-	for b := (size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth; b > 0 && found < len(want); b-- {
+	for b := (size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth; b > 0 && len(want) > 0; b-- {
 		idx := b - 1
 		raw, err := s.log.ReadEntryBundle(ctx, idx, layout.PartialTileSize(0, idx, size))
 		if err != nil {
@@ -276,7 +297,7 @@ func (s *Service) recover(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_, err := s.appendEntry(ctx, e)
+			_, err := s.appendEntry(ctx, e, nil)
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("recover: re-append %x: %w", e[:], err))
@@ -303,7 +324,7 @@ func (s *Service) registerPolicy(ctx context.Context) error {
 		parts := strings.Fields(string(b))
 		if len(parts) == 2 && parts[0] == hex.EncodeToString(sum[:]) {
 			if e, err := ParseEntryID(parts[1]); err == nil {
-				if _, err := s.store.Get(ctx, e); err == nil {
+				if rec, err := s.store.Get(ctx, e); err == nil && !rec.Lost {
 					s.policyEntry = e
 					return nil
 				}
@@ -379,7 +400,7 @@ func (s *Service) Register(ctx context.Context, statement []byte) (*Registration
 func (s *Service) register(ctx context.Context, st *scitt.Statement) (*Registration, error) {
 	registered := st.Registered()
 	entry := sha256.Sum256(registered)
-	if rec, err := s.store.Get(ctx, entry); err == nil && rec.Indexed {
+	if rec, err := s.store.Get(ctx, entry); err == nil && rec.Indexed && !rec.Lost {
 		return &Registration{Entry: entry, Index: rec.Index, Indexed: true}, nil
 	}
 	s.mu.Lock()
@@ -428,6 +449,9 @@ func (s *Service) startAppend(rctx context.Context, op *operation, entry storage
 	if err != nil {
 		<-s.appendSlots
 		op.storeErr = fmt.Errorf("store statement: %w", err)
+		if errors.Is(err, storage.ErrNoSpace) {
+			op.storeErr = fmt.Errorf("%w: %w", ErrStorageFull, op.storeErr)
+		}
 		close(op.stored)
 		finish(0, op.storeErr)
 		return
@@ -442,26 +466,66 @@ func (s *Service) startAppend(rctx context.Context, op *operation, entry storage
 	go func() {
 		defer s.wg.Done()
 		defer func() { <-s.appendSlots }()
-		finish(s.appendEntry(ctx, entry))
+		finish(s.appendEntry(ctx, entry, op))
 	}()
 }
 
 // appendEntry appends a stored entry to the log, retrying while the log
-// pushes back, and records its index.
-func (s *Service) appendEntry(ctx context.Context, entry storage.Entry) (uint64, error) {
+// pushes back, and records its index. With an operation (a registration
+// being served), every other failure is retried too, with backoff, until an
+// attempt succeeds or the service closes: the statement is durable and its
+// registration was acknowledged, so it must reach the log; meanwhile the
+// operation reports the failure (ErrAppendFailing). Without one (recovery at
+// start-up) such a failure is returned.
+func (s *Service) appendEntry(ctx context.Context, entry storage.Entry, op *operation) (uint64, error) {
 	wait := 10 * time.Millisecond
+	failures := 0
 	for {
 		idx, err := s.log.Append(ctx, entry)
 		if err == nil {
-			if err := s.store.SetIndex(ctx, entry, idx); err != nil {
-				return 0, fmt.Errorf("record index: %w", err)
+			if err = s.store.SetIndex(ctx, entry, idx); err == nil {
+				if op != nil {
+					op.appendErr.Store(nil)
+				}
+				if failures > 0 {
+					s.logger.InfoContext(ctx, "append to log succeeded after failures",
+						slog.String("entry", hex.EncodeToString(entry[:])), slog.Int("failures", failures), slog.Uint64("index", idx))
+				}
+				return idx, nil
 			}
-			return idx, nil
+			// The entry is in the log: retry recording its index (appending
+			// again would add a second leaf); if the service stops first,
+			// recovery at the next start finds it in the log.
+			for op != nil && !s.closing.Load() {
+				failures++
+				ierr := fmt.Errorf("record index %d: %w", idx, err)
+				op.appendErr.Store(&ierr)
+				if failures == 1 || failures%100 == 0 {
+					s.logger.ErrorContext(ctx, "recording the log index failed; retrying",
+						slog.String("entry", hex.EncodeToString(entry[:])), slog.Int("failures", failures), slog.Any("error", ierr))
+				}
+				time.Sleep(wait)
+				wait = min(2*wait, time.Second)
+				if err = s.store.SetIndex(ctx, entry, idx); err == nil {
+					op.appendErr.Store(nil)
+					return idx, nil
+				}
+			}
+			return 0, fmt.Errorf("record index %d: %w", idx, err)
 		}
-		if !errors.Is(err, posix.ErrPushback) || s.closing.Load() {
-			s.logger.ErrorContext(ctx, "append to log failed; the statement stays pending until restart",
-				slog.String("entry", hex.EncodeToString(entry[:])), slog.Any("error", err))
+		if s.closing.Load() {
 			return 0, err
+		}
+		if !errors.Is(err, posix.ErrPushback) {
+			if op == nil {
+				return 0, err
+			}
+			failures++
+			op.appendErr.Store(&err)
+			if failures == 1 || failures%100 == 0 {
+				s.logger.ErrorContext(ctx, "append to log failed; retrying",
+					slog.String("entry", hex.EncodeToString(entry[:])), slog.Int("failures", failures), slog.Any("error", err))
+			}
 		}
 		time.Sleep(wait)
 		wait = min(2*wait, time.Second)
@@ -480,7 +544,25 @@ func (s *Service) Lookup(ctx context.Context, entry storage.Entry) (storage.Reco
 		}
 		return rec, fmt.Errorf("%x: %w", entry[:], ErrNotFound)
 	}
+	if err == nil && rec.Lost {
+		return rec, fmt.Errorf("%x: %w: the log holds it at index %d but its statement was lost in a storage repair; registering the same statement again restores it",
+			entry[:], ErrNotFound, rec.Index)
+	}
 	return rec, err
+}
+
+// pending returns the error for an entry that has no receipt yet: ErrPending,
+// or ErrAppendFailing while appending it to the log keeps failing.
+func (s *Service) pending(entry storage.Entry) error {
+	s.mu.Lock()
+	op := s.inflight[entry]
+	s.mu.Unlock()
+	if op != nil {
+		if err := op.failing(); err != nil {
+			return fmt.Errorf("%w: entry %x is stored but appending it to the log failed; the service retries: %w", ErrAppendFailing, entry[:], err)
+		}
+	}
+	return fmt.Errorf("%x: %w", entry[:], ErrPending)
 }
 
 // Receipt returns the receipt of a registered entry, or an error wrapping
@@ -494,7 +576,10 @@ func (s *Service) Receipt(ctx context.Context, entry storage.Entry) ([]byte, err
 		return nil, err
 	}
 	cp := s.follow.latest()
-	if !rec.Indexed || cp == nil || cp.Size <= rec.Index {
+	if !rec.Indexed {
+		return nil, s.pending(entry)
+	}
+	if cp == nil || cp.Size <= rec.Index {
 		return nil, fmt.Errorf("%x: %w", entry[:], ErrPending)
 	}
 	return s.issueReceipt(ctx, rec, cp)
@@ -518,11 +603,11 @@ func (s *Service) AwaitReceipt(ctx context.Context, entry storage.Entry) ([]byte
 			select {
 			case <-op.done:
 			case <-ctx.Done():
-				return nil, fmt.Errorf("%x: %w", entry[:], ErrPending)
+				return nil, s.pending(entry)
 			}
 		}
 		if rec, err = s.store.Get(ctx, entry); err != nil || !rec.Indexed {
-			return nil, fmt.Errorf("%x: %w", entry[:], ErrPending)
+			return nil, s.pending(entry)
 		}
 	}
 	cp, err := s.follow.await(ctx, rec.Index)
@@ -563,8 +648,11 @@ func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *chec
 // Statement returns the registered statement (unprotected header {}).
 func (s *Service) Statement(ctx context.Context, entry storage.Entry) ([]byte, error) {
 	b, err := s.store.Statement(ctx, entry)
-	if errors.Is(err, storage.ErrNotFound) {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
 		return nil, fmt.Errorf("%x: %w", entry[:], ErrNotFound)
+	case errors.Is(err, storage.ErrLost):
+		return nil, fmt.Errorf("%w: %w; registering the same statement again restores it", ErrNotFound, err)
 	}
 	return b, err
 }

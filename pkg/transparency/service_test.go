@@ -106,6 +106,18 @@ func newEnv(t *testing.T, pc transparency.PolicyConfig, trust ...*keys.PrivateKe
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// ... and for its index record, written just after the append returns
+	// (else the statement store grows under a test that checks it does not).
+	pe, err := transparency.ParseEntryID(e.svc.PolicyEntry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	_, err = e.svc.AwaitReceipt(wctx, pe)
+	wcancel()
+	if err != nil {
+		t.Fatalf("the policy statement has no receipt: %v", err)
+	}
 	e.srv = httptest.NewServer(e.svc.Handler(transparency.HandlerOptions{}))
 	t.Cleanup(func() {
 		e.srv.Close()
@@ -487,3 +499,37 @@ func newRandKey(t *testing.T, alg cose.Algorithm) *keys.PrivateKey {
 
 var _ = rand.Reader
 var _ = time.Second
+
+// TestRegisterAnyPayload: the service registers Signed Statements whatever
+// their payload (issue 11 item 2): a plain-text hash envelope, an embedded
+// CycloneDX SBOM, an opaque binary; only the statement is checked.
+func TestRegisterAnyPayload(t *testing.T) {
+	e := newEnv(t, transparency.PolicyConfig{})
+	ctx := t.Context()
+	keys, err := scrapi.FetchKeys(ctx, e.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, ct string
+		payload  []byte
+		opts     []scitt.SignOption
+	}{
+		{"text", "text/plain", []byte("release notes\n"), nil},
+		{"cyclonedx embedded", "application/vnd.cyclonedx+json", []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6"}`), []scitt.SignOption{scitt.WithEmbeddedPayload()}},
+		{"binary", "application/octet-stream", []byte{0, 1, 2, 0xff}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stmt, err := scitt.SignStatement(ctx, e.issuer, scitt.Claims{Issuer: "https://ci.test", Subject: "pkg:oci/app"}, c.payload,
+				append(c.opts, scitt.WithContentType(c.ct))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg, err := e.client.Register(ctx, stmt)
+			if err != nil {
+				t.Fatalf("register a %s statement: %v", c.ct, err)
+			}
+			verifyReceipt(t, stmt, reg.Receipt, keys)
+		})
+	}
+}

@@ -33,6 +33,28 @@ var ErrNotFound = errors.New("entry not found")
 // ErrClosed is returned by backends used after Close.
 var ErrClosed = errors.New("storage closed")
 
+// ErrCorrupt is returned when a backend opens on damaged state that it will
+// not repair by itself: a damaged record before the end of the statement
+// store, a statement store that is missing or empty next to a non-empty log,
+// or a log shorter than the indices the statement store records. The error
+// names the file and, for a damaged record, the byte offset. The operator
+// repairs the data directory (posix.Repair, `trustfabric serve --repair`).
+var ErrCorrupt = errors.New("storage corrupt")
+
+// ErrLocked is returned when another process holds the storage (two servers
+// on one data directory would each append and lose the other's records).
+var ErrLocked = errors.New("storage locked by another process")
+
+// ErrNoSpace is wrapped by write errors caused by a full disk or an
+// exhausted quota; the write may succeed later.
+var ErrNoSpace = errors.New("no space left on storage")
+
+// ErrLost is returned by [Statements.Statement] for an entry that the log
+// holds but whose statement bytes were lost (a repair found the entry in the
+// log and no intact statement for it). Registering the same statement again
+// restores the bytes.
+var ErrLost = errors.New("statement lost")
+
 // Log is the append-only Merkle log.
 //
 // Append returns only once the entry is durably sequenced at the returned
@@ -64,6 +86,9 @@ type Record struct {
 	Indexed bool
 	// Size is the length of the stored statement in bytes.
 	Size int
+	// Lost is set when the log holds the entry (at Index) but its statement
+	// bytes and registration time were lost; see [ErrLost].
+	Lost bool
 }
 
 // Statements is the statement store: registered statements (unprotected
@@ -73,7 +98,10 @@ type Record struct {
 // first record and reports created=false. SetIndex may be lazy (the service
 // rebuilds lost indices from the log at start-up) but must be durable after
 // Close. Get and Statement return errors wrapping [ErrNotFound] for unknown
-// entries. Unindexed lists the stored entries that have no index yet.
+// entries; for a lost entry Get returns its record with Lost set, Statement an
+// error wrapping [ErrLost], and Put stores the statement again (created=true)
+// keeping the log index. Unindexed lists the stored entries that have no index
+// yet. Write errors caused by a full disk wrap [ErrNoSpace].
 type Statements interface {
 	Put(ctx context.Context, entry Entry, statement []byte, registered time.Time) (rec Record, created bool, err error)
 	Get(ctx context.Context, entry Entry) (Record, error)

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
@@ -19,16 +23,28 @@ import (
 //	record  = u32 payload length ‖ u32 CRC-32C(payload) ‖ payload
 //	payload = 0x01 ‖ entry(32) ‖ i64 registered (Unix ns) ‖ statement   (put)
 //	        | 0x02 ‖ entry(32) ‖ u64 index                              (index)
+//	        | 0x03 ‖ entry(32) ‖ u64 index                              (lost)
 //
 // Writers queue records; one goroutine writes every queued record with one
-// write and one fsync (group commit), then releases the writers. At open the
-// file is replayed into an in-memory map; a torn or corrupt tail (a crash in
-// the middle of a write) is cut off, which loses only records whose writers
-// were never released.
+// write and one fsync (group commit), then releases the writers. A lost
+// record is written only by Repair: the log holds the entry at index but its
+// statement could not be recovered.
+//
+// At open the file is replayed into an in-memory map. A damaged record is
+// handled by where it is (docs/design/transparency.md, "Durability and
+// corruption"):
+//   - a torn tail (the last record is incomplete: its header or its bytes run
+//     past the end of the file, or its length is impossible, and no intact
+//     record follows) is what a crash in the middle of a group commit leaves;
+//     its writers were never released, so it is cut off (and logged);
+//   - anything else (a checksum mismatch in a complete record, a damaged
+//     record followed by intact ones, an impossible record content) refuses to
+//     open with a [*CorruptError] naming the file and byte offset.
 
 const (
 	recPut   = 0x01
 	recIndex = 0x02
+	recLost  = 0x03
 
 	frameHeader = 8
 	putHeader   = 1 + storage.EntrySize + 8
@@ -40,11 +56,36 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// CorruptError reports a damaged record in the statement store. It wraps
+// [storage.ErrCorrupt].
+type CorruptError struct {
+	// Path is the statement store file.
+	Path string
+	// Offset is the byte offset of the damaged record.
+	Offset int64
+	// Reason says what is wrong with it.
+	Reason string
+	// Next is the byte offset of the next intact record, or -1 if none
+	// follows.
+	Next int64
+}
+
+func (e *CorruptError) Error() string {
+	msg := fmt.Sprintf("statement store %s: damaged record at byte offset %d: %s", e.Path, e.Offset, e.Reason)
+	if e.Next >= 0 {
+		msg += fmt.Sprintf(" (intact records follow from byte offset %d)", e.Next)
+	}
+	return msg
+}
+
+func (e *CorruptError) Unwrap() error { return storage.ErrCorrupt }
+
 type meta struct {
 	off        int64 // file offset of the statement bytes
 	size       int32
 	registered int64
 	index      uint64 // index+1; 0 = not indexed
+	lost       bool   // the log holds the entry, the statement is lost
 }
 
 type writeReq struct {
@@ -53,38 +94,101 @@ type writeReq struct {
 	done chan error
 }
 
+// storeFile is what the statement store needs of its file; *os.File
+// implements it, tests inject faults (dropped unsynced writes, a full disk).
+type storeFile interface {
+	io.ReaderAt
+	io.WriterAt
+	Sync() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Close() error
+}
+
 // statementFile implements storage.Statements on a local file.
 type statementFile struct {
-	f *os.File
+	path   string
+	f      storeFile
+	logger *slog.Logger
 
-	mu     sync.RWMutex
-	m      map[storage.Entry]meta
-	end    int64 // offset of the next record
-	closed bool  // guarded by closeMu
+	mu       sync.RWMutex
+	m        map[storage.Entry]meta
+	end      int64  // offset of the next record
+	maxIndex uint64 // highest index+1 recorded; 0 = none
+	failed   error  // sticky: a failed write could not be undone
+	closed   bool   // guarded by closeMu
 
 	// closeMu orders Close against submitters so that nothing is queued
 	// after the writer stopped.
 	closeMu sync.RWMutex
 
-	queue chan writeReq
-	quit  chan struct{}
-	wg    sync.WaitGroup
+	queue   chan writeReq
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	onClose func() error
+}
+
+// Option configures [OpenStatements].
+type Option func(*options) error
+
+type options struct {
+	logger *slog.Logger
+}
+
+// WithLogger sets the logger that receives the rare events of the store (a
+// torn tail cut at open). Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		o.logger = l
+		return nil
+	}
 }
 
 // OpenStatements opens (creating it if needed) the statement store file at
-// path and replays it.
-func OpenStatements(path string) (storage.Statements, error) {
-	return openStatements(path)
+// path and replays it. A damaged store returns an error wrapping
+// [storage.ErrCorrupt] (a [*CorruptError]).
+func OpenStatements(path string, opts ...Option) (storage.Statements, error) {
+	o := options{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("open statement store: %w", err)
+		}
+	}
+	return openStatements(path, o)
 }
 
-func openStatements(path string) (*statementFile, error) {
+func openStatements(path string, o options) (*statementFile, error) {
+	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open statement store: %w", err)
 	}
-	s := &statementFile{f: f, m: make(map[storage.Entry]meta), queue: make(chan writeReq, 4096), quit: make(chan struct{})}
-	if err := s.replay(); err != nil {
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// Make the new file's name durable before any record in it is.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open statement store: %w", err)
+		}
+	}
+	s, err := newStatementFile(path, f, o)
+	if err != nil {
 		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// newStatementFile replays f and starts the writer.
+func newStatementFile(path string, f storeFile, o options) (*statementFile, error) {
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	s := &statementFile{path: path, f: f, logger: o.logger, m: make(map[storage.Entry]meta),
+		queue: make(chan writeReq, 4096), quit: make(chan struct{})}
+	if err := s.replay(); err != nil {
 		return nil, err
 	}
 	s.wg.Add(1)
@@ -92,47 +196,142 @@ func openStatements(path string) (*statementFile, error) {
 	return s, nil
 }
 
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// badFrame says why the record at an offset is not intact.
+type badFrame struct {
+	reason string
+	// complete: the record lies wholly inside the file (so it is not a
+	// record whose write was cut short).
+	complete bool
+}
+
+// readFrame reads the record at off of a file of size bytes. It returns the
+// payload of an intact record, or why the record is damaged; err is an I/O
+// error.
+func readFrame(r io.ReaderAt, off, size int64, buf *[]byte) ([]byte, *badFrame, error) {
+	if size-off < frameHeader {
+		return nil, &badFrame{reason: fmt.Sprintf("record header cut short (%d of %d bytes)", size-off, frameHeader)}, nil
+	}
+	var hdr [frameHeader]byte
+	if _, err := r.ReadAt(hdr[:], off); err != nil {
+		return nil, nil, fmt.Errorf("read statement store at byte offset %d: %w", off, err)
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[:]))
+	if n < indexLen || n > putHeader+MaxStatementSize {
+		return nil, &badFrame{reason: fmt.Sprintf("impossible record length %d", n)}, nil
+	}
+	if off+frameHeader+n > size {
+		return nil, &badFrame{reason: fmt.Sprintf("record of %d bytes runs past the end of the file", n)}, nil
+	}
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	p := (*buf)[:n]
+	if _, err := r.ReadAt(p, off+frameHeader); err != nil {
+		return nil, nil, fmt.Errorf("read statement store at byte offset %d: %w", off, err)
+	}
+	if crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
+		return nil, &badFrame{reason: "checksum mismatch", complete: true}, nil
+	}
+	if !wellFormed(p) {
+		return nil, &badFrame{reason: fmt.Sprintf("unknown record type 0x%02x or length %d", p[0], n), complete: true}, nil
+	}
+	return p, nil, nil
+}
+
+func wellFormed(p []byte) bool {
+	switch p[0] {
+	case recPut:
+		return len(p) >= putHeader
+	case recIndex, recLost:
+		return len(p) == indexLen
+	}
+	return false
+}
+
+// nextFrame returns the offset of the first intact record at or after from,
+// or -1.
+func nextFrame(r io.ReaderAt, from, size int64) (int64, error) {
+	const window = 1 << 20
+	buf := make([]byte, window+frameHeader+1)
+	var payload []byte
+	for base := from; base+frameHeader <= size; base += window {
+		n := min(int64(len(buf)), size-base)
+		if _, err := r.ReadAt(buf[:n], base); err != nil && !errors.Is(err, io.EOF) {
+			return -1, fmt.Errorf("read statement store at byte offset %d: %w", base, err)
+		}
+		for i := int64(0); i < window && i+frameHeader <= n; i++ {
+			l := int64(binary.BigEndian.Uint32(buf[i:]))
+			if l < indexLen || l > putHeader+MaxStatementSize || base+i+frameHeader+l > size {
+				continue
+			}
+			if i+frameHeader < n {
+				switch t := buf[i+frameHeader]; {
+				case t == recPut:
+				case (t == recIndex || t == recLost) && l == indexLen:
+				default:
+					continue
+				}
+			}
+			_, bad, err := readFrame(r, base+i, size, &payload)
+			if err != nil {
+				return -1, err
+			}
+			if bad == nil {
+				return base + i, nil
+			}
+		}
+	}
+	return -1, nil
+}
+
 func (s *statementFile) replay() error {
 	st, err := s.f.Stat()
 	if err != nil {
 		return fmt.Errorf("stat statement store: %w", err)
 	}
-	r := io.NewSectionReader(s.f, 0, st.Size())
+	size := st.Size()
 	var off int64
-	hdr := make([]byte, frameHeader)
-	buf := make([]byte, 0, 4096)
-	for {
-		if _, err := io.ReadFull(r, hdr); err != nil {
-			break // clean end or torn header
+	var buf []byte
+	for off < size {
+		p, bad, err := readFrame(s.f, off, size, &buf)
+		if err != nil {
+			return err
 		}
-		n := binary.BigEndian.Uint32(hdr)
-		sum := binary.BigEndian.Uint32(hdr[4:])
-		if n < indexLen || n > putHeader+MaxStatementSize {
-			break
+		if bad == nil {
+			if err := s.apply(p, off+frameHeader); err != nil {
+				return &CorruptError{Path: s.path, Offset: off, Reason: err.Error(), Next: -1}
+			}
+			off += frameHeader + int64(len(p))
+			continue
 		}
-		if cap(buf) < int(n) {
-			buf = make([]byte, n)
+		next, err := nextFrame(s.f, off+1, size)
+		if err != nil {
+			return err
 		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			break
+		if next >= 0 || bad.complete {
+			return &CorruptError{Path: s.path, Offset: off, Reason: bad.reason, Next: next}
 		}
-		if crc32.Checksum(buf, castagnoli) != sum {
-			break
-		}
-		if err := s.apply(buf, off+frameHeader); err != nil {
-			break
-		}
-		off += frameHeader + int64(n)
-	}
-	if off != st.Size() {
-		// Cut the torn tail so that new records follow the last good one.
+		// A torn tail: the last record's write was cut short by a crash;
+		// its writers were never released. Cut it so that new records
+		// follow the last intact one.
+		s.logger.Warn("statement store: cutting a torn tail left by a crash", slog.String("file", s.path),
+			slog.Int64("offset", off), slog.Int64("bytes", size-off), slog.String("reason", bad.reason))
 		if err := s.f.Truncate(off); err != nil {
 			return fmt.Errorf("truncate torn statement store tail: %w", err)
 		}
 		if err := s.f.Sync(); err != nil {
 			return fmt.Errorf("sync statement store: %w", err)
 		}
+		break
 	}
 	s.end = off
 	return nil
@@ -141,29 +340,34 @@ func (s *statementFile) replay() error {
 // apply updates the map from one record payload found at payloadOff.
 func (s *statementFile) apply(p []byte, payloadOff int64) error {
 	var e storage.Entry
+	copy(e[:], p[1:])
+	m, ok := s.m[e]
 	switch {
 	case p[0] == recPut && len(p) >= putHeader:
-		copy(e[:], p[1:])
-		if _, ok := s.m[e]; ok {
+		if ok && !m.lost {
 			return nil // first record wins
 		}
-		s.m[e] = meta{
-			off:        payloadOff + putHeader,
-			size:       int32(len(p) - putHeader),
-			registered: int64(binary.BigEndian.Uint64(p[1+storage.EntrySize:])),
-		}
+		// A lost entry keeps its log index and gets its bytes back.
+		m.off, m.size, m.lost = payloadOff+putHeader, int32(len(p)-putHeader), false
+		m.registered = int64(binary.BigEndian.Uint64(p[1+storage.EntrySize:]))
+		s.m[e] = m
 	case p[0] == recIndex && len(p) == indexLen:
-		copy(e[:], p[1:])
-		m, ok := s.m[e]
 		if !ok {
-			return errors.New("index record for unknown entry")
+			return errors.New("index record for an entry with no statement record before it")
 		}
 		if m.index == 0 {
 			m.index = binary.BigEndian.Uint64(p[1+storage.EntrySize:]) + 1
 			s.m[e] = m
+			s.maxIndex = max(s.maxIndex, m.index)
+		}
+	case p[0] == recLost && len(p) == indexLen:
+		if !ok {
+			m = meta{lost: true, index: binary.BigEndian.Uint64(p[1+storage.EntrySize:]) + 1}
+			s.m[e] = m
+			s.maxIndex = max(s.maxIndex, m.index)
 		}
 	default:
-		return errors.New("unknown record type")
+		return fmt.Errorf("unknown record type 0x%02x", p[0])
 	}
 	return nil
 }
@@ -225,15 +429,29 @@ func (s *statementFile) commit(batch []writeReq) {
 		buf = append(buf, r.buf...)
 	}
 	s.mu.Lock()
-	start := s.end
+	start, failed := s.end, s.failed
 	s.mu.Unlock()
+	if failed != nil {
+		for _, r := range batch {
+			r.done <- failed
+		}
+		return
+	}
 	_, err := s.f.WriteAt(buf, start)
 	if err == nil && needSync {
 		err = s.f.Sync()
 	}
 	if err != nil {
-		err = fmt.Errorf("write statement store: %w", err)
-		// Leave s.end where it was: the next commit overwrites the partial write.
+		err = noSpace(fmt.Errorf("write statement store: %w", err))
+		// Undo the partial write: left in place, a shorter later batch would
+		// leave part of it after the last record, which reads as damage at
+		// the next start. If it cannot be undone, refuse every later write.
+		if terr := s.f.Truncate(start); terr != nil {
+			s.mu.Lock()
+			s.failed = fmt.Errorf("statement store %s: a failed write could not be undone (%w); restart the service: %w",
+				s.path, terr, err)
+			s.mu.Unlock()
+		}
 		for _, r := range batch {
 			r.done <- err
 		}
@@ -275,7 +493,7 @@ func (s *statementFile) Put(ctx context.Context, entry storage.Entry, statement 
 	if len(statement) > MaxStatementSize {
 		return storage.Record{}, false, fmt.Errorf("statement of %d bytes exceeds the store limit of %d", len(statement), MaxStatementSize)
 	}
-	if rec, err := s.Get(ctx, entry); err == nil {
+	if rec, err := s.Get(ctx, entry); err == nil && !rec.Lost {
 		return rec, false, nil
 	}
 	p := make([]byte, putHeader+len(statement))
@@ -306,7 +524,10 @@ func (s *statementFile) Get(_ context.Context, entry storage.Entry) (storage.Rec
 }
 
 func toRecord(e storage.Entry, m meta) storage.Record {
-	r := storage.Record{Entry: e, Registered: time.Unix(0, m.registered), Size: int(m.size)}
+	r := storage.Record{Entry: e, Registered: time.Unix(0, m.registered), Size: int(m.size), Lost: m.lost}
+	if m.lost {
+		r.Registered = time.Time{}
+	}
 	if m.index != 0 {
 		r.Index, r.Indexed = m.index-1, true
 	}
@@ -319,6 +540,9 @@ func (s *statementFile) Statement(_ context.Context, entry storage.Entry) ([]byt
 	s.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%x: %w", entry[:], storage.ErrNotFound)
+	}
+	if m.lost {
+		return nil, fmt.Errorf("%x (log index %d): %w", entry[:], m.index-1, storage.ErrLost)
 	}
 	b := make([]byte, m.size)
 	if _, err := s.f.ReadAt(b, m.off); err != nil {
@@ -372,6 +596,49 @@ func (s *statementFile) Close() error {
 	err := s.f.Sync()
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
+	}
+	if s.onClose != nil {
+		if cerr := s.onClose(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// maxIndexed returns one more than the highest log index the store records
+// (0 when none) and whether the store holds any record.
+func (s *statementFile) maxIndexed() (uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.maxIndex, len(s.m) > 0
+}
+
+// indexedSet returns a bit set of the log indices below size that the store
+// records.
+func (s *statementFile) indexedSet(size uint64) []uint64 {
+	set := make([]uint64, (size+63)/64)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, m := range s.m {
+		if i := m.index; i != 0 && i-1 < size {
+			set[(i-1)/64] |= 1 << ((i - 1) % 64)
+		}
+	}
+	return set
+}
+
+// has reports whether the store has a record of entry.
+func (s *statementFile) has(e storage.Entry) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.m[e]
+	return ok
+}
+
+// noSpace marks err as a full-disk error (storage.ErrNoSpace) when it is one.
+func noSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", storage.ErrNoSpace, err)
 	}
 	return err
 }

@@ -82,6 +82,7 @@ provenance:
 	//    receipts true
 	//    signature true
 	//    preimage true
+	//    payload true
 	//    identity true
 	//    provenance true
 	// allowed: false

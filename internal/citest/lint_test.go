@@ -51,11 +51,17 @@ func TestWorkflowLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	reportLint(t, errs)
-	// The self-test must exercise every action by its local path, so that
-	// actionlint checks the inputs and outputs of each against its metadata.
-	self, err := os.ReadFile(filepath.Join(root, ".github", "workflows", "selftest.yml"))
-	if err != nil {
-		t.Fatal(err)
+	// The workflows must exercise every action by its local path, so that
+	// actionlint checks the inputs and outputs of each against its metadata
+	// (selftest.yml, run under act, all but actions/audit, whose SARIF
+	// upload is a remote action act cannot fetch offline: audit.yml uses it).
+	var self []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		self = append(self, b...)
 	}
 	for _, dir := range actionDirs(t) {
 		rel, _ := filepath.Rel(root, dir)
@@ -64,7 +70,7 @@ func TestWorkflowLint(t *testing.T) {
 			ref = "./"
 		}
 		if !regexp.MustCompile(`(?m)uses: ` + regexp.QuoteMeta(ref) + `\s*$`).Match(self) {
-			t.Errorf("selftest.yml does not use %s", ref)
+			t.Errorf("no workflow in .github/workflows uses %s", ref)
 		}
 	}
 }

@@ -254,9 +254,12 @@ func (r *run) provenance(ctx context.Context) error {
 	} else if r.o.ContentType != "" || r.o.PredicateType != "" {
 		err = fmt.Errorf("%w: --content-type and --predicate-type describe a --predicate file", ErrInput)
 	} else {
+		popts := []provenance.Option{provenance.WithClock(r.o.Now)}
+		if b := calledWorkflowBuilder(r.creds, r.o.Getenv); b != "" {
+			popts = append(popts, provenance.WithBuilderID(b))
+		}
 		var st *provenance.Statement
-		st, err = provenance.Generate(ctx, provenance.Request{Images: []string{repo + "@" + dig}, Getenv: r.o.Getenv},
-			provenance.WithClock(r.o.Now))
+		st, err = provenance.Generate(ctx, provenance.Request{Images: []string{repo + "@" + dig}, Getenv: r.o.Getenv}, popts...)
 		if err == nil {
 			p = &provenance.Payload{Raw: st.Raw, MediaType: st.MediaType, Kind: provenance.KindInToto, Statement: st}
 		}
@@ -417,4 +420,31 @@ func nonEmpty(s string) []string {
 		return nil
 	}
 	return []string{s}
+}
+
+// calledWorkflowBuilder returns the builder id of a job that runs in a called
+// reusable workflow (the isolated attest workflow): the WIT's signed
+// job_workflow_ref, when it differs from the caller's workflow_ref, under the
+// GitHub server URL. The runner's environment names only the caller, and the
+// gate decides the builder rule on job_workflow_ref, so the provenance must
+// name it. Empty otherwise (the platform's default builder applies).
+func calledWorkflowBuilder(creds *workload.Credentials, getenv func(string) string) string {
+	if creds == nil || creds.WIT == "" {
+		return ""
+	}
+	u, err := wimse.DecodeUnverified(creds.WIT)
+	if err != nil {
+		return ""
+	}
+	ci, _ := u.Claims["https://trustfabric.dev/ci"].(map[string]any)
+	job, _ := ci["job_workflow_ref"].(string)
+	caller, _ := ci["workflow_ref"].(string)
+	if job == "" || job == caller {
+		return ""
+	}
+	server := "https://github.com"
+	if getenv != nil && getenv("GITHUB_SERVER_URL") != "" {
+		server = strings.TrimSuffix(getenv("GITHUB_SERVER_URL"), "/")
+	}
+	return server + "/" + job
 }

@@ -209,6 +209,11 @@ func parsePrivateCOSEKey(data []byte) (*PrivateKey, error) {
 		if curve == nil {
 			return nil, fmt.Errorf("%w: unsupported EC2 curve %v", ErrInvalidKey, crv)
 		}
+		// Extension: a d shorter than the curve size (leading zero octets
+		// dropped, as go-cose itself writes it) is left-padded.
+		if size := (curve.Params().BitSize + 7) / 8; len(d) < size {
+			d = append(make([]byte, size-len(d), size), d...)
+		}
 		sk, err := ecdsa.ParseRawPrivateKey(curve, d)
 		if err != nil {
 			return nil, fmt.Errorf("%w: EC2 d: %w", ErrInvalidKey, err)
@@ -350,6 +355,15 @@ func (k *PrivateKey) MarshalCOSEKey() ([]byte, error) {
 	ck, _, err := k.Public().coseKey(k.Signer)
 	if err != nil {
 		return nil, err
+	}
+	if sk, ok := k.Signer.(*ecdsa.PrivateKey); ok {
+		// go-cose writes d without its leading zero octets; write the
+		// fixed-length form (as ecdsa.PrivateKey.Bytes gives it).
+		d, err := sk.Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
+		}
+		ck.Params[int64(coseKeyD)] = d
 	}
 	return canonical(ck.MarshalCBOR())
 }

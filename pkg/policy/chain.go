@@ -360,7 +360,7 @@ type slsa struct {
 
 // signedFacts are the build facts the Identity Server signed into the WIT
 // (its https://trustfabric.dev/ci claims). GitHub WITs carry repository,
-// ref, event_name and workflow_ref/job_workflow_ref; GitLab WITs carry
+// ref, event_name and job_workflow_ref (the builder); GitLab WITs carry
 // project_path, ref_path, pipeline_source, runner_id and ci_config_ref_uri
 // (whose first segment is the instance's host). Kubernetes and generic OIDC
 // WITs carry none of them.
@@ -381,10 +381,13 @@ func factsFrom(claims map[string]any) signedFacts {
 	switch {
 	case str("repository") != "":
 		f = signedFacts{platform: "github", repo: str("repository"), ref: str("ref"), trigger: str("event_name")}
-		for _, k := range []string{"workflow_ref", "job_workflow_ref"} {
-			if w := str(k); w != "" {
-				f.workflows = append(f.workflows, w)
-			}
+		// The builder is the workflow whose job got the token and signed:
+		// job_workflow_ref (a called reusable workflow, or the run's own
+		// workflow); workflow_ref (the caller) only when the WIT lacks it.
+		if w := str("job_workflow_ref"); w != "" {
+			f.workflows = []string{w}
+		} else if w := str("workflow_ref"); w != "" {
+			f.workflows = []string{w}
 		}
 	case str("project_path") != "":
 		f = signedFacts{platform: "gitlab", repo: str("project_path"), ref: str("ref_path"), trigger: str("pipeline_source"), runnerID: str("runner_id")}

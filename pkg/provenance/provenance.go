@@ -61,7 +61,22 @@ type Subject struct {
 type Option func(*options) error
 
 type options struct {
-	now func() time.Time
+	now       func() time.Time
+	builderID string
+}
+
+// WithBuilderID sets runDetails.builder.id. Default: the platform's builder
+// for the run (on GitHub, the run's workflow at its ref). An isolated attest
+// workflow (a reusable workflow called by the build) names itself here: it,
+// not its caller, is the builder that wrote and signed the provenance.
+func WithBuilderID(id string) Option {
+	return func(o *options) error {
+		if id == "" {
+			return errors.New("provenance: empty builder id")
+		}
+		o.builderID = id
+		return nil
+	}
 }
 
 // WithClock sets the clock used for runDetails.metadata.startedOn when the platform does
@@ -197,6 +212,9 @@ func predicate(c *ci.Context, o options) (*prov.Provenance, error) {
 		})}
 	default:
 		return nil, fmt.Errorf("provenance: unknown CI platform %q", c.Platform)
+	}
+	if o.builderID != "" {
+		builderID = o.builderID
 	}
 	extS, err := structpb.NewStruct(ext)
 	if err != nil {

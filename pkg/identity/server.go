@@ -247,7 +247,9 @@ func (s *Server) exchange(r *http.Request) (string, time.Time, string, error) {
 		return "", zero, "", fmt.Errorf("%w: want exactly one DPoP header", ErrDPoP)
 	}
 	now := s.now()
-	cnf, err := verifyDPoP(proofs[0], s.tokenURL, now, s.dpop)
+	// The proof's jti is recorded only once the CI token verified: proofs
+	// sent with garbage CI tokens must not fill the replay cache.
+	cnf, proof, err := verifyDPoP(proofs[0], s.tokenURL, now)
 	if err != nil {
 		return "", zero, "", err
 	}
@@ -281,6 +283,9 @@ func (s *Server) exchange(r *http.Request) (string, time.Time, string, error) {
 	}
 	if !exp.After(now) {
 		return "", zero, "", fmt.Errorf("CI token: %w: nothing left of its lifetime", wimse.ErrExpired)
+	}
+	if err := proof.use(s.dpop, now); err != nil {
+		return "", zero, "", err
 	}
 	if err := s.ci.consumeJTI(ci); err != nil {
 		return "", zero, "", err

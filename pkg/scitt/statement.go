@@ -242,6 +242,9 @@ func statementFrom(m *cosewire.Sign1) (*Statement, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCrit(p, u, statementCritLabels); err != nil {
+		return nil, err
+	}
 	if alg, ok, err := p.int(LabelAlg, "alg"); err != nil {
 		if cosewire.Major(p.raw(LabelAlg)) != 3 {
 			return nil, err

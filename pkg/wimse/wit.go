@@ -148,8 +148,9 @@ func confirmationJWK(k jose.JSONWebKey) (json.RawMessage, error) {
 type VerifyOption func(*verifyOptions)
 
 type verifyOptions struct {
-	now    time.Time
-	leeway time.Duration
+	now       time.Time
+	leeway    time.Duration
+	leewaySet bool
 }
 
 func newVerifyOptions(opts []VerifyOption) verifyOptions {
@@ -168,9 +169,10 @@ func newVerifyOptions(opts []VerifyOption) verifyOptions {
 func WithTime(t time.Time) VerifyOption { return func(o *verifyOptions) { o.now = t } }
 
 // WithLeeway sets the clock skew tolerated on exp, nbf and iat. Default: one
-// minute; values above one minute are capped.
+// minute for WITs, DefaultProofLeeway for WPTs; values above one minute (WITs)
+// or MaxProofLeeway (WPTs) are capped.
 func WithLeeway(d time.Duration) VerifyOption {
-	return func(o *verifyOptions) { o.leeway = min(max(d, 0), DefaultLeeway) }
+	return func(o *verifyOptions) { o.leeway, o.leewaySet = min(max(d, 0), DefaultLeeway), true }
 }
 
 type witHeaderClaims struct {
@@ -186,7 +188,7 @@ type witHeaderClaims struct {
 // leeway, and a public cnf.jwk with an allowed alg.
 func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, error) {
 	o := newVerifyOptions(opts)
-	tok, hdr, err := parseCompact(token, Algorithms)
+	tok, hdr, err := parseCompact(token, parseAlgorithms)
 	if err != nil {
 		return nil, fmt.Errorf("WIT: %w", err)
 	}
@@ -211,6 +213,9 @@ func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, e
 	if err != nil {
 		return nil, fmt.Errorf("WIT: %w", err)
 	}
+	if alg := jose.SignatureAlgorithm(hdr.Algorithm); !slices.Contains(b.algorithms(), alg) {
+		return nil, fmt.Errorf("WIT: %w: %q is not accepted for trust domain %q", ErrUnsupportedAlgorithm, alg, id.TrustDomain())
+	}
 	key, ok := b.Key(hdr.KeyID)
 	if !ok {
 		return nil, fmt.Errorf("WIT: %w: kid %q in the bundle of %q", ErrKeyNotFound, hdr.KeyID, id.TrustDomain())
@@ -234,7 +239,7 @@ func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, e
 	if c.Cnf == nil || len(c.Cnf.JWK) == 0 {
 		return nil, fmt.Errorf("WIT: %w: no cnf.jwk", ErrMalformed)
 	}
-	cnf, err := parseConfirmationKey(c.Cnf.JWK)
+	cnf, err := parseConfirmationKeyIn(c.Cnf.JWK, b.algorithms())
 	if err != nil {
 		return nil, fmt.Errorf("WIT: %w", err)
 	}
@@ -246,6 +251,10 @@ func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, e
 }
 
 func parseConfirmationKey(raw json.RawMessage) (jose.JSONWebKey, error) {
+	return parseConfirmationKeyIn(raw, Algorithms)
+}
+
+func parseConfirmationKeyIn(raw json.RawMessage, allowed []jose.SignatureAlgorithm) (jose.JSONWebKey, error) {
 	var k jose.JSONWebKey
 	if err := k.UnmarshalJSON(raw); err != nil {
 		return k, fmt.Errorf("%w: cnf.jwk: %w", ErrMalformed, err)
@@ -256,7 +265,7 @@ func parseConfirmationKey(raw json.RawMessage) (jose.JSONWebKey, error) {
 	if k.Algorithm == "" {
 		return k, fmt.Errorf("%w: cnf.jwk has no alg", ErrMalformed)
 	}
-	if err := checkKeyAlg(k.Key, jose.SignatureAlgorithm(k.Algorithm)); err != nil {
+	if err := checkKeyAlgIn(k.Key, jose.SignatureAlgorithm(k.Algorithm), allowed); err != nil {
 		return k, fmt.Errorf("cnf.jwk: %w", err)
 	}
 	return k, nil

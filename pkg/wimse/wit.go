@@ -353,9 +353,10 @@ func randomID() string {
 // ParseWITUnverified reads the sub and cnf.jwk of a WIT without verifying
 // its signature or times: for the workload that holds the WIT it was just
 // issued (to name itself in a statement and check it holds the right key).
-// Never base a trust decision on it: verifiers use [ParseWIT].
+// Never base a trust decision on it: verifiers use [ParseWIT]. It reads WITs
+// of every algorithm a trust domain's bundle may allow (EdDSA included).
 func ParseWITUnverified(token string) (Identifier, jose.JSONWebKey, error) {
-	tok, _, err := parseCompact(token, Algorithms)
+	tok, _, err := parseCompact(token, parseAlgorithms)
 	if err != nil {
 		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w", err)
 	}
@@ -370,7 +371,7 @@ func ParseWITUnverified(token string) (Identifier, jose.JSONWebKey, error) {
 	if c.Cnf == nil {
 		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w: no cnf.jwk", ErrMalformed)
 	}
-	cnf, err := parseConfirmationKey(c.Cnf.JWK)
+	cnf, err := parseConfirmationKeyIn(c.Cnf.JWK, parseAlgorithms)
 	if err != nil {
 		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w", err)
 	}

@@ -50,6 +50,8 @@ var ErrInvalidConfig = errors.New("invalid admission config")
 //	  names: [kube-system, trustfabric-system]
 //	  selector: {matchLabels: {trustfabric.dev/exempt: "true"}}
 //	timeout: 8s                # per request, capped by the API server's own timeout for the webhook
+//	multiArch:
+//	  platformViaIndex: false  # see MultiArch
 //
 // Unknown fields are errors.
 type Config struct {
@@ -63,9 +65,27 @@ type Config struct {
 	// for the webhook (its ?timeout= parameter), less a margin, is the other
 	// bound. Default 8s.
 	Timeout policy.Duration `yaml:"timeout"`
+	// MultiArch says how image indexes and their platform manifests are
+	// judged.
+	MultiArch MultiArch `yaml:"multiArch"`
 
 	dir      string
 	policies map[string]*policy.Policy
+}
+
+// MultiArch is the multi-arch switch. Whatever it says, an image index is
+// allowed when the index itself is attested, or, failing that, when every
+// platform manifest it lists is attested (at most MaxPlatforms of them).
+type MultiArch struct {
+	// PlatformViaIndex also allows a platform manifest's digest that is not
+	// attested itself when its index is: the reference must name the index
+	// by tag next to the digest (REPO:TAG@sha256:PLATFORM), the tag must
+	// resolve to an index that lists that digest, and the index must be
+	// attested. OCI has no way back from a manifest to the indexes listing
+	// it, so a bare REPO@sha256:PLATFORM is judged on its own statements.
+	// Default false: a platform digest must carry its own statements (attest
+	// --recursive writes them).
+	PlatformViaIndex bool `yaml:"platformViaIndex"`
 }
 
 // NamespaceRule selects namespaces by name or by label selector (exactly

@@ -11,6 +11,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
@@ -31,6 +39,16 @@ type fixture struct {
 	entryID                           string
 	// denied maps a check name to an image denied at it.
 	denied map[string]string
+	// Multi-arch images (two platforms each), by digest; indexTag is
+	// attestedIndex's tag.
+	attestedIndex, indexTag string // the index is attested, its platforms are not
+	platformsIndex              string // every platform is attested, the index is not
+	partialIndex                string // one platform of two is attested, the index is not
+	// platformOfAttested is a platform digest of attestedIndex
+	// (repository@digest).
+	platformOfAttested string
+	// otherIndexTag names another index in attestedIndex's repository.
+	otherIndexTag string
 }
 
 var (
@@ -109,6 +127,9 @@ func newFixture(ctx context.Context) (*fixture, error) {
 	if f.unattested, err = servertest.PushRandomImage(ctx, env.RegistryHost+"/acme/unattested:v1"); err != nil {
 		return nil, err
 	}
+	if err := f.multiArch(ctx); err != nil {
+		return nil, err
+	}
 	reg, err := oci.New()
 	if err != nil {
 		return nil, err
@@ -130,11 +151,99 @@ func newFixture(ctx context.Context) (*fixture, error) {
 	return f, nil
 }
 
+// multiArch pushes three two-platform indexes and attests them as the
+// fields of fixture say.
+func (f *fixture) multiArch(ctx context.Context) error {
+	attestRef := func(ref string) error {
+		_, err := attest.Run(ctx, attest.Options{Image: ref, TS: f.env.TSURL, IdentityServer: f.env.IdentityURL,
+			Getenv: f.env.Getenv, Out: io.Discard})
+		if err != nil {
+			return fmt.Errorf("attest %s: %w", ref, err)
+		}
+		return nil
+	}
+	var platforms [3][]string
+	var err error
+	f.indexTag = f.env.RegistryHost + "/acme/multi:v1"
+	if f.attestedIndex, platforms[0], err = pushIndex(ctx, f.indexTag); err != nil {
+		return err
+	}
+	if f.platformsIndex, platforms[1], err = pushIndex(ctx, f.env.RegistryHost+"/acme/multi-platforms:v1"); err != nil {
+		return err
+	}
+	if f.partialIndex, platforms[2], err = pushIndex(ctx, f.env.RegistryHost+"/acme/multi-partial:v1"); err != nil {
+		return err
+	}
+	f.platformOfAttested = platforms[0][0]
+	// Another index in the same repository, listing other platforms.
+	f.otherIndexTag = f.env.RegistryHost + "/acme/multi:v2"
+	if _, _, err := pushIndex(ctx, f.otherIndexTag); err != nil {
+		return err
+	}
+	for _, ref := range []string{f.attestedIndex, platforms[1][0], platforms[1][1], platforms[2][0]} {
+		if err := attestRef(ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pushIndex pushes a random index of two linux images (amd64, arm64) under
+// ref (a tag) and returns it and its platforms as repository@digest.
+func pushIndex(ctx context.Context, ref string) (string, []string, error) {
+	tag, err := name.NewTag(ref, name.Insecure)
+	if err != nil {
+		return "", nil, err
+	}
+	var adds []mutate.IndexAddendum
+	var out []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(512, 1)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := remote.Write(tag.Context().Digest(mustDigest(img)), img, remote.WithContext(ctx)); err != nil {
+			return "", nil, err
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+		out = append(out, tag.Context().Name()+"@"+mustDigest(img))
+	}
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...)
+	if err := remote.WriteIndex(tag, idx, remote.WithContext(ctx)); err != nil {
+		return "", nil, fmt.Errorf("push index %s: %w", ref, err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return "", nil, err
+	}
+	return tag.Context().Name() + "@" + d.String(), out, nil
+}
+
+func mustDigest(img v1.Image) string {
+	d, err := img.Digest()
+	if err != nil {
+		panic(err)
+	}
+	return d.String()
+}
+
 // webhook builds a Webhook on the fixture's config with namespace labels
 // from a map.
 func (f *fixture) webhook(tb testing.TB, labels map[string]map[string]string, opts ...Option) *Webhook {
 	tb.Helper()
-	cfg, err := LoadConfig(f.configFile)
+	return f.webhookOn(tb, configYAML, labels, opts...)
+}
+
+// platformViaIndexYAML is configYAML with the multi-arch switch on.
+const platformViaIndexYAML = configYAML + `multiArch:
+  platformViaIndex: true
+`
+
+// webhookOn builds a Webhook on an admission config (YAML) whose policy is
+// the fixture's.
+func (f *fixture) webhookOn(tb testing.TB, config string, labels map[string]map[string]string, opts ...Option) *Webhook {
+	tb.Helper()
+	cfg, err := ParseConfig([]byte(config), f.dir)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -167,28 +167,91 @@ type ImageResult struct {
 	// Digest is what the image resolved to (a tag is resolved once per
 	// request); Ref is repository@digest.
 	Digest, Ref string
-	// Decision is the verifier's decision, when it could decide.
+	// Decision is the verifier's decision on the image's own statements,
+	// when it could decide.
 	Decision *policy.Decision
+	// MultiArch is the multi-arch rule tried when Decision denied: the
+	// platform manifests of an index, or the index of a platform digest.
+	MultiArch *MultiArchResult
 	// Err is why no decision was made (registry unreachable, time-out,
 	// image missing): the image is denied (fail closed).
 	Err error
 }
 
+// Multi-arch rules (MultiArchResult.Rule).
+const (
+	// RulePlatforms: an index whose own statements do not allow it is
+	// allowed when every platform manifest it lists is.
+	RulePlatforms = "every platform manifest of the index"
+	// RuleIndex: a platform digest whose own statements do not allow it is
+	// allowed when its index is (MultiArch.PlatformViaIndex).
+	RuleIndex = "the index listing the platform digest"
+)
+
+// MaxPlatforms bounds the platform manifests of one index verified under
+// RulePlatforms; an index listing more is denied unless it is attested
+// itself.
+const MaxPlatforms = 32
+
+// MultiArchResult is the outcome of a multi-arch rule.
+type MultiArchResult struct {
+	Rule string
+	// Parts are the decisions the rule needed: one per platform manifest
+	// (RulePlatforms), or the index's (RuleIndex).
+	Parts []Part
+	// Err is why the rule could not be applied.
+	Err error
+}
+
+// Part is one manifest a multi-arch rule verified.
+type Part struct {
+	// Name is the platform (os/architecture[/variant]) or "index", and Ref
+	// the manifest as repository@digest.
+	Name, Ref string
+	Decision  *policy.Decision
+	Err       error
+}
+
+func (m *MultiArchResult) allowed() bool {
+	if m == nil || m.Err != nil || len(m.Parts) == 0 {
+		return false
+	}
+	for _, p := range m.Parts {
+		if p.Err != nil || p.Decision == nil || !p.Decision.Allowed {
+			return false
+		}
+	}
+	return true
+}
+
 // Allowed reports whether the image may run.
-func (r *ImageResult) Allowed() bool { return r.Err == nil && r.Decision != nil && r.Decision.Allowed }
+func (r *ImageResult) Allowed() bool {
+	if r.Err != nil || r.Decision == nil {
+		return false
+	}
+	return r.Decision.Allowed || r.MultiArch.allowed()
+}
 
 // Entries are the transparency log entry ids of the statements that
 // allowed the image.
 func (r *ImageResult) Entries() []string {
-	if r.Decision == nil {
-		return nil
-	}
 	var out []string
-	for _, req := range r.Decision.Requirements {
-		for _, c := range r.Decision.Candidates {
-			if c.Referrer == req.SatisfiedBy && c.EntryID != "" && !slices.Contains(out, c.EntryID) {
-				out = append(out, c.EntryID)
+	add := func(d *policy.Decision) {
+		if d == nil || !d.Allowed {
+			return
+		}
+		for _, req := range d.Requirements {
+			for _, c := range d.Candidates {
+				if c.Referrer == req.SatisfiedBy && c.EntryID != "" && !slices.Contains(out, c.EntryID) {
+					out = append(out, c.EntryID)
+				}
 			}
+		}
+	}
+	add(r.Decision)
+	if r.Decision != nil && !r.Decision.Allowed && r.MultiArch.allowed() {
+		for _, p := range r.MultiArch.Parts {
+			add(p.Decision)
 		}
 	}
 	return out
@@ -199,10 +262,30 @@ func (r *ImageResult) Reasons() []string {
 	if r.Err != nil {
 		return []string{"cannot verify (denied, fail closed): " + r.Err.Error()}
 	}
-	if r.Decision == nil || r.Decision.Allowed {
+	if r.Decision == nil || r.Allowed() {
 		return nil
 	}
-	return r.Decision.Reasons
+	out := slices.Clone(r.Decision.Reasons)
+	m := r.MultiArch
+	if m == nil {
+		return out
+	}
+	if m.Err != nil {
+		return append(out, "multi-arch ("+m.Rule+"): "+m.Err.Error())
+	}
+	for _, p := range m.Parts {
+		switch {
+		case p.Err != nil:
+			out = append(out, fmt.Sprintf("multi-arch (%s): %s %s: cannot verify (denied, fail closed): %s", m.Rule, p.Name, p.Ref, p.Err))
+		case !p.Decision.Allowed:
+			why := "denied"
+			if len(p.Decision.Reasons) > 0 {
+				why = p.Decision.Reasons[0]
+			}
+			out = append(out, fmt.Sprintf("multi-arch (%s): %s %s: %s", m.Rule, p.Name, p.Ref, why))
+		}
+	}
+	return out
 }
 
 // verifyImages resolves each distinct image once and verifies it, a few at
@@ -246,6 +329,89 @@ func (w *Webhook) verifyImage(ctx context.Context, v *policy.Verifier, r *ImageR
 		return
 	}
 	r.Decision = d
+	if !d.Allowed {
+		// Only a denied image costs the manifest read the rules need.
+		r.MultiArch = w.multiArch(ctx, v, r)
+	}
+}
+
+// multiArch applies the multi-arch rules to an image its own statements do
+// not allow; nil when no rule applies.
+func (w *Webhook) multiArch(ctx context.Context, v *policy.Verifier, r *ImageResult) *MultiArchResult {
+	m, err := w.oci.GetManifest(ctx, r.Ref)
+	if err != nil {
+		return &MultiArchResult{Rule: RulePlatforms, Err: fmt.Errorf("read the manifest: %w", explain(ctx, err))}
+	}
+	if m.IsIndex() {
+		res := &MultiArchResult{Rule: RulePlatforms}
+		switch {
+		case len(m.Platforms) == 0:
+			res.Err = errors.New("the index lists no platform manifest")
+		case len(m.Platforms) > MaxPlatforms:
+			res.Err = fmt.Errorf("%w: the index lists %d platform manifests; the limit is %d (attest the index itself)", ErrTooMany, len(m.Platforms), MaxPlatforms)
+		default:
+			res.Parts = make([]Part, len(m.Platforms))
+			var wg sync.WaitGroup
+			for i, p := range m.Platforms {
+				res.Parts[i] = Part{Name: platformName(p), Ref: m.Repository + "@" + p.Digest}
+				wg.Add(1)
+				go func(part *Part) {
+					defer wg.Done()
+					part.Decision, part.Err = v.Verify(ctx, part.Ref)
+					if part.Err != nil {
+						part.Err = explain(ctx, part.Err)
+					}
+				}(&res.Parts[i])
+			}
+			wg.Wait()
+		}
+		return res
+	}
+	if !w.cfg.MultiArch.PlatformViaIndex {
+		return nil
+	}
+	tagged, ok := taggedIndex(r.Image)
+	if !ok {
+		return &MultiArchResult{Rule: RuleIndex, Err: errors.New("the reference names no tag: write it as REPO:TAG@DIGEST for its index to count")}
+	}
+	ix, err := w.oci.GetManifest(ctx, tagged)
+	if err != nil {
+		return &MultiArchResult{Rule: RuleIndex, Err: fmt.Errorf("resolve %s: %w", tagged, explain(ctx, err))}
+	}
+	if !ix.IsIndex() || !ix.Lists(r.Digest) {
+		return &MultiArchResult{Rule: RuleIndex, Err: fmt.Errorf("%s (%s) is not an index listing %s", tagged, ix.Digest, r.Digest)}
+	}
+	p := Part{Name: "index", Ref: ix.Repository + "@" + ix.Digest}
+	p.Decision, p.Err = v.Verify(ctx, p.Ref)
+	if p.Err != nil {
+		p.Err = explain(ctx, p.Err)
+	}
+	return &MultiArchResult{Rule: RuleIndex, Parts: []Part{p}}
+}
+
+// taggedIndex returns REPO:TAG of a reference written REPO:TAG@DIGEST.
+func taggedIndex(image string) (string, bool) {
+	base, _, ok := strings.Cut(image, "@")
+	if !ok {
+		return "", false
+	}
+	slash := strings.LastIndexByte(base, '/')
+	colon := strings.LastIndexByte(base, ':')
+	if colon <= slash || colon == len(base)-1 {
+		return "", false
+	}
+	return base, true
+}
+
+func platformName(d oci.Descriptor) string {
+	if d.Platform == nil {
+		return "platform ?"
+	}
+	n := "platform " + d.Platform.OS + "/" + d.Platform.Architecture
+	if d.Platform.Variant != "" {
+		n += "/" + d.Platform.Variant
+	}
+	return n
 }
 
 // explain adds the time-out to an error caused by the request's deadline.

@@ -340,3 +340,57 @@ func TestGatekeeper(t *testing.T) {
 		t.Errorf("bad provider request: %v", err)
 	}
 }
+
+// TestMultiArch: an index is allowed when it is attested or every platform
+// manifest is; a platform digest through its index only with the switch on
+// and the tag written next to the digest.
+func TestMultiArch(t *testing.T) {
+	f := getFixture(t)
+	platformTagged := f.indexTag + "@" + strings.SplitN(f.platformOfAttested, "@", 2)[1]
+	for _, c := range []struct {
+		name     string
+		config   string
+		image    string
+		allow    bool
+		words    []string // in the reasons when denied
+		mentions string   // a rule the result must name
+	}{
+		{"attested index", configYAML, f.attestedIndex, true, nil, ""},
+		{"attested index by tag", configYAML, f.indexTag, true, nil, ""},
+		{"every platform attested", configYAML, f.platformsIndex, true, nil, RulePlatforms},
+		{"one platform of two attested", configYAML, f.partialIndex, false, []string{"multi-arch (" + RulePlatforms + "): platform linux/arm64", "no SCITT statement"}, RulePlatforms},
+		{"platform digest, switch off", configYAML, platformTagged, false, []string{"no SCITT statement"}, ""},
+		{"platform digest with tag, switch on", platformViaIndexYAML, platformTagged, true, nil, RuleIndex},
+		{"platform digest without tag, switch on", platformViaIndexYAML, f.platformOfAttested, false, []string{"REPO:TAG@DIGEST"}, RuleIndex},
+		{"platform digest with another index's tag, switch on", platformViaIndexYAML,
+			f.otherIndexTag + "@" + strings.SplitN(f.platformOfAttested, "@", 2)[1], false, []string{"is not an index listing"}, RuleIndex},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := f.webhookOn(t, c.config, nil)
+			req := &Request{UID: "u", Kind: deploymentKind, Namespace: nsGated, Operation: "CREATE", Object: mustJSON(t, deployment("m", c.image))}
+			o := w.Decide(context.Background(), req)
+			if o.Allowed != c.allow {
+				t.Fatalf("allowed = %v, want %v: %s", o.Allowed, c.allow, o.Message(req))
+			}
+			r := o.Images[0]
+			if c.mentions != "" && (r.MultiArch == nil || r.MultiArch.Rule != c.mentions) {
+				t.Errorf("multi-arch rule %+v, want %q", r.MultiArch, c.mentions)
+			}
+			if c.mentions == "" && r.MultiArch != nil && r.MultiArch.Rule == RuleIndex {
+				t.Errorf("the index rule ran with the switch off: %+v", r.MultiArch)
+			}
+			if c.allow {
+				if len(r.Entries()) == 0 {
+					t.Error("allowed without an entry id")
+				}
+				return
+			}
+			msg := o.Message(req)
+			for _, word := range c.words {
+				if !strings.Contains(msg, word) {
+					t.Errorf("message %q does not contain %q", msg, word)
+				}
+			}
+		})
+	}
+}

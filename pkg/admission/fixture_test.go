@@ -42,8 +42,8 @@ type fixture struct {
 	// Multi-arch images (two platforms each), by digest; indexTag is
 	// attestedIndex's tag.
 	attestedIndex, indexTag string // the index is attested, its platforms are not
-	platformsIndex              string // every platform is attested, the index is not
-	partialIndex                string // one platform of two is attested, the index is not
+	platformsIndex          string // every platform is attested, the index is not
+	partialIndex            string // one platform of two is attested, the index is not
 	// platformOfAttested is a platform digest of attestedIndex
 	// (repository@digest).
 	platformOfAttested string

@@ -63,6 +63,7 @@ const (
 	nsLabelled   = "labelled"
 	nsExempt     = "exempt-ns"
 	nsUngoverned = "ungoverned"
+	nsKeyless    = "keyless"
 	gateLabel    = "trustfabric.dev/gate"
 )
 
@@ -79,6 +80,28 @@ namespaces:
 exempt:
   names: [exempt-ns]
 timeout: 8s
+`
+
+// keylessConfigYAML adds the policy "keyless" (the fixture's, fetching its
+// TS keys from a URL nothing answers) for namespace keyless.
+const keylessConfigYAML = `apiVersion: trustfabric.dev/v1alpha1
+kind: AdmissionConfig
+policies:
+  prod: policy.yaml
+  keyless: keyless-policy.yaml
+namespaces:
+  - names: [gated, default]
+    policy: prod
+  - names: [keyless]
+    policy: keyless
+  - selector:
+      matchLabels: {trustfabric.dev/gate: "on"}
+    policy: prod
+exempt:
+  names: [exempt-ns]
+timeout: 8s
+multiArch:
+  platformViaIndex: true
 `
 
 // getFixture starts the environment once per test binary (it is shared by
@@ -118,6 +141,17 @@ func newFixture(ctx context.Context) (*fixture, error) {
 	}
 	f.entryID = res.EntryID
 	if f.policyFile, err = quickstart.WritePolicy(dir, env); err != nil {
+		return nil, err
+	}
+	pol, err := os.ReadFile(f.policyFile)
+	if err != nil {
+		return nil, err
+	}
+	keyless := strings.Replace(string(pol), "    keys: [ts-keys.cbor]\n", "    url: http://127.0.0.1:1\n    kids: [\"00\"]\n", 1)
+	if keyless == string(pol) {
+		return nil, fmt.Errorf("the quickstart policy no longer pins ts-keys.cbor:\n%s", pol)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(f.policyFile), "keyless-policy.yaml"), []byte(keyless), 0o644); err != nil {
 		return nil, err
 	}
 	f.configFile = filepath.Join(dir, "admission.yaml")

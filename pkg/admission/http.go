@@ -178,9 +178,14 @@ func (w *Webhook) Provide(ctx context.Context, pr *ProviderRequest, policyName s
 	if policyName == "" {
 		policyName = w.cfg.Default
 	}
-	v, ok := w.verifiers[policyName]
+	st, ok := w.verifiers[policyName]
 	if !ok {
 		resp.Response.SystemError = fmt.Sprintf("trustfabric: no policy %q (the provider URL is /gatekeeper for the default policy or /gatekeeper/NAME)", policyName)
+		return resp
+	}
+	v, err := st.build(ctx)
+	if err != nil {
+		resp.Response.SystemError = "trustfabric: cannot verify (denied, fail closed): " + explain(ctx, err).Error()
 		return resp
 	}
 	cs := make([]Container, len(pr.Request.Keys))

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trustfabric/trustfabric/pkg/oci"
@@ -32,7 +33,7 @@ var ErrNoPolicy = errors.New("no verification policy applies to the namespace")
 type Webhook struct {
 	cfg       *Config
 	oci       *oci.Client
-	verifiers map[string]*policy.Verifier
+	verifiers map[string]*verifierState
 	hashes    map[string]string
 	labels    NamespaceLabels
 	log       *slog.Logger
@@ -95,17 +96,84 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Webhook, error) {
 		o.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	w := &Webhook{cfg: cfg, oci: o.oci, labels: o.labels, log: o.log,
-		verifiers: map[string]*policy.Verifier{}, hashes: map[string]string{}}
+		verifiers: map[string]*verifierState{}, hashes: map[string]string{}}
 	for name, p := range cfg.policies {
-		v, err := policy.NewVerifier(ctx, p, append(slices.Clone(o.policyOpts), policy.WithOCIClient(o.oci))...)
-		if err != nil {
+		st := &verifierState{name: name, p: p, opts: append(slices.Clone(o.policyOpts), policy.WithOCIClient(o.oci))}
+		if _, err := st.build(ctx); err != nil && !fetchesKeys(p) {
 			return nil, fmt.Errorf("policy %s: %w", name, err)
+		} else if err != nil {
+			// Keys or bundles behind a URL that does not answer yet: the
+			// webhook starts, denies the policy's namespaces naming the
+			// cause, and tries again (at most every VerifierRetry).
+			o.log.LogAttrs(ctx, slog.LevelWarn, "policy not ready", slog.String("policy", name), slog.String("error", err.Error()))
 		}
-		w.verifiers[name] = v
+		w.verifiers[name] = st
 		h := p.Hash()
 		w.hashes[name] = hex.EncodeToString(h[:])
 	}
 	return w, nil
+}
+
+// VerifierRetry is how often a policy whose keys or bundles could not be
+// fetched is tried again (on the next request after it).
+const VerifierRetry = 5 * time.Second
+
+// ErrPolicyNotReady: the keys or bundles a policy fetches by URL could not
+// be fetched; its namespaces are denied until they can.
+var ErrPolicyNotReady = errors.New("verification policy not ready")
+
+// verifierState is one policy's Verifier, built when its keys can be
+// fetched.
+type verifierState struct {
+	name string
+	p    *policy.Policy
+	opts []policy.Option
+
+	v     atomic.Pointer[policy.Verifier]
+	mu    sync.Mutex
+	err   error
+	tried time.Time
+}
+
+// fetchesKeys reports whether a policy fetches keys or bundles by URL.
+func fetchesKeys(p *policy.Policy) bool {
+	for _, ts := range p.TransparencyServices {
+		if ts.URL != "" && len(ts.Kids) > 0 {
+			return true
+		}
+	}
+	for _, d := range p.Identities {
+		if d.BundleURL != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// build makes the Verifier once; after a failure it tries again at most
+// every VerifierRetry and returns the last error in between.
+func (s *verifierState) build(ctx context.Context) (*policy.Verifier, error) {
+	if v := s.v.Load(); v != nil {
+		return v, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := s.v.Load(); v != nil {
+		return v, nil
+	}
+	if s.err != nil && time.Since(s.tried) < VerifierRetry {
+		return nil, s.err
+	}
+	s.tried = time.Now()
+	v, err := policy.NewVerifier(ctx, s.p, s.opts...)
+	if err != nil {
+		s.err = fmt.Errorf("%w: policy %s: %w (tried at %s; next try after %s)", ErrPolicyNotReady, s.name, err,
+			s.tried.UTC().Format(time.RFC3339), VerifierRetry)
+		return nil, s.err
+	}
+	s.v.Store(v)
+	s.err = nil
+	return v, nil
 }
 
 // policyFor returns the policy name of a namespace, or exempt.
@@ -465,7 +533,11 @@ func (w *Webhook) Decide(ctx context.Context, req *Request) *Outcome {
 	if exempt {
 		return &Outcome{Allowed: true, Exempt: true}
 	}
-	out := &Outcome{Policy: name, Images: w.verifyImages(ctx, w.verifiers[name], cs), Allowed: true, Code: 403}
+	v, err := w.verifiers[name].build(ctx)
+	if err != nil {
+		return &Outcome{Policy: name, Err: fmt.Errorf("cannot verify (denied, fail closed): %w", explain(ctx, err)), Code: 403}
+	}
+	out := &Outcome{Policy: name, Images: w.verifyImages(ctx, v, cs), Allowed: true, Code: 403}
 	for _, r := range out.Images {
 		if !r.Allowed() {
 			out.Allowed = false

@@ -7,8 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,28 +215,49 @@ func TestFailClosed(t *testing.T) {
 	})
 
 	t.Run("TS key URL unreachable", func(t *testing.T) {
-		dir := t.TempDir()
-		pol, err := os.ReadFile(f.policyFile)
+		// The keys are fetched by URL when the webhook starts: it starts
+		// anyway, denies naming the cause, and retries.
+		w := f.webhookOn(t, keylessConfigYAML, nil)
+		for _, path := range []string{PathValidate, PathMutate} {
+			rv := post(t, w.Handler(), path, review(t, deploymentKind, nsKeyless, deployment("k", f.attested)))
+			if rv.Response.Allowed || rv.Response.Result.Code != 403 {
+				t.Fatalf("%s: %+v", path, rv.Response)
+			}
+			for _, word := range []string{"cannot verify (denied, fail closed)", "fetch keys from http://127.0.0.1:1", "policy keyless"} {
+				if !strings.Contains(rv.Response.Result.Message, word) {
+					t.Errorf("%s: message %q does not say %q", path, rv.Response.Result.Message, word)
+				}
+			}
+		}
+		o := w.Decide(ctx, &Request{UID: "u", Kind: deploymentKind, Namespace: nsKeyless, Operation: "CREATE",
+			Object: mustJSON(t, deployment("k", f.attested))})
+		if !errors.Is(o.Err, ErrPolicyNotReady) {
+			t.Errorf("outcome error %v, want ErrPolicyNotReady", o.Err)
+		}
+		// The other policy's namespaces are not affected.
+		if o := w.Decide(ctx, &Request{UID: "u", Kind: deploymentKind, Namespace: nsGated, Operation: "CREATE",
+			Object: mustJSON(t, deployment("k", f.attested))}); !o.Allowed {
+			t.Errorf("gated namespace: %s", o.Message(&Request{Kind: deploymentKind, Namespace: nsGated}))
+		}
+		pr := &ProviderRequest{APIVersion: ProviderAPIVersion, Kind: "ProviderRequest"}
+		pr.Request.Keys = []string{f.attested}
+		if resp := w.Provide(ctx, pr, "keyless"); !strings.Contains(resp.Response.SystemError, "127.0.0.1:1") || len(resp.Response.Items) != 0 {
+			t.Errorf("gatekeeper: %+v", resp.Response)
+		}
+	})
+
+	t.Run("policy without URLs that does not load", func(t *testing.T) {
+		cfg, err := ParseConfig([]byte(configYAML), f.dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pol = bytes.Replace(pol, []byte("    keys: [ts-keys.cbor]\n"), []byte("    url: http://127.0.0.1:1\n    kids: [\"00\"]\n"), 1)
-		for _, n := range []string{"wit-bundle.json"} {
-			b, _ := os.ReadFile(filepath.Join(filepath.Dir(f.policyFile), n))
-			_ = os.WriteFile(filepath.Join(dir, n), b, 0o644)
-		}
-		_ = os.WriteFile(filepath.Join(dir, "policy.yaml"), pol, 0o644)
-		_ = os.WriteFile(filepath.Join(dir, "admission.yaml"), []byte(configYAML), 0o644)
-		cfg, err := LoadConfig(filepath.Join(dir, "admission.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The keys are fetched when the webhook starts: it refuses to
-		// start (and so, with failurePolicy Fail, denies) rather than run
-		// without them.
-		_, err = New(ctx, cfg, WithNamespaceLabels(func(context.Context, string) (map[string]string, error) { return nil, nil }))
-		if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
-			t.Fatalf("New with an unreachable key URL: %v", err)
+		// A policy whose key file vanished after parsing is a configuration
+		// error: New refuses to start.
+		bad := *cfg.policies["prod"]
+		bad.TransparencyServices = append(slices.Clone(bad.TransparencyServices), policy.TransparencyService{Keys: []string{"/nonexistent/keys.cbor"}})
+		cfg.policies["prod"] = &bad
+		if _, err := New(ctx, cfg, WithNamespaceLabels(func(context.Context, string) (map[string]string, error) { return nil, nil })); err == nil {
+			t.Fatal("New accepted a policy whose key file is missing")
 		}
 	})
 

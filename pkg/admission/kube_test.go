@@ -181,7 +181,9 @@ func TestKubeAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("KubeNamespaces (TF_KUBE_SERVER, TF_KUBE_TOKEN_FILE, TF_KUBE_CA from .ci/kube.sh): %v", err)
 	}
-	w := f.webhook(t, nil, WithNamespaceLabels(labels), WithPolicyOptions(policy.WithCacheTTL(time.Minute, 0)))
+	// The config with the keyless policy (its TS key URL does not answer)
+	// and the multi-arch switch on.
+	w := f.webhookOn(t, keylessConfigYAML, nil, WithNamespaceLabels(labels), WithPolicyOptions(policy.WithCacheTTL(time.Minute, 0)))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -195,8 +197,9 @@ func TestKubeAPIServer(t *testing.T) {
 		}
 	}()
 
+	platformTagged := f.indexTag + "@" + strings.SplitN(f.platformOfAttested, "@", 2)[1]
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
-	for _, ns := range []string{nsGated, nsLabelled, nsExempt, "mutated"} {
+	for _, ns := range []string{nsGated, nsLabelled, nsExempt, nsKeyless, "mutated"} {
 		if out, ok := k.run("", "create", "namespace", ns); !ok && !strings.Contains(out, "AlreadyExists") {
 			t.Fatalf("create namespace %s: %s", ns, out)
 		}
@@ -239,6 +242,12 @@ func TestKubeAPIServer(t *testing.T) {
 		{"exempt namespace", nsExempt, f.unattested, true, nil},
 		{"registry unreachable", nsGated, "127.0.0.1:1/acme/widgets:v1", false, []string{"cannot verify (denied, fail closed)", "127.0.0.1:1"}},
 		{"time-out", nsGated, slowImage, false, []string{"cannot verify (denied, fail closed)", "timed out"}},
+		{"TS key URL unreachable", nsKeyless, f.attested, false, []string{"cannot verify (denied, fail closed)", "fetch keys from http://127.0.0.1:1"}},
+		{"multi-arch: attested index", nsGated, f.attestedIndex, true, nil},
+		{"multi-arch: every platform attested", nsGated, f.platformsIndex, true, nil},
+		{"multi-arch: one platform of two attested", nsGated, f.partialIndex, false, []string{"multi-arch (" + RulePlatforms + "): platform linux/arm64"}},
+		{"multi-arch: platform digest of an attested index, by tag (platformViaIndex on)", nsGated, platformTagged, true, nil},
+		{"multi-arch: platform digest without its tag", nsGated, f.platformOfAttested, false, []string{"no SCITT statement", "REPO:TAG@DIGEST"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()

@@ -323,6 +323,30 @@ func TestBadInput(t *testing.T) {
 	if _, err := req.Containers(); !errors.Is(err, ErrTooMany) {
 		t.Errorf("too many containers: %v", err)
 	}
+	// The same through the endpoint: a denial with code 400 and the limit.
+	cs := make([]any, MaxContainers+1)
+	for i := range cs {
+		cs[i] = map[string]any{"name": "c", "image": f.attested}
+	}
+	rv = post(t, w.Handler(), PathValidate, review(t, GroupVersionKind{Version: "v1", Kind: "Pod"}, nsGated, map[string]any{"spec": map[string]any{"containers": cs}}))
+	if rv.Response.Allowed || rv.Response.Result.Code != 400 || !strings.Contains(rv.Response.Result.Message, "limit is 128") {
+		t.Errorf("too many containers: %+v", rv.Response.Result)
+	}
+	// Gatekeeper: more keys than MaxProviderKeys is a systemError naming the limit.
+	keys := make([]string, MaxProviderKeys+1)
+	for i := range keys {
+		keys[i] = f.attested
+	}
+	body, _ := json.Marshal(map[string]any{"apiVersion": ProviderAPIVersion, "kind": "ProviderRequest", "request": map[string]any{"keys": keys}})
+	if _, err := ParseProviderRequest(body); !errors.Is(err, ErrTooMany) {
+		t.Errorf("too many keys: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	w.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, PathGatekeeper, bytes.NewReader(body)))
+	var pr ProviderResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &pr); err != nil || !strings.Contains(pr.Response.SystemError, "limit is 256") || len(pr.Response.Items) != 0 {
+		t.Errorf("too many keys through the endpoint: %s", rec.Body)
+	}
 }
 
 func TestGatekeeper(t *testing.T) {

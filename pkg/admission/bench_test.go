@@ -82,7 +82,11 @@ func (l latencies) report(b *testing.B) {
 //     referrers on the in-process olareg registry, 19 by a workload the
 //     policy does not allow, so all 20 are fetched and checked.
 //
-// The Gatekeeper endpoint is measured the same way (gatekeeper-*).
+// The Gatekeeper endpoint is measured the same way (gatekeeper-*). The
+// baselines (verify-*) are the same three decisions made by calling
+// policy.Verifier.Verify directly, in sequence, in the same run: the
+// ratio is what the webhook adds (HTTP handling, JSON, the namespace
+// policy, concurrency).
 func BenchmarkAdmission(b *testing.B) {
 	f := getFixture(b)
 	cachedImgs := benchImages(b, f, 3, 1)
@@ -140,6 +144,40 @@ func BenchmarkAdmission(b *testing.B) {
 		w.cfg.Default = "prod"
 		return w
 	}
+	verify := func(b *testing.B, imgs []string, opts ...policy.Option) {
+		pol, err := policy.Load(f.policyFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		client, err := oci.New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := policy.NewVerifier(context.Background(), pol, append([]policy.Option{policy.WithOCIClient(client)}, opts...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		for _, img := range imgs { // fills the cache when there is one
+			if _, err := v.Verify(ctx, img); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var lat latencies
+		for b.Loop() {
+			start := time.Now()
+			for _, img := range imgs {
+				d, err := v.Verify(ctx, img)
+				if err != nil || !d.Allowed {
+					b.Fatalf("verify %s: %v %v", img, err, d)
+				}
+			}
+			lat = append(lat, time.Since(start))
+		}
+		lat.report(b)
+	}
+	b.Run("verify-cached", func(b *testing.B) { verify(b, cachedImgs) })
+	b.Run("verify-cold-20-referrers", func(b *testing.B) { verify(b, cold(b), policy.WithCacheTTL(0, 0)) })
 	b.Run("cached", func(b *testing.B) {
 		w := newWebhook(b)
 		body := review(b, deploymentKind, nsGated, deployment("bench", cachedImgs...))

@@ -17,8 +17,8 @@ func init() { register(NewCmdAttest) }
 // register → attach in one process.
 func NewCmdAttest() *cobra.Command {
 	var (
-		o      attest.Options
-		oo     attest.OutputOptions
+		o         attest.Options
+		oo        attest.OutputOptions
 		output    string
 		recursive bool
 	)

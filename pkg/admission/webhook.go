@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sort"
@@ -93,7 +92,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Webhook, error) {
 		o.oci = c
 	}
 	if o.log == nil {
-		o.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.log = slog.New(slog.DiscardHandler)
 	}
 	w := &Webhook{cfg: cfg, oci: o.oci, labels: o.labels, log: o.log,
 		verifiers: map[string]*verifierState{}, hashes: map[string]string{}}

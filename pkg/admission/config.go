@@ -82,7 +82,8 @@ type MultiArch struct {
 	// by tag next to the digest (REPO:TAG@sha256:PLATFORM), the tag must
 	// resolve to an index that lists that digest, and the index must be
 	// attested. OCI has no way back from a manifest to the indexes listing
-	// it, so a bare REPO@sha256:PLATFORM is judged on its own statements.
+	// it, so a bare REPO@sha256:PLATFORM, or one whose tag names no index, is
+	// judged on its own statements alone.
 	// Default false: a platform digest must carry its own statements (attest
 	// --recursive writes them).
 	PlatformViaIndex bool `yaml:"platformViaIndex"`

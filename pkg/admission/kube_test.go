@@ -247,7 +247,7 @@ func TestKubeAPIServer(t *testing.T) {
 		{"multi-arch: every platform attested", nsGated, f.platformsIndex, true, nil},
 		{"multi-arch: one platform of two attested", nsGated, f.partialIndex, false, []string{"multi-arch (" + RulePlatforms + "): platform linux/arm64"}},
 		{"multi-arch: platform digest of an attested index, by tag (platformViaIndex on)", nsGated, platformTagged, true, nil},
-		{"multi-arch: platform digest without its tag", nsGated, f.platformOfAttested, false, []string{"no SCITT statement", "REPO:TAG@DIGEST"}},
+		{"multi-arch: platform digest without its tag", nsGated, f.platformOfAttested, false, []string{"no SCITT statement"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()
@@ -263,7 +263,7 @@ func TestKubeAPIServer(t *testing.T) {
 					t.Errorf("the denial does not say %q:\n%s", word, out)
 				}
 			}
-			t.Logf("%s in %s: %s", c.name, time.Since(start).Round(time.Millisecond), firstLines(out, 3))
+			t.Logf("%s in %s:\n%s", c.name, time.Since(start).Round(time.Millisecond), out)
 		})
 	}
 

@@ -437,16 +437,22 @@ func (w *Webhook) multiArch(ctx context.Context, v *policy.Verifier, r *ImageRes
 	if !w.cfg.MultiArch.PlatformViaIndex {
 		return nil
 	}
+	// Without a tag there is no index to ask (most denied images are not
+	// platform manifests at all, so no hint is added either), and a tag
+	// naming an image manifest (what /mutate writes) is no index.
 	tagged, ok := taggedIndex(r.Image)
 	if !ok {
-		return &MultiArchResult{Rule: RuleIndex, Err: errors.New("the reference names no tag: write it as REPO:TAG@DIGEST for its index to count")}
+		return nil
 	}
 	ix, err := w.oci.GetManifest(ctx, tagged)
 	if err != nil {
 		return &MultiArchResult{Rule: RuleIndex, Err: fmt.Errorf("resolve %s: %w", tagged, explain(ctx, err))}
 	}
-	if !ix.IsIndex() || !ix.Lists(r.Digest) {
-		return &MultiArchResult{Rule: RuleIndex, Err: fmt.Errorf("%s (%s) is not an index listing %s", tagged, ix.Digest, r.Digest)}
+	if !ix.IsIndex() {
+		return nil
+	}
+	if !ix.Lists(r.Digest) {
+		return &MultiArchResult{Rule: RuleIndex, Err: fmt.Errorf("the index %s (%s) does not list %s", tagged, ix.Digest, r.Digest)}
 	}
 	p := Part{Name: "index", Ref: ix.Repository + "@" + ix.Digest}
 	p.Decision, p.Err = v.Verify(ctx, p.Ref)

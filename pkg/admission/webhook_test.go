@@ -405,9 +405,10 @@ func TestMultiArch(t *testing.T) {
 		{"one platform of two attested", configYAML, f.partialIndex, false, []string{"multi-arch (" + RulePlatforms + "): platform linux/arm64", "no SCITT statement"}, RulePlatforms},
 		{"platform digest, switch off", configYAML, platformTagged, false, []string{"no SCITT statement"}, ""},
 		{"platform digest with tag, switch on", platformViaIndexYAML, platformTagged, true, nil, RuleIndex},
-		{"platform digest without tag, switch on", platformViaIndexYAML, f.platformOfAttested, false, []string{"REPO:TAG@DIGEST"}, RuleIndex},
+		{"platform digest without tag, switch on", platformViaIndexYAML, f.platformOfAttested, false, []string{"no SCITT statement"}, ""},
 		{"platform digest with another index's tag, switch on", platformViaIndexYAML,
-			f.otherIndexTag + "@" + strings.SplitN(f.platformOfAttested, "@", 2)[1], false, []string{"is not an index listing"}, RuleIndex},
+			f.otherIndexTag + "@" + strings.SplitN(f.platformOfAttested, "@", 2)[1], false, []string{"does not list"}, RuleIndex},
+		{"image pinned as tag@digest, tag names no index, switch on", platformViaIndexYAML, strings.Replace(f.unattested, "@", ":v1@", 1), false, []string{"no SCITT statement"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := f.webhookOn(t, c.config, nil)
@@ -421,7 +422,7 @@ func TestMultiArch(t *testing.T) {
 				t.Errorf("multi-arch rule %+v, want %q", r.MultiArch, c.mentions)
 			}
 			if c.mentions == "" && r.MultiArch != nil && r.MultiArch.Rule == RuleIndex {
-				t.Errorf("the index rule ran with the switch off: %+v", r.MultiArch)
+				t.Errorf("the index rule applied: %+v", r.MultiArch)
 			}
 			if c.allow {
 				if len(r.Entries()) == 0 {

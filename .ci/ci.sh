@@ -65,7 +65,7 @@ apt_install shellcheck shellcheck
 shellcheck -x actions/lib/*.sh .github/selftest/*.sh .ci/ci.sh
 
 section "actionlint (with shellcheck) and action metadata"
-go test -count=1 -run 'TestActionMetadata|TestWorkflowLint|TestExampleWorkflowLint' ./internal/citest/
+go test -count=1 -run 'TestActionMetadata|TestWorkflowLint|TestSelftestWorkflowLint|TestExampleWorkflowLint' ./internal/citest/
 
 section "end-to-end runs"
 go build -o "$tools/trustfabric" ./cmd/trustfabric

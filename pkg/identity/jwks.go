@@ -49,7 +49,7 @@ func newRemoteKeySet(url string, client *http.Client, now func() time.Time, algs
 
 // VerifySignature implements oidc.KeySet.
 func (r *remoteKeySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, r.algs)
+	jws, err := jose.ParseSignedCompact(raw, r.algs) // an OIDC token is a compact JWS
 	if err != nil {
 		return nil, fmt.Errorf("parse JWS: %w", err)
 	}

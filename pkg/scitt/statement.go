@@ -209,7 +209,6 @@ type Statement struct {
 
 	msg        *cosewire.Sign1
 	hasCWT     bool
-	x5chain    bool
 	placeErr   error
 	algErr     error
 	hasLabel3  bool

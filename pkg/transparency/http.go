@@ -518,7 +518,7 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, "ok\n")
+	_, _ = io.WriteString(w, "ok\n") // the client went away: nothing to do
 }
 
 // NewServer wraps a handler in an http.Server with timeouts on every phase.

@@ -186,7 +186,9 @@ func NewPolicy(pc PolicyConfig, trustKeys []string, bundles wimse.Bundles) (*Pol
 	}
 	algs := pc.Algorithms
 	if len(algs) == 0 {
-		algs = []string{"ES256", "ES384", "ES512", "PS256", "EdDSA"}
+		for _, a := range keys.StatementAlgorithms() {
+			algs = append(algs, a.Name)
+		}
 	}
 	for _, a := range algs {
 		alg, err := keys.ParseStatementAlgorithm(a)

@@ -257,10 +257,6 @@ func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, e
 	}, nil
 }
 
-func parseConfirmationKey(raw json.RawMessage) (jose.JSONWebKey, error) {
-	return parseConfirmationKeyIn(raw, Algorithms)
-}
-
 func parseConfirmationKeyIn(raw json.RawMessage, allowed []jose.SignatureAlgorithm) (jose.JSONWebKey, error) {
 	var k jose.JSONWebKey
 	if err := k.UnmarshalJSON(raw); err != nil {

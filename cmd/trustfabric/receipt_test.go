@@ -11,6 +11,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 
+	"github.com/trustfabric/trustfabric/internal/cosewire"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
@@ -118,4 +119,54 @@ func TestReceiptVerifyCCF(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s%s", bad, code, out, errOut)
 		}
 	}
+}
+
+// TestCriticalHeadersCLI is issue 11 item 8's crit defect through the CLI,
+// on the two crit vectors of testdata/trustfabric-v1: `receipt verify`
+// (detached and as a Transparent Statement) and `statement verify` refuse a
+// statement or receipt whose crit (label 2) names a header parameter they do
+// not understand (RFC 9052 §3.1), saying so; `serve` refuses to register the
+// statement (400 Unknown Critical Header), and registers the valid vector's.
+func TestCriticalHeadersCLI(t *testing.T) {
+	v := "../../testdata/trustfabric-v1/"
+	stmtCrit, rcptCrit, valid := v+"fail-critical-unknown-header/", v+"fail-receipt-critical-unknown-header/", v+"valid/"
+	dir := t.TempDir()
+	// A Transparent Statement carrying the critical receipt, built by hand
+	// (scitt.AddReceipt refuses it).
+	transparent := func(stmtFile, receiptFile string) string {
+		stmt, _ := os.ReadFile(stmtFile)
+		rb, _ := os.ReadFile(receiptFile)
+		m, err := cosewire.Parse(stmt, scitt.MaxStatementSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := cosewire.Enc.Marshal(map[int64]any{scitt.LabelReceipts: [][]byte{rb}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, filepath.Base(filepath.Dir(receiptFile))+".cose")
+		os.WriteFile(f, cosewire.Build(m.Protected, u, m.Payload, m.Signature), 0o644)
+		return f
+	}
+	refused := func(name string, args ...string) {
+		t.Helper()
+		code, out, errOut := tf(t, args...)
+		if code == 0 || !strings.Contains(out+errOut, "unknown critical header") || !strings.Contains(out+errOut, "-70001") {
+			t.Errorf("%s: exit %d, want a refusal naming the critical label\n%s%s", name, code, out, errOut)
+		}
+	}
+	for _, c := range []struct{ name, dir string }{{"critical statement", stmtCrit}, {"critical receipt", rcptCrit}} {
+		refused(c.name+", detached", "receipt", "verify", "--statement", c.dir+"statement.cose", "--receipt", c.dir+"receipt.cose", "--service-key", c.dir+"log-key.jwk", "--issuer-key", c.dir+"issuer-key.jwk")
+		refused(c.name+", transparent", "receipt", "verify", transparent(c.dir+"statement.cose", c.dir+"receipt.cose"), "--service-key", c.dir+"log-key.jwk", "--issuer-key", c.dir+"issuer-key.jwk")
+	}
+	refused("critical statement, statement verify", "statement", "verify", stmtCrit+"statement.cose", "--key", stmtCrit+"issuer-key.jwk", "--payload", stmtCrit+"payload.bin")
+	// The same checks pass on the valid vector, so the refusals are crit's.
+	mustRun(t, "receipt", "verify", transparent(valid+"statement.cose", valid+"receipt.cose"), "--service-key", valid+"log-key.jwk", "--issuer-key", valid+"issuer-key.jwk", "--leaf", "ietf")
+
+	ts := startServe(t, "--data", filepath.Join(dir, "data"), "--trust-key", stmtCrit+"issuer-key.jwk", "--trust-key", valid+"issuer-key.jwk")
+	code, out, errOut := tf(t, "register", "--ts", ts, stmtCrit+"statement.cose", "--out", filepath.Join(dir, "t.cose"))
+	if code != exitInvalid || !strings.Contains(out+errOut, "Unknown Critical Header") {
+		t.Errorf("register of the critical statement: exit %d\n%s%s", code, out, errOut)
+	}
+	mustRun(t, "register", "--ts", ts, valid+"statement.cose", "--out", filepath.Join(dir, "valid.t.cose"))
 }

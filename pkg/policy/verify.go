@@ -78,6 +78,10 @@ type Candidate struct {
 	Satisfies []string `json:"satisfies,omitempty"`
 	OK        bool     `json:"ok"`
 	Checks    []Check  `json:"checks"`
+	// Facts are what the candidate's checks established (set on a
+	// candidate that passed every check): the input of a credential
+	// (pkg/credential).
+	Facts *Facts `json:"facts,omitempty"`
 }
 
 // Check is one step of the chain.

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustfabric/trustfabric/pkg/credential"
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/oci"
+	"github.com/trustfabric/trustfabric/pkg/policy"
+	"github.com/trustfabric/trustfabric/pkg/quickstart"
+	"github.com/trustfabric/trustfabric/pkg/sdjwt"
+	"github.com/trustfabric/trustfabric/pkg/server/servertest"
+)
+
+// credentialEnv is an attested image, its policy and the keys of an issuer
+// and a holder, all through the CLI.
+type credentialEnv struct {
+	env                                        *servertest.Env
+	dir, policy                                string
+	issuerKey, issuerPub, holderKey, holderPub string
+	credFile                                   string
+}
+
+func newCredentialEnv(t *testing.T) *credentialEnv {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	env, err := servertest.Start(ctx, servertest.Config{Dir: filepath.Join(dir, "env")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Close() })
+	for k, v := range env.Vars {
+		t.Setenv(k, v)
+	}
+	mustRun(t, "attest", env.ImageTag, "--ts", env.TSURL, "--identity-server", env.IdentityURL)
+	c := &credentialEnv{env: env, dir: dir}
+	if c.policy, err = quickstart.WritePolicy(dir, env); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"issuer", "holder"} {
+		priv, pub := filepath.Join(dir, who+".jwk"), filepath.Join(dir, who+".pub.jwk")
+		mustRun(t, "key", "generate", "--out", priv, "--public-out", pub)
+		if who == "issuer" {
+			c.issuerKey, c.issuerPub = priv, pub
+		} else {
+			c.holderKey, c.holderPub = priv, pub
+		}
+	}
+	c.credFile = filepath.Join(dir, "credential.sd-jwt")
+	out := mustRun(t, "credential", "issue", env.Image, "--policy", c.policy, "--key", c.issuerKey, "--holder-key", c.holderPub, "--out", c.credFile, "--offline", "--issuer", "https://issuer.example")
+	if !strings.Contains(out, "selectively disclosable claims") {
+		t.Fatalf("issue output:\n%s", out)
+	}
+	return c
+}
+
+func (c *credentialEnv) present(t *testing.T, name, disclose string) string {
+	t.Helper()
+	out := filepath.Join(c.dir, name)
+	mustRun(t, "credential", "present", c.credFile, "--holder-key", c.holderKey, "--disclose", disclose, "--aud", "https://verifier.example", "--nonce", "n-1", "--out", out)
+	return out
+}
+
+func readParts(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "~")
+}
+
+func writeParts(t *testing.T, path string, parts []string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(strings.Join(parts, "~")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestCredentialRoundTrip: issue (the gate allows), present a subset,
+// verify: the verifier sees exactly the disclosed claims plus the always
+// disclosed ones, with the values of the attested build.
+func TestCredentialRoundTrip(t *testing.T) {
+	c := newCredentialEnv(t)
+	pres := c.present(t, "pres", "builder_id,source_ref,registered_at")
+	out := mustRun(t, "credential", "verify", pres, "--issuer-key", c.issuerPub, "--aud", "https://verifier.example", "--nonce", "n-1",
+		"--require", "source_ref="+c.env.GitHub.Run().Ref, "--require", "policy.name=policy", "--output", "json")
+	var v credential.Verified
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	slices.Sort(v.Disclosed)
+	if want := []string{"builder_id", "registered_at", "source_ref"}; !slices.Equal(v.Disclosed, want) {
+		t.Errorf("disclosed %v, want %v", v.Disclosed, want)
+	}
+	digest := c.env.Image[strings.LastIndexByte(c.env.Image, '@')+1:]
+	if v.Claims[credential.ClaimArtifactDigest] != digest {
+		t.Errorf("artifact_digest %v, want %s", v.Claims[credential.ClaimArtifactDigest], digest)
+	}
+	if b, _ := v.Claims[credential.ClaimBuilderID].(string); !strings.Contains(b, c.env.GitHub.Run().Repo) {
+		t.Errorf("builder_id %q", b)
+	}
+	for _, hidden := range []string{credential.ClaimSourceCommit, credential.ClaimSourceRepository, credential.ClaimWorkload, credential.ClaimEntryID, credential.ClaimLogIndex, credential.ClaimTransparencyService, credential.ClaimTrigger, credential.ClaimArtifactName} {
+		if _, ok := v.Claims[hidden]; ok {
+			t.Errorf("%s is visible without being disclosed", hidden)
+		}
+	}
+	if p, _ := v.Claims[credential.ClaimPolicy].(map[string]any); p["sha256"] == "" || p["name"] != "policy" {
+		t.Errorf("policy claim %v", v.Claims[credential.ClaimPolicy])
+	}
+	if v.Issuer != "https://issuer.example" || v.Audience != "https://verifier.example" {
+		t.Errorf("issuer %q audience %q", v.Issuer, v.Audience)
+	}
+
+	// Everything disclosed: each fact of the build is there.
+	all := c.present(t, "all", "artifact_name,builder_id,source_repository,source_commit,source_ref,workload,trigger,transparency_service,entry_id,log_index,registered_at")
+	out = mustRun(t, "credential", "verify", all, "--issuer-key", c.issuerPub, "--output", "json")
+	v = credential.Verified{}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	run := c.env.GitHub.Run()
+	for name, want := range map[string]string{
+		credential.ClaimSourceRepository:    "https://github.com/" + run.Owner + "/" + run.Repo,
+		credential.ClaimTransparencyService: c.env.TSURL,
+		credential.ClaimTrigger:             run.EventName,
+	} {
+		if got := fmt.Sprint(v.Claims[name]); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if w, _ := v.Claims[credential.ClaimWorkload].(string); !strings.HasPrefix(w, "spiffe://") {
+		t.Errorf("workload %q", w)
+	}
+	if len(fmt.Sprint(v.Claims[credential.ClaimSourceCommit])) != 40 || len(fmt.Sprint(v.Claims[credential.ClaimEntryID])) != 64 {
+		t.Errorf("commit %v entry %v", v.Claims[credential.ClaimSourceCommit], v.Claims[credential.ClaimEntryID])
+	}
+
+	// Text output prints the claims.
+	if out := mustRun(t, "credential", "verify", pres, "--issuer-key", c.issuerPub); !strings.HasPrefix(out, "VALID credential from https://issuer.example") || !strings.Contains(out, "  source_ref: ") {
+		t.Errorf("text output:\n%s", out)
+	}
+	// Asking for a claim the credential does not have is a usage error.
+	if code, _, _ := tf(t, "credential", "present", c.credFile, "--holder-key", c.holderKey, "--disclose", "runner_name", "--aud", "a", "--nonce", "n", "--out", filepath.Join(c.dir, "x")); code != exitUsage {
+		t.Errorf("present of an unknown claim: exit %d, want 2", code)
+	}
+}
+
+// TestCredentialRefusals: each broken presentation is refused with exit 1
+// and the failing check named on stderr.
+func TestCredentialRefusals(t *testing.T) {
+	c := newCredentialEnv(t)
+	good := c.present(t, "good", "builder_id,source_ref")
+	parts := readParts(t, good) // jwt, d1, d2, kb
+
+	// A second credential for the same image (other salts).
+	other := filepath.Join(c.dir, "other.sd-jwt")
+	mustRun(t, "credential", "issue", c.env.Image, "--policy", c.policy, "--key", c.issuerKey, "--holder-key", c.holderPub, "--out", other, "--offline")
+	otherParts := readParts(t, other)
+
+	tampered := slices.Clone(parts)
+	tampered[1] = retarget(t, tampered[1], "https://github.com/evil/widgets")
+	foreign := slices.Clone(parts)
+	foreign = slices.Insert(foreign, 3, otherParts[1])
+	noKB := slices.Clone(parts)
+	noKB[len(noKB)-1] = ""
+	// A KB-JWT of another presentation (same holder, other disclosures).
+	otherPres := readParts(t, c.present(t, "other-pres", "trigger"))
+	wrongKB := slices.Clone(parts)
+	wrongKB[len(wrongKB)-1] = otherPres[len(otherPres)-1]
+
+	// An expired credential: issued (through the library) two days ago for
+	// one hour, from the gate's own decision.
+	out := mustRun(t, "verify", c.env.Image, "--policy", c.policy, "--offline", "--output", "json")
+	var d policy.Decision
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := keys.LoadPrivate(c.issuerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, err := keys.LoadPublic(c.holderPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := credential.Issue(&d, issuer, holder[0], credential.WithClock(func() time.Time { return time.Now().Add(-48 * time.Hour) }), credential.WithValidity(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiredCred := filepath.Join(c.dir, "expired.sd-jwt")
+	writeParts(t, expiredCred, []string{old.String()})
+	expired := filepath.Join(c.dir, "expired-pres")
+	mustRun(t, "credential", "present", expiredCred, "--holder-key", c.holderKey, "--disclose", "builder_id", "--aud", "https://verifier.example", "--nonce", "n-1", "--out", expired)
+
+	cases := []struct {
+		name, file, check string
+		extra             []string
+	}{
+		{"tampered disclosure", writeParts(t, filepath.Join(c.dir, "tampered"), tampered), sdjwt.CheckDisclosures, nil},
+		{"disclosure of another credential", writeParts(t, filepath.Join(c.dir, "foreign"), foreign), sdjwt.CheckDisclosures, nil},
+		{"missing key binding JWT", writeParts(t, filepath.Join(c.dir, "nokb"), noKB), sdjwt.CheckKeyBinding, nil},
+		{"key binding JWT of another presentation", writeParts(t, filepath.Join(c.dir, "wrongkb"), wrongKB), sdjwt.CheckKeyBinding, nil},
+		{"wrong audience", good, sdjwt.CheckAudience, []string{"--aud", "https://other.example"}},
+		{"wrong nonce", good, sdjwt.CheckNonce, []string{"--nonce", "n-2"}},
+		{"expired credential", expired, sdjwt.CheckTime, nil},
+		{"unpinned issuer", good, sdjwt.CheckSignature, []string{"--issuer-key", c.holderPub}},
+		{"required claim not disclosed", good, "require", []string{"--require", "source_commit=abc"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"credential", "verify", tc.file, "--aud", "https://verifier.example", "--nonce", "n-1"}
+			if !slices.Contains(tc.extra, "--issuer-key") {
+				args = append(args, "--issuer-key", c.issuerPub)
+			}
+			args = append(args, tc.extra...)
+			code, out, errOut := tf(t, args...)
+			if code != exitInvalid {
+				t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+			}
+			if !strings.Contains(errOut, "invalid: "+tc.check+": ") {
+				t.Errorf("stderr does not name the %s check:\n%s", tc.check, errOut)
+			}
+		})
+	}
+	// The untouched presentation verifies, so each case fails for its own reason.
+	mustRun(t, "credential", "verify", good, "--issuer-key", c.issuerPub, "--aud", "https://verifier.example", "--nonce", "n-1")
+}
+
+// TestCredentialIssueDenied: credential issue runs the gate first and
+// refuses, with the gate's reasons, each image the gate denies.
+func TestCredentialIssueDenied(t *testing.T) {
+	c := newCredentialEnv(t)
+	reg, err := oci.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, dc := range quickstart.DenyCases {
+		t.Run(dc.Name, func(t *testing.T) {
+			image, err := dc.Prepare(context.Background(), c.env, reg, filepath.Join(c.dir, fmt.Sprintf("case%d", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(c.dir, fmt.Sprintf("denied%d.sd-jwt", i))
+			code, stdout, errOut := tf(t, "credential", "issue", image, "--policy", c.policy, "--key", c.issuerKey, "--holder-key", c.holderPub, "--out", out, "--offline")
+			if code != exitInvalid {
+				t.Fatalf("exit %d, want 1\n%s%s", code, stdout, errOut)
+			}
+			if !strings.Contains(errOut, "deny: ") || !strings.Contains(errOut, ": "+dc.Check+": ") {
+				t.Errorf("stderr lacks the gate's reason at the %s check:\n%s", dc.Check, errOut)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("a credential was written for a denied image: %v", err)
+			}
+		})
+	}
+}
+
+// retarget returns the disclosure with the same salt and name and another
+// value.
+func retarget(t *testing.T, disclosure, value string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(disclosure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var arr []any
+	if err := json.Unmarshal(b, &arr); err != nil || len(arr) != 3 {
+		t.Fatalf("disclosure %s: %v", b, err)
+	}
+	arr[2] = value
+	b, _ = json.Marshal(arr)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

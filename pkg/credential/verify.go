@@ -1,0 +1,73 @@
+package credential
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/sdjwt"
+)
+
+// Verified is a verified presentation of a credential.
+type Verified struct {
+	// Issuer is the iss claim; Claims every claim the verifier sees (the
+	// always-disclosed ones, the disclosed ones, iss, iat, exp, vct, cnf).
+	Issuer string         `json:"issuer"`
+	Claims map[string]any `json:"claims"`
+	// Disclosed are the paths of the selectively disclosed claims.
+	Disclosed []string `json:"disclosed"`
+	// Audience and Nonce are those of the Key Binding JWT.
+	Audience string `json:"audience"`
+	Nonce    string `json:"nonce"`
+}
+
+// Verify verifies a presentation with the pinned issuer keys (see
+// sdjwt.Verify for the checks and opts), checks that it is a Trustfabric
+// build credential, and that each of require's claims is disclosed with
+// that value (compared as text; a nested claim is named by its path, e.g.
+// policy.name).
+func Verify(s *sdjwt.SDJWT, issuerKeys keys.Set, require map[string]string, opts ...sdjwt.VerifyOption) (*Verified, error) {
+	opts = append([]sdjwt.VerifyOption{sdjwt.WithTypes(sdjwt.TypeVC)}, opts...)
+	res, err := sdjwt.Verify(s, issuerKeys, opts...)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verified{Claims: res.Claims, Disclosed: res.Disclosed, Audience: res.Audience, Nonce: res.Nonce}
+	v.Issuer, _ = res.Claims["iss"].(string)
+	if vct, _ := res.Claims["vct"].(string); vct != VCT || v.Issuer == "" {
+		return nil, &sdjwt.VerifyError{Check: "credential-type", Err: fmt.Errorf("%w: vct %q, iss %q", ErrNotCredential, res.Claims["vct"], v.Issuer)}
+	}
+	names := make([]string, 0, len(require))
+	for k := range require {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		got, ok := lookup(res.Claims, name)
+		if !ok {
+			return nil, &sdjwt.VerifyError{Check: "require", Err: fmt.Errorf("%w: %s is not disclosed", ErrRequirement, name)}
+		}
+		if fmt.Sprint(got) != require[name] {
+			return nil, &sdjwt.VerifyError{Check: "require", Err: fmt.Errorf("%w: %s is %q, not %q", ErrRequirement, name, fmt.Sprint(got), require[name])}
+		}
+	}
+	return v, nil
+}
+
+// lookup finds a claim by dotted path in nested objects.
+func lookup(claims map[string]any, path string) (any, bool) {
+	if v, ok := claims[path]; ok {
+		return v, true
+	}
+	for i := 0; i < len(path); i++ {
+		if path[i] != '.' {
+			continue
+		}
+		if m, ok := claims[path[:i]].(map[string]any); ok {
+			if v, ok := lookup(m, path[i+1:]); ok {
+				return v, true
+			}
+		}
+	}
+	return nil, false
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -17,16 +18,78 @@ type resolver struct {
 	used     []bool
 }
 
+// decodeJSON decodes b into v keeping numbers exact: they come out as
+// json.Number. json.Unmarshal does the work; its float64s are turned into
+// json.Number when they are integers below 2^53 (exact), and when any is
+// not, b is decoded again with UseNumber (slower, always exact).
 func decodeJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		return err
 	}
-	if dec.More() {
-		return fmt.Errorf("trailing data after JSON value")
+	exact := true
+	switch p := v.(type) {
+	case *map[string]any:
+		exact = numbers(*p)
+	case *[]any:
+		exact = numbers(*p)
+	case *any:
+		if f, ok := (*p).(float64); ok {
+			var n json.Number
+			if n, exact = safeInt(f); exact {
+				*p = n
+			}
+		} else {
+			exact = numbers(*p)
+		}
 	}
-	return nil
+	if exact {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+const maxSafeInt = 1 << 53
+
+func safeInt(f float64) (json.Number, bool) {
+	if f != math.Trunc(f) || f >= maxSafeInt || f <= -maxSafeInt {
+		return "", false
+	}
+	return json.Number(strconv.FormatInt(int64(f), 10)), true
+}
+
+// numbers replaces the float64s in v's maps and slices by json.Number,
+// reporting false (leaving v half-converted) at one it cannot convert
+// exactly.
+func numbers(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if f, ok := e.(float64); ok {
+				n, ok := safeInt(f)
+				if !ok {
+					return false
+				}
+				x[k] = n
+			} else if !numbers(e) {
+				return false
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if f, ok := e.(float64); ok {
+				n, ok := safeInt(f)
+				if !ok {
+					return false
+				}
+				x[i] = n
+			} else if !numbers(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // resolve returns the processed payload (no "_sd", "..." or "_sd_alg") and
@@ -40,7 +103,7 @@ func resolve(payload map[string]any, ds []*Disclosure) (map[string]any, []string
 		}
 		r.byDigest[dg] = i
 	}
-	out, err := r.object(payload, "", 0)
+	out, err := r.object(payload, "", 0, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,16 +138,19 @@ func (r *resolver) claim(dg string) (int, bool, error) {
 func (r *resolver) disclosed(i int, path string, depth int) (any, error) {
 	r.used[i] = true
 	r.paths[i] = path
-	return r.value(r.ds[i].value, path, depth+1)
+	return r.value(r.ds[i].value, path, depth+1, false)
 }
 
-func (r *resolver) value(v any, path string, depth int) (any, error) {
+// value processes v; owned reports that v was decoded for this resolve
+// (the payload) and may be modified in place, rather than shared (a
+// Disclosure's value, which is copied).
+func (r *resolver) value(v any, path string, depth int, owned bool) (any, error) {
 	if depth > 2*MaxDepth {
 		return nil, fmt.Errorf("%w: nested deeper than %d levels", ErrMalformed, 2*MaxDepth)
 	}
 	switch x := v.(type) {
 	case map[string]any:
-		return r.object(x, path, depth+1)
+		return r.object(x, path, depth+1, owned)
 	case []any:
 		out := make([]any, 0, len(x))
 		for idx, e := range x {
@@ -113,7 +179,7 @@ func (r *resolver) value(v any, path string, depth int) (any, error) {
 					continue
 				}
 			}
-			pv, err := r.value(e, p, depth+1)
+			pv, err := r.value(e, p, depth+1, owned)
 			if err != nil {
 				return nil, err
 			}
@@ -125,23 +191,33 @@ func (r *resolver) value(v any, path string, depth int) (any, error) {
 	}
 }
 
-func (r *resolver) object(m map[string]any, path string, depth int) (map[string]any, error) {
-	// A new map: disclosure values are shared and never modified.
-	out := make(map[string]any, len(m))
+func (r *resolver) object(m map[string]any, path string, depth int, owned bool) (map[string]any, error) {
+	// A Disclosure's value is shared and never modified: its objects are
+	// copied. The payload's are modified in place.
+	out := m
+	if !owned {
+		out = make(map[string]any, len(m))
+	}
 	if _, ok := m["..."]; ok {
 		return nil, fmt.Errorf("%w: %q is not allowed as a claim name in an object", ErrCollision, "...")
 	}
+	sdRaw, hasSD := m["_sd"]
 	for k, v := range m {
 		if k == "_sd" || (k == "_sd_alg" && path == "") {
 			continue
 		}
-		pv, err := r.value(v, join(path, k), depth)
+		pv, err := r.value(v, join(path, k), depth, owned)
 		if err != nil {
 			return nil, err
 		}
 		out[k] = pv
 	}
-	sdRaw, hasSD := m["_sd"]
+	if owned {
+		delete(out, "_sd")
+		if path == "" {
+			delete(out, "_sd_alg")
+		}
+	}
 	if !hasSD {
 		return out, nil
 	}

@@ -16,6 +16,11 @@ type SDJWT struct {
 	Disclosures []*Disclosure
 	// KeyBinding is the KB-JWT in compact form; empty for a plain SD-JWT.
 	KeyBinding string
+
+	// The JWTs as Parse decoded them (reused by Verify while the strings
+	// are unchanged).
+	issuerParts, kbParts *jwtParts
+	issuerRaw, kbRaw     string
 }
 
 // Parse reads the compact serialization (RFC 9901 §4): the Issuer-signed
@@ -33,12 +38,13 @@ func Parse(s string) (*SDJWT, error) {
 	if len(parts)-2 > MaxDisclosures {
 		return nil, fmt.Errorf("%w: %d disclosures (at most %d)", ErrMalformed, len(parts)-2, MaxDisclosures)
 	}
-	sd := &SDJWT{IssuerJWT: parts[0], KeyBinding: parts[len(parts)-1]}
-	if _, _, err := splitJWT(sd.IssuerJWT); err != nil {
+	sd := &SDJWT{IssuerJWT: parts[0], KeyBinding: parts[len(parts)-1], issuerRaw: parts[0], kbRaw: parts[len(parts)-1]}
+	var err error
+	if sd.issuerParts, _, err = splitJWT(sd.IssuerJWT); err != nil {
 		return nil, fmt.Errorf("issuer-signed JWT: %w", err)
 	}
 	if sd.KeyBinding != "" {
-		if _, _, err := splitJWT(sd.KeyBinding); err != nil {
+		if sd.kbParts, _, err = splitJWT(sd.KeyBinding); err != nil {
 			return nil, fmt.Errorf("key binding JWT: %w", err)
 		}
 	}
@@ -103,6 +109,16 @@ func ParseJSON(b []byte) (*SDJWT, error) {
 	return Parse(compact + s.Header.KBJWT)
 }
 
+// jwt returns the decoded JWT s, from the cache when it is the string
+// that was parsed.
+func jwt(cached *jwtParts, s, parsed string) (*jwtParts, error) {
+	if cached != nil && s == parsed {
+		return cached, nil
+	}
+	j, _, err := splitJWT(s)
+	return j, err
+}
+
 // String returns the compact serialization.
 func (s *SDJWT) String() string {
 	return s.withoutKB() + s.KeyBinding
@@ -125,10 +141,19 @@ func (s *SDJWT) SDHash() string { return digest(s.withoutKB()) }
 
 // jwtParts is a decoded compact JWS.
 type jwtParts struct {
-	header  map[string]json.RawMessage
+	header  jwsHeader
 	payload []byte
 	tbs     []byte
 	sig     []byte
+}
+
+// jwsHeader holds the header parameters this package reads; others are
+// ignored, except crit, which is refused.
+type jwsHeader struct {
+	Alg  string          `json:"alg"`
+	Typ  string          `json:"typ"`
+	Kid  string          `json:"kid"`
+	Crit json.RawMessage `json:"crit"`
 }
 
 // splitJWT decodes a compact JWS: three base64url parts, a JSON object
@@ -157,16 +182,11 @@ func splitJWT(s string) (*jwtParts, []string, error) {
 		return nil, nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
 	}
 	j := &jwtParts{payload: pb, sig: sig, tbs: []byte(parts[0] + "." + parts[1])}
-	if err := json.Unmarshal(hb, &j.header); err != nil || j.header == nil {
+	if len(hb) == 0 || hb[0] != '{' {
 		return nil, nil, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
 	}
-	return j, parts, nil
-}
-
-func (j *jwtParts) headerString(name string) string {
-	var s string
-	if raw, ok := j.header[name]; ok {
-		_ = json.Unmarshal(raw, &s)
+	if err := json.Unmarshal(hb, &j.header); err != nil {
+		return nil, nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)
 	}
-	return s
+	return j, parts, nil
 }

@@ -279,3 +279,21 @@ func TestLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestNumbersExact: numbers keep their value, on the fast path and beyond it.
+func TestNumbersExact(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"a":1570000000}`, "1570000000"},
+		{`{"a":9007199254740993}`, "9007199254740993"},
+		{`{"a":1.5}`, "1.5"},
+		{`{"a":-3}`, "-3"},
+	} {
+		var m map[string]any
+		if err := decodeJSON([]byte(c.in), &m); err != nil {
+			t.Fatal(err)
+		}
+		if n, ok := m["a"].(json.Number); !ok || string(n) != c.want {
+			t.Errorf("%s: got %#v, want json.Number %s", c.in, m["a"], c.want)
+		}
+	}
+}

@@ -101,11 +101,11 @@ func Verify(s *SDJWT, issuerKeys keys.Set, opts ...VerifyOption) (*Result, error
 		}
 	}
 	now := o.now()
-	j, _, err := splitJWT(s.IssuerJWT)
+	j, err := jwt(s.issuerParts, s.IssuerJWT, s.issuerRaw)
 	if err != nil {
 		return nil, fail(CheckFormat, err)
 	}
-	res := &Result{Type: j.headerString("typ")}
+	res := &Result{Type: j.header.Typ}
 	if !slices.Contains(o.types, res.Type) {
 		return nil, fail(CheckType, fmt.Errorf("%w: typ %q, want %v", ErrType, res.Type, o.types))
 	}
@@ -152,17 +152,17 @@ func Verify(s *SDJWT, issuerKeys keys.Set, opts ...VerifyOption) (*Result, error
 // verifyJWS checks a JWS signature with keys: the alg from the one table
 // (pkg/keys; never none or HMAC), no crit header, the kid picking keys.
 func verifyJWS(j *jwtParts, ks keys.Set) (*keys.PublicKey, error) {
-	if _, ok := j.header["crit"]; ok {
+	if j.header.Crit != nil {
 		return nil, fmt.Errorf("%w: crit header parameters are not supported", ErrMalformed)
 	}
-	algName := j.headerString("alg")
+	algName := j.header.Alg
 	a, ok := keys.AlgorithmOfJOSE(jose.SignatureAlgorithm(algName))
 	if !ok || !slices.Contains(Algorithms, a.JOSE) {
 		return nil, fmt.Errorf("%w: alg %q is not allowed", ErrSignature, algName)
 	}
 	var kid []byte
-	if k := j.headerString("kid"); k != "" {
-		kid = []byte(k)
+	if j.header.Kid != "" {
+		kid = []byte(j.header.Kid)
 	}
 	key, err := ks.Verify(kid, a.COSE, j.tbs, j.sig)
 	if err != nil {
@@ -207,11 +207,11 @@ func checkTimes(c map[string]any, now time.Time, leeway time.Duration) error {
 
 // verifyKB checks the KB-JWT (§7.3 step 5).
 func verifyKB(s *SDJWT, cnf any, o verifyOptions, now time.Time, res *Result) error {
-	j, _, err := splitJWT(s.KeyBinding)
+	j, err := jwt(s.kbParts, s.KeyBinding, s.kbRaw)
 	if err != nil {
 		return err
 	}
-	if typ := j.headerString("typ"); typ != TypeKB {
+	if typ := j.header.Typ; typ != TypeKB {
 		return fmt.Errorf("%w: key binding JWT typ %q, want %s", ErrKeyBinding, typ, TypeKB)
 	}
 	c, _ := cnf.(map[string]any)
@@ -225,7 +225,7 @@ func verifyKB(s *SDJWT, cnf any, o verifyOptions, now time.Time, res *Result) er
 	}
 	// The holder key is the one in cnf: the KB-JWT's kid, if any, does not
 	// choose another.
-	if _, err := verifyJWS(&jwtParts{header: map[string]json.RawMessage{"alg": j.header["alg"]}, tbs: j.tbs, sig: j.sig}, holder); err != nil {
+	if _, err := verifyJWS(&jwtParts{header: jwsHeader{Alg: j.header.Alg, Crit: j.header.Crit}, tbs: j.tbs, sig: j.sig}, holder); err != nil {
 		return fmt.Errorf("%w: not signed by the credential's cnf key: %w", ErrKeyBinding, err)
 	}
 	var kb struct {

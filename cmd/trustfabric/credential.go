@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
+	"github.com/trustfabric/trustfabric/pkg/sdcwt"
 	"github.com/trustfabric/trustfabric/pkg/sdjwt"
 )
 
@@ -26,22 +28,25 @@ func init() { register(NewCmdCredential) }
 func NewCmdCredential() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "credential",
-		Short: "Selective-disclosure credentials (SD-JWT VC) about verified images: issue, present, verify",
+		Short: "Selective-disclosure credentials (SD-JWT VC or SD-CWT) about verified images: issue, present, verify",
 	}
 	cmd.AddCommand(newCmdCredentialIssue(), newCmdCredentialPresent(), newCmdCredentialVerify())
 	return cmd
 }
 
 func newCmdCredentialIssue() *cobra.Command {
-	var policyFile, keyFile, holderFile, out, issuer string
+	var policyFile, keyFile, holderFile, out, issuer, format string
 	var offline bool
 	var insecure []string
 	var validity time.Duration
 	cmd := &cobra.Command{
-		Use:   "issue IMAGE[@DIGEST] --policy FILE --key ISSUER_KEY --holder-key HOLDER_PUBLIC_KEY --out FILE [--offline]",
-		Short: "Run the gate on an image and, when it allows, issue an SD-JWT VC about it bound to the holder's key (exit 1 on deny)",
+		Use:   "issue IMAGE[@DIGEST] --policy FILE --key ISSUER_KEY --holder-key HOLDER_PUBLIC_KEY --out FILE [--offline] [--format sd-jwt|sd-cwt]",
+		Short: "Run the gate on an image and, when it allows, issue an SD-JWT VC (or SD-CWT) about it bound to the holder's key (exit 1 on deny)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != formatSDJWT && format != formatSDCWT {
+				return fmt.Errorf("--format %q: want %s or %s", format, formatSDJWT, formatSDCWT)
+			}
 			key, err := keys.LoadPrivate(keyFile)
 			if err != nil {
 				return fmt.Errorf("--key: %w", err)
@@ -90,20 +95,35 @@ func newCmdCredentialIssue() *cobra.Command {
 			if validity != 0 {
 				copts = append(copts, credential.WithValidity(validity))
 			}
-			sd, err := credential.Issue(d, key, holder[0], copts...)
-			if err != nil {
-				return err
+			var encoded []byte
+			var paths []string
+			typ := sdjwt.TypeVC
+			if format == formatSDCWT {
+				s, err := credential.IssueCWT(d, key, holder[0], copts...)
+				if err != nil {
+					return err
+				}
+				if paths, _, err = s.Paths(); err != nil {
+					return err
+				}
+				encoded, typ = s.Bytes(), "application/sd-cwt"
+			} else {
+				sd, err := credential.Issue(d, key, holder[0], copts...)
+				if err != nil {
+					return err
+				}
+				if paths, _, err = sd.Paths(); err != nil {
+					return err
+				}
+				encoded = []byte(sd.String() + "\n")
 			}
+			paths = slices.DeleteFunc(paths, func(p string) bool { return p == "" }) // decoys
 			// The holder's copy carries every disclosure: keep it private.
-			if err := writeOutput(out, []byte(sd.String()+"\n"), 0o600); err != nil {
-				return err
-			}
-			paths, _, err := sd.Paths()
-			if err != nil {
+			if err := writeOutput(out, encoded, 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "issued %s credential for %s@%s: %d selectively disclosable claims (%s) -> %s\n",
-				sdjwt.TypeVC, d.Image, d.Digest, len(paths), strings.Join(paths, ", "), out)
+				typ, d.Image, d.Digest, len(paths), strings.Join(paths, ", "), out)
 			return nil
 		},
 	}
@@ -115,6 +135,7 @@ func newCmdCredentialIssue() *cobra.Command {
 	f.StringVar(&issuer, "issuer", "", "iss claim, a URI (default urn:trustfabric:issuer:<key thumbprint>)")
 	f.DurationVar(&validity, "validity", credential.DefaultValidity, "credential lifetime (exp - iat)")
 	f.BoolVar(&offline, "offline", false, "use only pinned keys and bundle files, and the registry")
+	f.StringVar(&format, "format", formatSDJWT, "credential format: sd-jwt (SD-JWT VC, text) or sd-cwt (SD-CWT, binary CBOR)")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable)")
 	for _, n := range []string{"policy", "key", "holder-key", "out"} {
 		_ = cmd.MarkFlagRequired(n)
@@ -123,7 +144,7 @@ func newCmdCredentialIssue() *cobra.Command {
 }
 
 func newCmdCredentialPresent() *cobra.Command {
-	var holderFile, aud, nonce, out string
+	var holderFile, aud, nonce, out, format string
 	var disclose []string
 	cmd := &cobra.Command{
 		Use:   "present FILE --holder-key KEY --disclose NAME[,NAME...] --aud AUD --nonce NONCE --out FILE",
@@ -134,7 +155,30 @@ func newCmdCredentialPresent() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--holder-key: %w", err)
 			}
-			sd, err := readSDJWT(args[0])
+			b, isCWT, err := readCredential(args[0], format)
+			if err != nil {
+				return err
+			}
+			if isCWT {
+				s, err := sdcwt.Parse(b)
+				if err != nil {
+					return err
+				}
+				sel, err := s.Select(disclose)
+				if err != nil {
+					return err
+				}
+				kbt, err := sel.Present(holder, sdcwt.Presentation{Audience: aud, Nonce: nonce})
+				if err != nil {
+					return err
+				}
+				if err := writeOutput(out, kbt, 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "presentation (SD-KBT) for %s with %d of %d disclosures -> %s\n", aud, len(sel.Disclosures), len(s.Disclosures), out)
+				return nil
+			}
+			sd, err := parseSDJWT(b)
 			if err != nil {
 				return err
 			}
@@ -159,6 +203,7 @@ func newCmdCredentialPresent() *cobra.Command {
 	f.StringVar(&aud, "aud", "", "the verifier (KB-JWT aud) (required)")
 	f.StringVar(&nonce, "nonce", "", "the verifier's nonce (required)")
 	f.StringVar(&out, "out", "", "presentation file to write (required)")
+	f.StringVar(&format, "format", "", "credential format: sd-jwt or sd-cwt (default: recognised from the file)")
 	for _, n := range []string{"holder-key", "aud", "nonce", "out"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
@@ -167,7 +212,7 @@ func newCmdCredentialPresent() *cobra.Command {
 
 func newCmdCredentialVerify() *cobra.Command {
 	var issuerKeys, requires []string
-	var aud, nonce, output string
+	var aud, nonce, output, format string
 	cmd := &cobra.Command{
 		Use:   "verify FILE --issuer-key KEY [--aud AUD --nonce NONCE] [--require NAME=VALUE]... [--output json]",
 		Short: "Verify a credential presentation: issuer signature, disclosures, key binding, times; print the disclosed claims",
@@ -188,27 +233,48 @@ func newCmdCredentialVerify() *cobra.Command {
 				}
 				require[k] = v
 			}
-			sd, err := readSDJWT(args[0])
+			b, isCWT, err := readCredential(args[0], format)
 			if err != nil {
-				if errors.Is(err, sdjwt.ErrMalformed) {
-					return &invalidError{fmt.Errorf("%s: %w", sdjwt.CheckFormat, err)}
-				}
 				return err
 			}
-			var opts []sdjwt.VerifyOption
-			if aud != "" {
-				opts = append(opts, sdjwt.WithAudience(aud))
-			}
-			if nonce != "" {
-				opts = append(opts, sdjwt.WithNonce(nonce))
-			}
-			v, err := credential.Verify(sd, ks, require, opts...)
-			if err != nil {
-				var ve *sdjwt.VerifyError
-				if errors.As(err, &ve) {
-					return &invalidError{err}
+			var v *credential.Verified
+			if isCWT {
+				var opts []sdcwt.VerifyOption
+				if aud != "" {
+					opts = append(opts, sdcwt.WithAudience(aud))
 				}
-				return err
+				if nonce != "" {
+					opts = append(opts, sdcwt.WithNonce(nonce))
+				}
+				if v, err = credential.VerifyCWT(b, ks, require, opts...); err != nil {
+					var ve *sdcwt.VerifyError
+					if errors.As(err, &ve) {
+						return &invalidError{err}
+					}
+					return err
+				}
+			} else {
+				sd, err := parseSDJWT(b)
+				if err != nil {
+					if errors.Is(err, sdjwt.ErrMalformed) {
+						return &invalidError{fmt.Errorf("%s: %w", sdjwt.CheckFormat, err)}
+					}
+					return err
+				}
+				var opts []sdjwt.VerifyOption
+				if aud != "" {
+					opts = append(opts, sdjwt.WithAudience(aud))
+				}
+				if nonce != "" {
+					opts = append(opts, sdjwt.WithNonce(nonce))
+				}
+				if v, err = credential.Verify(sd, ks, require, opts...); err != nil {
+					var ve *sdjwt.VerifyError
+					if errors.As(err, &ve) {
+						return &invalidError{err}
+					}
+					return err
+				}
 			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
@@ -240,17 +306,41 @@ func newCmdCredentialVerify() *cobra.Command {
 	f.StringVar(&nonce, "nonce", "", "require this nonce in the Key Binding JWT")
 	f.StringArrayVar(&requires, "require", nil, "NAME=VALUE a disclosed claim must have (repeatable; nested: policy.name=...)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&format, "format", "", "presentation format: sd-jwt or sd-cwt (default: recognised from the file)")
 	_ = cmd.MarkFlagRequired("issuer-key")
 	return cmd
 }
 
-// readSDJWT reads a credential or presentation in the compact or the JSON
-// serialization.
-func readSDJWT(path string) (*sdjwt.SDJWT, error) {
+// Credential formats (--format).
+const (
+	formatSDJWT = "sd-jwt"
+	formatSDCWT = "sd-cwt"
+)
+
+// readCredential reads a credential or presentation file and tells whether
+// it is an SD-CWT (binary CBOR, a tagged COSE_Sign1) or an SD-JWT (text).
+// format, when given, must agree with the contents.
+func readCredential(path, format string) ([]byte, bool, error) {
+	if format != "" && format != formatSDJWT && format != formatSDCWT {
+		return nil, false, fmt.Errorf("--format %q: want %s or %s", format, formatSDJWT, formatSDCWT)
+	}
 	b, err := readInput(path)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	isCWT := len(b) > 0 && b[0] == 0xd2 // CBOR tag 18, COSE_Sign1
+	switch {
+	case format == formatSDCWT && !isCWT:
+		return nil, false, &invalidError{fmt.Errorf("%s: %w: %s is not a tagged COSE_Sign1", sdcwt.CheckFormat, sdcwt.ErrMalformed, path)}
+	case format == formatSDJWT && isCWT:
+		return nil, false, &invalidError{fmt.Errorf("%s: %w: %s is CBOR, not an SD-JWT", sdjwt.CheckFormat, sdjwt.ErrMalformed, path)}
+	}
+	return b, isCWT, nil
+}
+
+// parseSDJWT parses a credential or presentation in the compact or the
+// JSON serialization.
+func parseSDJWT(b []byte) (*sdjwt.SDJWT, error) {
 	b = bytes.TrimSpace(b)
 	if bytes.HasPrefix(b, []byte("{")) {
 		return sdjwt.ParseJSON(b)

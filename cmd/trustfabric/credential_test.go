@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustfabric/trustfabric/internal/cosewire"
 	"github.com/trustfabric/trustfabric/pkg/credential"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
 	"github.com/trustfabric/trustfabric/pkg/quickstart"
+	"github.com/trustfabric/trustfabric/pkg/sdcwt"
 	"github.com/trustfabric/trustfabric/pkg/sdjwt"
 	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 )
@@ -282,4 +284,178 @@ func retarget(t *testing.T, disclosure, value string) string {
 	arr[2] = value
 	b, _ = json.Marshal(arr)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// issueCWT issues the SD-CWT form of the credential through the CLI.
+func (c *credentialEnv) issueCWT(t *testing.T) string {
+	t.Helper()
+	file := filepath.Join(c.dir, "credential.sd-cwt")
+	out := mustRun(t, "credential", "issue", c.env.Image, "--format", "sd-cwt", "--policy", c.policy, "--key", c.issuerKey, "--holder-key", c.holderPub, "--out", file, "--offline", "--issuer", "https://issuer.example")
+	if !strings.Contains(out, "issued application/sd-cwt credential") {
+		t.Fatalf("issue output:\n%s", out)
+	}
+	return file
+}
+
+// TestCredentialRoundTripCWT: the SD-CWT form through the CLI: issue,
+// present a subset (an SD-KBT), verify; the verifier sees exactly the
+// disclosed claims plus the always disclosed ones, as with the SD-JWT VC.
+func TestCredentialRoundTripCWT(t *testing.T) {
+	c := newCredentialEnv(t)
+	cred := c.issueCWT(t)
+	pres := filepath.Join(c.dir, "pres.kbt")
+	mustRun(t, "credential", "present", cred, "--holder-key", c.holderKey, "--disclose", "builder_id,source_ref", "--aud", "https://verifier.example", "--nonce", "n-1", "--out", pres)
+	out := mustRun(t, "credential", "verify", pres, "--format", "sd-cwt", "--issuer-key", c.issuerPub, "--aud", "https://verifier.example", "--nonce", "n-1",
+		"--require", "source_ref="+c.env.GitHub.Run().Ref, "--require", "policy.name=policy", "--output", "json")
+	var v credential.Verified
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	slices.Sort(v.Disclosed)
+	if want := []string{"builder_id", "source_ref"}; !slices.Equal(v.Disclosed, want) {
+		t.Errorf("disclosed %v, want %v", v.Disclosed, want)
+	}
+	digest := c.env.Image[strings.LastIndexByte(c.env.Image, '@')+1:]
+	if v.Claims[credential.ClaimArtifactDigest] != digest {
+		t.Errorf("artifact_digest %v, want %s", v.Claims[credential.ClaimArtifactDigest], digest)
+	}
+	if b, _ := v.Claims[credential.ClaimBuilderID].(string); !strings.Contains(b, c.env.GitHub.Run().Repo) {
+		t.Errorf("builder_id %q", b)
+	}
+	for _, hidden := range []string{credential.ClaimSourceCommit, credential.ClaimSourceRepository, credential.ClaimWorkload, credential.ClaimEntryID, credential.ClaimLogIndex, credential.ClaimTransparencyService, credential.ClaimTrigger, credential.ClaimArtifactName, credential.ClaimRegisteredAt} {
+		if _, ok := v.Claims[hidden]; ok {
+			t.Errorf("%s is visible without being disclosed", hidden)
+		}
+	}
+	if v.Issuer != "https://issuer.example" || v.Audience != "https://verifier.example" || v.Nonce != "n-1" || v.Claims["vct"] != credential.VCT {
+		t.Errorf("issuer %q audience %q nonce %q vct %v", v.Issuer, v.Audience, v.Nonce, v.Claims["vct"])
+	}
+	// The format is recognised from the file; text output prints the claims.
+	if out := mustRun(t, "credential", "verify", pres, "--issuer-key", c.issuerPub); !strings.HasPrefix(out, "VALID credential from https://issuer.example") || !strings.Contains(out, "  source_ref: ") {
+		t.Errorf("text output:\n%s", out)
+	}
+	// An SD-CWT named as an SD-JWT is refused at the format check.
+	if code, _, errOut := tf(t, "credential", "verify", pres, "--format", "sd-jwt", "--issuer-key", c.issuerPub); code != exitInvalid || !strings.Contains(errOut, "invalid: format: ") {
+		t.Errorf("sd-cwt as sd-jwt: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestCredentialRefusalsCWT: each broken SD-CWT presentation is refused
+// with exit 1 and the failing check named. Where the holder would re-sign
+// (a tampered or foreign disclosure), the test re-signs the SD-KBT with the
+// holder's key, so only the check under test can fail.
+func TestCredentialRefusalsCWT(t *testing.T) {
+	c := newCredentialEnv(t)
+	cred := c.issueCWT(t)
+	holder, err := keys.LoadPrivate(c.holderKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(c.dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	load := func(path string) *sdcwt.SDCWT {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := sdcwt.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	pres := sdcwt.Presentation{Audience: "https://verifier.example", Nonce: "n-1"}
+	good := filepath.Join(c.dir, "good.kbt")
+	mustRun(t, "credential", "present", cred, "--holder-key", c.holderKey, "--disclose", "builder_id,source_ref", "--aud", "https://verifier.example", "--nonce", "n-1", "--out", good)
+
+	sel, err := load(cred).Select([]string{"builder_id", "source_ref"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tampered: the builder_id disclosure with another value, same salt.
+	tamperedSel, _ := load(cred).Select([]string{"builder_id", "source_ref"})
+	for i, d := range tamperedSel.Disclosures {
+		if d.Key == credential.ClaimBuilderID {
+			raw, err := cosewire.Enc.Marshal([]any{d.Salt, "https://github.com/evil/widgets/.github/workflows/x.yml@refs/heads/main", d.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tamperedSel.Disclosures[i], err = sdcwt.ParseDisclosure(raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tampered, err := tamperedSel.Present(holder, pres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Foreign: a disclosure of a second credential for the same image.
+	otherFile := filepath.Join(c.dir, "other.sd-cwt")
+	mustRun(t, "credential", "issue", c.env.Image, "--format", "sd-cwt", "--policy", c.policy, "--key", c.issuerKey, "--holder-key", c.holderPub, "--out", otherFile, "--offline")
+	otherSel, _ := load(otherFile).Select([]string{"trigger"})
+	foreignSel, _ := load(cred).Select([]string{"builder_id", "source_ref"})
+	foreignSel.Disclosures = append(foreignSel.Disclosures, otherSel.Disclosures...)
+	foreign, err := foreignSel.Present(holder, pres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A key binding token signed by another key (the issuer's).
+	issuer, err := keys.LoadPrivate(c.issuerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongKB, err := sel.Present(issuer, pres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An expired credential: issued through the library two days ago for an
+	// hour, from the gate's own decision.
+	out := mustRun(t, "verify", c.env.Image, "--policy", c.policy, "--offline", "--output", "json")
+	var d policy.Decision
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	old, err := credential.IssueCWT(&d, issuer, holder.Public(), credential.WithClock(func() time.Time { return time.Now().Add(-48 * time.Hour) }), credential.WithValidity(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := filepath.Join(c.dir, "expired.kbt")
+	mustRun(t, "credential", "present", write("expired.sd-cwt", old.Bytes()), "--holder-key", c.holderKey, "--disclose", "builder_id", "--aud", "https://verifier.example", "--nonce", "n-1", "--out", expired)
+
+	cases := []struct {
+		name, file, check string
+		extra             []string
+	}{
+		{"tampered disclosure", write("tampered.kbt", tampered), sdcwt.CheckDisclosures, nil},
+		{"disclosure of another credential", write("foreign.kbt", foreign), sdcwt.CheckDisclosures, nil},
+		{"missing key binding token", write("nokb.sd-cwt", sel.Bytes()), sdcwt.CheckKeyBinding, nil},
+		{"key binding token by another key", write("wrongkb.kbt", wrongKB), sdcwt.CheckKeyBinding, nil},
+		{"wrong audience", good, sdcwt.CheckAudience, []string{"--aud", "https://other.example"}},
+		{"wrong nonce", good, sdcwt.CheckNonce, []string{"--nonce", "n-2"}},
+		{"expired credential", expired, sdcwt.CheckTime, nil},
+		{"unpinned issuer", good, sdcwt.CheckSignature, []string{"--issuer-key", c.holderPub}},
+		{"required claim not disclosed", good, credential.CheckRequire, []string{"--require", "source_commit=abc"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"credential", "verify", tc.file, "--aud", "https://verifier.example", "--nonce", "n-1"}
+			if !slices.Contains(tc.extra, "--issuer-key") {
+				args = append(args, "--issuer-key", c.issuerPub)
+			}
+			args = append(args, tc.extra...)
+			code, out, errOut := tf(t, args...)
+			if code != exitInvalid {
+				t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+			}
+			if !strings.Contains(errOut, "invalid: "+tc.check+": ") {
+				t.Errorf("stderr does not name the %s check:\n%s", tc.check, errOut)
+			}
+		})
+	}
+	mustRun(t, "credential", "verify", good, "--issuer-key", c.issuerPub, "--aud", "https://verifier.example", "--nonce", "n-1")
 }

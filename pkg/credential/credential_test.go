@@ -2,6 +2,7 @@ package credential
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/policy"
+	"github.com/trustfabric/trustfabric/pkg/sdcwt"
 	"github.com/trustfabric/trustfabric/pkg/sdjwt"
 )
 
@@ -87,5 +89,61 @@ func TestResultsPerElement(t *testing.T) {
 	}
 	if _, err := Verify(p, keys.Set{issuer.Public()}, map[string]string{"builder_id": "x"}); !errors.Is(err, ErrRequirement) {
 		t.Fatalf("required undisclosed claim: %v", err)
+	}
+}
+
+// TestCWTRoundTrip: the SD-CWT form carries the same claims: results are
+// disclosed one element at a time, required values are checked, and the
+// CWT claim keys come back under their JWT names.
+func TestCWTRoundTrip(t *testing.T) {
+	issuer, _ := keys.Generate(cose.AlgorithmES256)
+	holder, _ := keys.Generate(cose.AlgorithmES256)
+	s, err := IssueCWT(allowed(), issuer, holder.Public(), WithIssuer("https://issuer.example"), WithPolicyName("prod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, _, err := s.Paths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{ClaimBuilderID, ClaimLogIndex, ClaimRegisteredAt, "results.0"} {
+		if !slices.Contains(paths, want) {
+			t.Errorf("%s is not selectively disclosable (paths %v)", want, paths)
+		}
+	}
+	sel, err := s.Select([]string{"results.0", ClaimLogIndex})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kbt, err := sel.Present(holder, sdcwt.Presentation{Audience: "a", Nonce: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := VerifyCWT(kbt, keys.Set{issuer.Public()}, map[string]string{"artifact_digest": "sha256:abc", "policy.name": "prod", "log_index": "7"}, sdcwt.WithAudience("a"), sdcwt.WithNonce("n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Issuer != "https://issuer.example" || v.Claims["vct"] != VCT {
+		t.Errorf("issuer %q vct %v", v.Issuer, v.Claims["vct"])
+	}
+	rs, _ := v.Claims[ClaimResults].([]any)
+	if len(rs) != 1 {
+		t.Fatalf("results %v", v.Claims[ClaimResults])
+	}
+	if r, _ := rs[0].(map[string]any); r["result"] != "PASSED" {
+		t.Errorf("result %v", rs[0])
+	}
+	if _, ok := v.Claims[ClaimBuilderID]; ok {
+		t.Error("builder_id visible without being disclosed")
+	}
+	_, err = VerifyCWT(kbt, keys.Set{issuer.Public()}, map[string]string{"builder_id": "x"})
+	var ve *sdcwt.VerifyError
+	if !errors.As(err, &ve) || ve.Check != CheckRequire || !errors.Is(err, ErrRequirement) {
+		t.Fatalf("required undisclosed claim: %v", err)
+	}
+	d := allowed()
+	d.Allowed = false
+	if _, err := IssueCWT(d, issuer, holder.Public()); !errors.Is(err, ErrDenied) {
+		t.Fatalf("issue on a deny: %v", err)
 	}
 }

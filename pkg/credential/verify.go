@@ -33,9 +33,25 @@ func Verify(s *sdjwt.SDJWT, issuerKeys keys.Set, require map[string]string, opts
 		return nil, err
 	}
 	v := &Verified{Claims: res.Claims, Disclosed: res.Disclosed, Audience: res.Audience, Nonce: res.Nonce}
-	v.Issuer, _ = res.Claims["iss"].(string)
-	if vct, _ := res.Claims["vct"].(string); vct != VCT || v.Issuer == "" {
-		return nil, &sdjwt.VerifyError{Check: "credential-type", Err: fmt.Errorf("%w: vct %q, iss %q", ErrNotCredential, res.Claims["vct"], v.Issuer)}
+	if check, err := v.checkClaims(require); err != nil {
+		return nil, &sdjwt.VerifyError{Check: check, Err: err}
+	}
+	return v, nil
+}
+
+// Checks of pkg/credential, after those of the format's verifier.
+const (
+	CheckCredentialType = "credential-type"
+	CheckRequire        = "require"
+)
+
+// checkClaims sets v.Issuer and checks that v is a Trustfabric build
+// credential and that each of require's claims is disclosed with that
+// value. It returns the name of the failing check.
+func (v *Verified) checkClaims(require map[string]string) (string, error) {
+	v.Issuer, _ = v.Claims["iss"].(string)
+	if vct, _ := v.Claims["vct"].(string); vct != VCT || v.Issuer == "" {
+		return CheckCredentialType, fmt.Errorf("%w: vct %q, iss %q", ErrNotCredential, v.Claims["vct"], v.Issuer)
 	}
 	names := make([]string, 0, len(require))
 	for k := range require {
@@ -43,15 +59,15 @@ func Verify(s *sdjwt.SDJWT, issuerKeys keys.Set, require map[string]string, opts
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		got, ok := lookup(res.Claims, name)
+		got, ok := lookup(v.Claims, name)
 		if !ok {
-			return nil, &sdjwt.VerifyError{Check: "require", Err: fmt.Errorf("%w: %s is not disclosed", ErrRequirement, name)}
+			return CheckRequire, fmt.Errorf("%w: %s is not disclosed", ErrRequirement, name)
 		}
 		if fmt.Sprint(got) != require[name] {
-			return nil, &sdjwt.VerifyError{Check: "require", Err: fmt.Errorf("%w: %s is %q, not %q", ErrRequirement, name, fmt.Sprint(got), require[name])}
+			return CheckRequire, fmt.Errorf("%w: %s is %q, not %q", ErrRequirement, name, fmt.Sprint(got), require[name])
 		}
 	}
-	return v, nil
+	return "", nil
 }
 
 // lookup finds a claim by dotted path in nested objects.

@@ -17,6 +17,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
+	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/sdcwt"
 	"github.com/trustfabric/trustfabric/pkg/sdjwt"
 )
@@ -35,17 +36,23 @@ func NewCmdCredential() *cobra.Command {
 }
 
 func newCmdCredentialIssue() *cobra.Command {
-	var policyFile, keyFile, holderFile, out, issuer, format string
-	var offline bool
+	var policyFile, keyFile, holderFile, out, issuer, format, ts, statementOut string
+	var offline, registerIt bool
 	var insecure []string
 	var validity time.Duration
 	cmd := &cobra.Command{
-		Use:   "issue IMAGE[@DIGEST] --policy FILE --key ISSUER_KEY --holder-key HOLDER_PUBLIC_KEY --out FILE [--offline] [--format sd-jwt|sd-cwt]",
+		Use:   "issue IMAGE[@DIGEST] --policy FILE --key ISSUER_KEY --holder-key HOLDER_PUBLIC_KEY --out FILE [--offline] [--format sd-jwt|sd-cwt] [--register --ts URL [--statement-out FILE]]",
 		Short: "Run the gate on an image and, when it allows, issue an SD-JWT VC (or SD-CWT) about it bound to the holder's key (exit 1 on deny)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != formatSDJWT && format != formatSDCWT {
 				return fmt.Errorf("--format %q: want %s or %s", format, formatSDJWT, formatSDCWT)
+			}
+			if registerIt != (ts != "") {
+				return errors.New("--register and --ts go together")
+			}
+			if statementOut == "" {
+				statementOut = out + ".statement.cose"
 			}
 			key, err := keys.LoadPrivate(keyFile)
 			if err != nil {
@@ -95,9 +102,9 @@ func newCmdCredentialIssue() *cobra.Command {
 			if validity != 0 {
 				copts = append(copts, credential.WithValidity(validity))
 			}
-			var encoded []byte
+			var encoded, issuerSigned []byte
 			var paths []string
-			typ := sdjwt.TypeVC
+			typ, contentType := sdjwt.TypeVC, credential.ContentTypeSDJWT
 			if format == formatSDCWT {
 				s, err := credential.IssueCWT(d, key, holder[0], copts...)
 				if err != nil {
@@ -106,7 +113,8 @@ func newCmdCredentialIssue() *cobra.Command {
 				if paths, _, err = s.Paths(); err != nil {
 					return err
 				}
-				encoded, typ = s.Bytes(), "application/sd-cwt"
+				encoded, issuerSigned = s.Bytes(), s.Signed()
+				typ, contentType = credential.ContentTypeSDCWT, credential.ContentTypeSDCWT
 			} else {
 				sd, err := credential.Issue(d, key, holder[0], copts...)
 				if err != nil {
@@ -115,15 +123,48 @@ func newCmdCredentialIssue() *cobra.Command {
 				if paths, _, err = sd.Paths(); err != nil {
 					return err
 				}
-				encoded = []byte(sd.String() + "\n")
+				encoded, issuerSigned = []byte(sd.String()+"\n"), []byte(sd.IssuerJWT)
 			}
 			paths = slices.DeleteFunc(paths, func(p string) bool { return p == "" }) // decoys
+			var transparent []byte
+			var entryID string
+			if registerIt {
+				// Anchor the issuance: a statement over the issuer-signed part,
+				// registered before anything is written.
+				iss := issuer
+				if iss == "" {
+					iss = "urn:trustfabric:issuer:" + key.KeyID()
+				}
+				stmt, err := credential.Statement(cmd.Context(), key, iss, credential.Subject(d), contentType, issuerSigned)
+				if err != nil {
+					return err
+				}
+				c, err := scrapi.NewClient(ts)
+				if err != nil {
+					return err
+				}
+				t, reg, err := c.RegisterTransparent(cmd.Context(), stmt)
+				var p *scrapi.Problem
+				if errors.As(err, &p) && p.Status >= 400 && p.Status < 500 {
+					return &invalidError{fmt.Errorf("the service refused the credential's statement: %w", err)}
+				}
+				if err != nil {
+					return err
+				}
+				transparent, entryID = t, reg.EntryID
+			}
 			// The holder's copy carries every disclosure: keep it private.
 			if err := writeOutput(out, encoded, 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "issued %s credential for %s@%s: %d selectively disclosable claims (%s) -> %s\n",
 				typ, d.Image, d.Digest, len(paths), strings.Join(paths, ", "), out)
+			if transparent != nil {
+				if err := writeOutput(statementOut, transparent, 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "registered entry %s at %s -> %s\n", entryID, ts, statementOut)
+			}
 			return nil
 		},
 	}
@@ -136,6 +177,9 @@ func newCmdCredentialIssue() *cobra.Command {
 	f.DurationVar(&validity, "validity", credential.DefaultValidity, "credential lifetime (exp - iat)")
 	f.BoolVar(&offline, "offline", false, "use only pinned keys and bundle files, and the registry")
 	f.StringVar(&format, "format", formatSDJWT, "credential format: sd-jwt (SD-JWT VC, text) or sd-cwt (SD-CWT, binary CBOR)")
+	f.BoolVar(&registerIt, "register", false, "register a Signed Statement about the credential (hash envelope over its issuer-signed part) with --ts")
+	f.StringVar(&ts, "ts", "", "Transparency Service base URL (with --register)")
+	f.StringVar(&statementOut, "statement-out", "", "where to write the Transparent Statement of --register (default OUT.statement.cose)")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable)")
 	for _, n := range []string{"policy", "key", "holder-key", "out"} {
 		_ = cmd.MarkFlagRequired(n)
@@ -211,10 +255,10 @@ func newCmdCredentialPresent() *cobra.Command {
 }
 
 func newCmdCredentialVerify() *cobra.Command {
-	var issuerKeys, requires []string
-	var aud, nonce, output, format string
+	var issuerKeys, requires, serviceKeys []string
+	var aud, nonce, output, format, statementFile string
 	cmd := &cobra.Command{
-		Use:   "verify FILE --issuer-key KEY [--aud AUD --nonce NONCE] [--require NAME=VALUE]... [--output json]",
+		Use:   "verify FILE --issuer-key KEY [--aud AUD --nonce NONCE] [--require NAME=VALUE]... [--service-key KEY --statement FILE] [--output json]",
 		Short: "Verify a credential presentation: issuer signature, disclosures, key binding, times; print the disclosed claims",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -232,6 +276,19 @@ func newCmdCredentialVerify() *cobra.Command {
 					return fmt.Errorf("--require %q: want NAME=VALUE", r)
 				}
 				require[k] = v
+			}
+			if (len(serviceKeys) > 0) != (statementFile != "") {
+				return errors.New("--service-key and --statement go together")
+			}
+			var service keys.Set
+			var transparent []byte
+			if len(serviceKeys) > 0 {
+				if service, err = loadServiceKeys(cmd.Context(), serviceKeys); err != nil {
+					return fmt.Errorf("--service-key: %w", err)
+				}
+				if transparent, err = readInput(statementFile); err != nil {
+					return err
+				}
 			}
 			b, isCWT, err := readCredential(args[0], format)
 			if err != nil {
@@ -276,6 +333,11 @@ func newCmdCredentialVerify() *cobra.Command {
 					return err
 				}
 			}
+			if transparent != nil {
+				if err := credential.VerifyAnchor(transparent, v, service, ks); err != nil {
+					return &invalidError{err}
+				}
+			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
 				b, err := json.MarshalIndent(v, "", "  ")
@@ -286,6 +348,9 @@ func newCmdCredentialVerify() *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(w, "VALID credential from %s (presented to %s)\n", v.Issuer, v.Audience)
+			if transparent != nil {
+				fmt.Fprintln(w, "  issuance registered: a receipt verifies under the service key")
+			}
 			names := make([]string, 0, len(v.Claims))
 			for k := range v.Claims {
 				if k != "cnf" {
@@ -307,6 +372,8 @@ func newCmdCredentialVerify() *cobra.Command {
 	f.StringArrayVar(&requires, "require", nil, "NAME=VALUE a disclosed claim must have (repeatable; nested: policy.name=...)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&format, "format", "", "presentation format: sd-jwt or sd-cwt (default: recognised from the file)")
+	f.StringArrayVar(&serviceKeys, "service-key", nil, "Transparency Service key (file or URL, repeatable): also check that --statement, the credential's registered statement, has a receipt")
+	f.StringVar(&statementFile, "statement", "", "the Transparent Statement written by credential issue --register (with --service-key)")
 	_ = cmd.MarkFlagRequired("issuer-key")
 	return cmd
 }

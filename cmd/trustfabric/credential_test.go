@@ -18,6 +18,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
 	"github.com/trustfabric/trustfabric/pkg/quickstart"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/sdcwt"
 	"github.com/trustfabric/trustfabric/pkg/sdjwt"
 	"github.com/trustfabric/trustfabric/pkg/server/servertest"
@@ -458,4 +459,80 @@ func TestCredentialRefusalsCWT(t *testing.T) {
 		})
 	}
 	mustRun(t, "credential", "verify", good, "--issuer-key", c.issuerPub, "--aud", "https://verifier.example", "--nonce", "n-1")
+}
+
+// TestCredentialRegister: with --register the credential's issuance is
+// itself registered (a hash envelope over its issuer-signed part, signed by
+// the credential issuer), and credential verify --service-key checks that
+// statement's receipt against the presented credential, for both formats.
+func TestCredentialRegister(t *testing.T) {
+	c := newCredentialEnv(t)
+	ts := startServe(t, "--data", filepath.Join(c.dir, "cred-ts"), "--trust-key", c.issuerPub, "--issuer", "https://credentials-ts.example")
+	otherTS := startServe(t, "--data", filepath.Join(c.dir, "other-ts"), "--issuer", "https://other-ts.example")
+	for _, format := range []string{"sd-jwt", "sd-cwt"} {
+		t.Run(format, func(t *testing.T) {
+			p := func(n string) string { return filepath.Join(c.dir, format+"-"+n) }
+			out := mustRun(t, "credential", "issue", c.env.Image, "--format", format, "--policy", c.policy, "--key", c.issuerKey, "--holder-key", c.holderPub,
+				"--out", p("cred"), "--offline", "--register", "--ts", ts)
+			if !strings.Contains(out, "registered entry ") {
+				t.Fatalf("issue output:\n%s", out)
+			}
+			stmt := p("cred.statement.cose")
+			insp := mustRun(t, "inspect", stmt)
+			wantCT := "application/dc+sd-jwt"
+			if format == "sd-cwt" {
+				wantCT = "application/sd-cwt"
+			}
+			if !strings.Contains(insp, wantCT) || !strings.Contains(insp, "oci://") {
+				t.Errorf("statement lacks its content type %s or subject:\n%s", wantCT, insp)
+			}
+			mustRun(t, "credential", "present", p("cred"), "--holder-key", c.holderKey, "--disclose", "source_ref", "--aud", "https://verifier.example", "--nonce", "n-1", "--out", p("pres"))
+			out = mustRun(t, "credential", "verify", p("pres"), "--issuer-key", c.issuerPub, "--service-key", ts, "--statement", stmt)
+			if !strings.Contains(out, "issuance registered") {
+				t.Errorf("verify output:\n%s", out)
+			}
+
+			// Refused: another service's key; the statement of another
+			// credential; a statement without a receipt.
+			second := p("second")
+			mustRun(t, "credential", "issue", c.env.Image, "--format", format, "--policy", c.policy, "--key", c.issuerKey, "--holder-key", c.holderPub,
+				"--out", second, "--offline", "--register", "--ts", ts)
+			bare := p("bare.cose")
+			mustRun(t, "receipt", "verify", second+".statement.cose", "--service-key", ts) // it has one
+			b, err := os.ReadFile(second + ".statement.cose")
+			if err != nil {
+				t.Fatal(err)
+			}
+			stripped, err := scitt.RemoveReceipts(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(bare, stripped, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for name, args := range map[string][]string{
+				"another service":                {"--service-key", otherTS, "--statement", stmt},
+				"another credential's statement": {"--service-key", ts, "--statement", second + ".statement.cose"},
+				"no receipt":                     {"--service-key", ts, "--statement", bare},
+			} {
+				code, _, errOut := tf(t, append([]string{"credential", "verify", p("pres"), "--issuer-key", c.issuerPub}, args...)...)
+				if code != exitInvalid || !strings.Contains(errOut, "invalid: receipt: ") {
+					t.Errorf("%s: exit %d, want 1 naming the receipt check\n%s", name, code, errOut)
+				}
+			}
+			// A service that does not trust the issuer refuses to register:
+			// exit 1, no credential written.
+			code, _, errOut := tf(t, "credential", "issue", c.env.Image, "--format", format, "--policy", c.policy, "--key", c.issuerKey, "--holder-key", c.holderPub,
+				"--out", p("refused"), "--offline", "--register", "--ts", otherTS)
+			if code != exitInvalid {
+				t.Errorf("registration refused: exit %d, want 1\n%s", code, errOut)
+			}
+			if _, err := os.Stat(p("refused")); !os.IsNotExist(err) {
+				t.Errorf("a credential was written although its registration was refused: %v", err)
+			}
+		})
+	}
+	if code, _, _ := tf(t, "credential", "verify", c.credFile, "--issuer-key", c.issuerPub, "--service-key", ts); code != exitUsage {
+		t.Errorf("--service-key without --statement: exit %d, want 2", code)
+	}
 }

@@ -75,7 +75,7 @@ func VerifyCWT(kbt []byte, issuerKeys keys.Set, require map[string]string, opts 
 	if err != nil {
 		return nil, err
 	}
-	v := &Verified{Claims: res.Claims, Disclosed: res.Disclosed, Audience: res.Audience, Nonce: res.Nonce}
+	v := &Verified{Claims: res.Claims, Disclosed: res.Disclosed, Audience: res.Audience, Nonce: res.Nonce, issuerSigned: res.Signed}
 	if check, err := v.checkClaims(require); err != nil {
 		return nil, &sdcwt.VerifyError{Check: check, Err: err}
 	}

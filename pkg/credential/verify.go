@@ -19,6 +19,10 @@ type Verified struct {
 	// Audience and Nonce are those of the Key Binding JWT.
 	Audience string `json:"audience"`
 	Nonce    string `json:"nonce"`
+
+	// issuerSigned is the presented credential's issuer-signed part (what
+	// a registered statement covers).
+	issuerSigned []byte
 }
 
 // Verify verifies a presentation with the pinned issuer keys (see
@@ -32,7 +36,7 @@ func Verify(s *sdjwt.SDJWT, issuerKeys keys.Set, require map[string]string, opts
 	if err != nil {
 		return nil, err
 	}
-	v := &Verified{Claims: res.Claims, Disclosed: res.Disclosed, Audience: res.Audience, Nonce: res.Nonce}
+	v := &Verified{Claims: res.Claims, Disclosed: res.Disclosed, Audience: res.Audience, Nonce: res.Nonce, issuerSigned: []byte(s.IssuerJWT)}
 	if check, err := v.checkClaims(require); err != nil {
 		return nil, &sdjwt.VerifyError{Check: check, Err: err}
 	}

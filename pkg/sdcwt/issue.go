@@ -38,6 +38,11 @@ func (s *SDCWT) Bytes() []byte {
 	return cosewire.Build(s.msg.Protected, u, s.msg.Payload, s.msg.Signature)
 }
 
+// Signed returns the issuer-signed SD-CWT without disclosures (its
+// unprotected header {}): the bytes every presentation of it carries
+// unchanged apart from sd_claims.
+func (s *SDCWT) Signed() []byte { return s.msg.Stripped() }
+
 type issueOptions struct {
 	decoys int
 	rand   io.Reader

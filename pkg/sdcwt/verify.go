@@ -370,6 +370,9 @@ func (s *SDCWT) Present(holder *keys.PrivateKey, p Presentation) ([]byte, error)
 
 // Result is a verified SD-KBT.
 type Result struct {
+	// Signed is the issuer-signed SD-CWT without its disclosures
+	// (SDCWT.Signed).
+	Signed    []byte
 	Claims    map[string]any
 	Disclosed []string
 	Audience  string
@@ -450,7 +453,7 @@ func Verify(kbt []byte, issuerKeys keys.Set, opts ...VerifyOption) (*Result, err
 	if err != nil {
 		return nil, fail(CheckDisclosures, err)
 	}
-	res := &Result{Claims: claims}
+	res := &Result{Claims: claims, Signed: s.Signed()}
 	for _, p := range paths {
 		if p != "" {
 			res.Disclosed = append(res.Disclosed, p)

@@ -536,3 +536,47 @@ func TestCredentialRegister(t *testing.T) {
 		t.Errorf("--service-key without --statement: exit %d, want 2", code)
 	}
 }
+
+// TestGateOnCredential: a consumer's policy that trusts no SCITT evidence,
+// only a pinned credential issuer, allows the image on a presentation that
+// discloses the required claims (both formats), and denies it (exit 1, the
+// claims check named) when a required claim is not disclosed.
+func TestGateOnCredential(t *testing.T) {
+	c := newCredentialEnv(t)
+	run := c.env.GitHub.Run()
+	pol := filepath.Join(c.dir, "consumer.yaml")
+	doc := fmt.Sprintf(`apiVersion: trustfabric.dev/v1alpha1
+kind: VerificationPolicy
+credentials:
+  issuers:
+    - issuer: https://issuer.example
+      keys: [%s]
+  audience: https://deploy.example
+  require:
+    source_ref: [refs/heads/main]
+    source_repository: ["https://github.com/%s/*"]
+`, filepath.Base(c.issuerPub), run.Owner)
+	if err := os.WriteFile(pol, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	creds := map[string]string{"sd-jwt": c.credFile, "sd-cwt": c.issueCWT(t)}
+	for format, cred := range creds {
+		t.Run(format, func(t *testing.T) {
+			p := func(n string) string { return filepath.Join(c.dir, "gate-"+format+"-"+n) }
+			mustRun(t, "credential", "present", cred, "--holder-key", c.holderKey, "--disclose", "source_ref,source_repository", "--aud", "https://deploy.example", "--nonce", "n-9", "--out", p("ok"))
+			out := mustRun(t, "verify", c.env.Image, "--policy", pol, "--credential", p("ok"), "--nonce", "n-9")
+			if !strings.HasPrefix(out, "ALLOW ") || !strings.Contains(out, "ok   claims") {
+				t.Errorf("allow output:\n%s", out)
+			}
+			mustRun(t, "credential", "present", cred, "--holder-key", c.holderKey, "--disclose", "source_repository", "--aud", "https://deploy.example", "--nonce", "n-9", "--out", p("short"))
+			code, out, errOut := tf(t, "verify", c.env.Image, "--policy", pol, "--credential", p("short"), "--nonce", "n-9")
+			if code != exitInvalid || !strings.HasPrefix(out, "DENY ") || !strings.Contains(errOut, "deny: credential: claims: ") || !strings.Contains(errOut, "source_ref is not disclosed") {
+				t.Errorf("missing required claim: exit %d\n%s%s", code, out, errOut)
+			}
+		})
+	}
+	// The consumer's policy decides nothing on SCITT evidence.
+	if code, _, errOut := tf(t, "verify", c.env.Image, "--policy", pol); code != exitUsage || !strings.Contains(errOut, "only on a credential") {
+		t.Errorf("credential-only policy without --credential: exit %d\n%s", code, errOut)
+	}
+}

@@ -106,6 +106,9 @@ type Policy struct {
 	// (Require) or may have (Allow). Default: require one in-toto statement
 	// of a Provenance.PredicateTypes type.
 	Payloads Payloads `yaml:"payloads"`
+	// Credentials, when set, let the gate allow an image on a verifying
+	// selective-disclosure credential (see Credentials).
+	Credentials *Credentials `yaml:"credentials"`
 
 	dir    string
 	digest [32]byte
@@ -281,6 +284,14 @@ func (p *Policy) validate() error {
 	}
 	if p.Kind != Kind {
 		return p.invalid("kind %q: want %s", p.Kind, Kind)
+	}
+	if p.Credentials != nil {
+		if err := p.validateCredentials(); err != nil {
+			return err
+		}
+		if p.credentialOnly() {
+			return nil
+		}
 	}
 	if len(p.TransparencyServices) == 0 {
 		return p.invalid("transparencyServices is empty: a policy must trust at least one Transparency Service")

@@ -241,6 +241,9 @@ func NewVerifier(ctx context.Context, p *Policy, opts ...Option) (*Verifier, err
 			return nil, err
 		}
 	}
+	if p.credentialOnly() {
+		return nil, ErrCredentialOnly
+	}
 	if o.oci == nil {
 		c, err := oci.New()
 		if err != nil {

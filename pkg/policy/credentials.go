@@ -38,8 +38,9 @@ var ErrCredentialClaims = errors.New("the credential's disclosed claims do not s
 // ErrCredentialOnly: the policy allows images only on credentials.
 var ErrCredentialOnly = errors.New("the policy allows images only on a credential (it trusts no SCITT evidence)")
 
-// credentialOnly reports a policy that holds only a credentials section.
-func (p *Policy) credentialOnly() bool {
+// CredentialOnly reports a policy that holds only a credentials section (a
+// consumer's policy: it decides on credentials, never on SCITT evidence).
+func (p *Policy) CredentialOnly() bool {
 	return p.Credentials != nil && len(p.TransparencyServices) == 0 && len(p.Identities) == 0 && len(p.Issuers) == 0 && len(p.Workloads) == 0
 }
 

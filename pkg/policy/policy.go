@@ -51,6 +51,10 @@
 //	  allow:                           # verified and reported, not required
 //	    - contentTypes: [application/openvex+json]
 //
+// A credentials section (see [Credentials]) lets the gate allow an image on a
+// selective-disclosure credential instead (pkg/credential.Gate); a policy
+// holding only that section is a consumer's policy.
+//
 // Unknown fields are errors. A policy that trusts nothing (no service keys,
 // no identities or issuer keys, no allowed workloads) is an error, never an
 // allow-all.
@@ -289,7 +293,7 @@ func (p *Policy) validate() error {
 		if err := p.validateCredentials(); err != nil {
 			return err
 		}
-		if p.credentialOnly() {
+		if p.CredentialOnly() {
 			return nil
 		}
 	}

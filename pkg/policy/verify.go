@@ -241,7 +241,7 @@ func NewVerifier(ctx context.Context, p *Policy, opts ...Option) (*Verifier, err
 			return nil, err
 		}
 	}
-	if p.credentialOnly() {
+	if p.CredentialOnly() {
 		return nil, ErrCredentialOnly
 	}
 	if o.oci == nil {

@@ -133,7 +133,7 @@ func newCmdCredentialIssue() *cobra.Command {
 				// registered before anything is written.
 				iss := issuer
 				if iss == "" {
-					iss = "urn:trustfabric:issuer:" + key.KeyID()
+					iss = credential.DefaultIssuer(key)
 				}
 				stmt, err := credential.Statement(cmd.Context(), key, iss, credential.Subject(d), contentType, issuerSigned)
 				if err != nil {

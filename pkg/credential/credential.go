@@ -131,7 +131,7 @@ func Issue(d *policy.Decision, issuer *keys.PrivateKey, holder *keys.PublicKey, 
 		}
 	}
 	if o.issuer == "" {
-		o.issuer = "urn:trustfabric:issuer:" + issuer.KeyID()
+		o.issuer = DefaultIssuer(issuer)
 	}
 	claims, err := Claims(d, o.policyName)
 	if err != nil {
@@ -149,6 +149,10 @@ func Issue(d *policy.Decision, issuer *keys.PrivateKey, holder *keys.PublicKey, 
 	claims["cnf"] = cnf
 	return sdjwt.Issue(issuer, claims, sdjwt.WithType(sdjwt.TypeVC), sdjwt.WithDecoys(o.decoys), sdjwt.WithRand(o.rand))
 }
+
+// DefaultIssuer is the iss of a credential issued without WithIssuer:
+// "urn:trustfabric:issuer:" + the base64url JWK thumbprint of the key.
+func DefaultIssuer(key *keys.PrivateKey) string { return "urn:trustfabric:issuer:" + key.KeyID() }
 
 // Claims returns the claim set of a credential about an allowed decision
 // (without iss, iat, exp, vct and cnf), with sdjwt.SD marking the

@@ -23,7 +23,7 @@ func IssueCWT(d *policy.Decision, issuer *keys.PrivateKey, holder *keys.PublicKe
 		}
 	}
 	if o.issuer == "" {
-		o.issuer = "urn:trustfabric:issuer:" + issuer.KeyID()
+		o.issuer = DefaultIssuer(issuer)
 	}
 	claims, err := Claims(d, o.policyName)
 	if err != nil {

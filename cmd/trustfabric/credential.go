@@ -17,6 +17,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/sdcwt"
 	"github.com/trustfabric/trustfabric/pkg/sdjwt"
@@ -37,11 +38,11 @@ func NewCmdCredential() *cobra.Command {
 
 func newCmdCredentialIssue() *cobra.Command {
 	var policyFile, keyFile, holderFile, out, issuer, format, ts, statementOut string
-	var offline, registerIt bool
+	var offline, registerIt, attach bool
 	var insecure []string
 	var validity time.Duration
 	cmd := &cobra.Command{
-		Use:   "issue IMAGE[@DIGEST] --policy FILE --key ISSUER_KEY --holder-key HOLDER_PUBLIC_KEY --out FILE [--offline] [--format sd-jwt|sd-cwt] [--register --ts URL [--statement-out FILE]]",
+		Use:   "issue IMAGE[@DIGEST] --policy FILE --key ISSUER_KEY --holder-key HOLDER_PUBLIC_KEY --out FILE [--offline] [--format sd-jwt|sd-cwt] [--register --ts URL [--statement-out FILE] [--attach]]",
 		Short: "Run the gate on an image and, when it allows, issue an SD-JWT VC (or SD-CWT) about it bound to the holder's key (exit 1 on deny)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -50,6 +51,9 @@ func newCmdCredentialIssue() *cobra.Command {
 			}
 			if registerIt != (ts != "") {
 				return errors.New("--register and --ts go together")
+			}
+			if attach && !registerIt {
+				return errors.New("--attach needs --register: it attaches the registered statement")
 			}
 			if statementOut == "" {
 				statementOut = out + ".statement.cose"
@@ -165,6 +169,30 @@ func newCmdCredentialIssue() *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "registered entry %s at %s -> %s\n", entryID, ts, statementOut)
 			}
+			if attach {
+				st, err := scitt.ParseStatement(transparent)
+				if err != nil {
+					return err
+				}
+				var services []string
+				for _, rb := range st.Receipts {
+					if r, err := scitt.ParseReceipt(rb); err == nil && r.Issuer != "" {
+						services = append(services, r.Issuer)
+					}
+				}
+				ref := strings.TrimPrefix(credential.Subject(d), "oci://")
+				att, err := client.Attach(cmd.Context(), ref, oci.Attachment{
+					Statement: transparent, Preimage: issuerSigned, PreimageMediaType: contentType, PreimageTitle: "credential",
+					ArtifactType: credential.ArtifactType,
+					Annotations:  oci.Annotations{Issuer: st.Issuer, Subject: st.Subject, TS: services, EntryID: entryID, ContentType: contentType},
+				})
+				if err != nil {
+					return fmt.Errorf("attach: %w", err)
+				}
+				for _, a := range att {
+					fmt.Fprintf(cmd.OutOrStdout(), "attached %s to %s (%s)\n", a.Referrer, a.Subject, credential.ArtifactType)
+				}
+			}
 			return nil
 		},
 	}
@@ -180,6 +208,7 @@ func newCmdCredentialIssue() *cobra.Command {
 	f.BoolVar(&registerIt, "register", false, "register a Signed Statement about the credential (hash envelope over its issuer-signed part) with --ts")
 	f.StringVar(&ts, "ts", "", "Transparency Service base URL (with --register)")
 	f.StringVar(&statementOut, "statement-out", "", "where to write the Transparent Statement of --register (default OUT.statement.cose)")
+	f.BoolVar(&attach, "attach", false, "attach the registered statement and the credential's issuer-signed part (no disclosures) to the image as a referrer of type "+credential.ArtifactType)
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable)")
 	for _, n := range []string{"policy", "key", "holder-key", "out"} {
 		_ = cmd.MarkFlagRequired(n)

@@ -473,10 +473,17 @@ func TestCredentialRegister(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			p := func(n string) string { return filepath.Join(c.dir, format+"-"+n) }
 			out := mustRun(t, "credential", "issue", c.env.Image, "--format", format, "--policy", c.policy, "--key", c.issuerKey, "--holder-key", c.holderPub,
-				"--out", p("cred"), "--offline", "--register", "--ts", ts)
-			if !strings.Contains(out, "registered entry ") {
+				"--out", p("cred"), "--offline", "--register", "--ts", ts, "--attach")
+			if !strings.Contains(out, "registered entry ") || !strings.Contains(out, "attached ") {
 				t.Fatalf("issue output:\n%s", out)
 			}
+			// --attach: the statement is a referrer of its own type, listed
+			// as such; the gate, which reads build evidence only, still allows.
+			listing := mustRun(t, "discover", c.env.Image, "--artifact-type", credential.ArtifactType, "--output", "json")
+			if !strings.Contains(listing, credential.ArtifactType) || !strings.Contains(listing, "urn:trustfabric:issuer:") {
+				t.Errorf("discover lacks the credential's statement:\n%s", listing)
+			}
+			mustRun(t, "verify", c.env.Image, "--policy", c.policy, "--offline")
 			stmt := p("cred.statement.cose")
 			insp := mustRun(t, "inspect", stmt)
 			wantCT := "application/dc+sd-jwt"

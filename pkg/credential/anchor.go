@@ -16,6 +16,14 @@ const (
 	ContentTypeSDCWT = "application/sd-cwt"
 )
 
+// ArtifactType is the artifactType of the referrer that carries a
+// credential's Transparent Statement on its image (credential issue
+// --attach): not the gate's statement type, so the gate does not take it
+// for build evidence. Its layers are the statement and the credential's
+// issuer-signed part (no disclosures: nothing selectively disclosable is
+// revealed by attaching it).
+const ArtifactType = "application/vnd.trustfabric.credential-statement+cose"
+
 // CheckReceipt names the anchoring check of VerifyAnchor.
 const CheckReceipt = "receipt"
 

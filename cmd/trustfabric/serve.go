@@ -73,6 +73,7 @@ into --data on first start (mode 0600).`,
 	f.StringVar(&so.Storage.S3Bucket, "s3-bucket", "", "--storage aws: S3 bucket for tiles, entry bundles and checkpoints")
 	f.StringVar(&so.Storage.S3Endpoint, "s3-endpoint", "", "--storage aws: S3 endpoint URL of a self-hosted S3-compatible store (default: AWS S3); credentials and region from the AWS environment variables or shared config")
 	f.BoolVar(&so.Storage.S3PathStyle, "s3-path-style", false, "--storage aws: path-style S3 addressing (most self-hosted stores need it)")
+	f.StringVar(&so.Storage.S3Prefix, "s3-prefix", "", "--storage aws: prefix of every object name (several logs in one bucket, each with its own database)")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }

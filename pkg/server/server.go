@@ -272,7 +272,7 @@ func tsOptions(cfg Config) (tsConfig, error) {
 	sc := mergeStorage(file.Storage, cfg.Storage)
 	switch sc.Kind {
 	case "", StoragePOSIX:
-		if sc.DB != "" || sc.S3Bucket != "" || sc.S3Endpoint != "" || sc.S3PathStyle {
+		if sc.DB != "" || sc.S3Bucket != "" || sc.S3Endpoint != "" || sc.S3PathStyle || sc.S3Prefix != "" {
 			return tsConfig{}, fmt.Errorf("%w: database and bucket settings need storage kind %q (--storage aws)", transparency.ErrConfig, StorageAWS)
 		}
 	case StorageAWS:
@@ -282,6 +282,13 @@ func tsOptions(cfg Config) (tsConfig, error) {
 		if cfg.KeyFile == "" {
 			return tsConfig{}, fmt.Errorf("%w: storage %q needs the receipt key in a file (--key), the same for every replica", transparency.ErrConfig, StorageAWS)
 		}
+		var claim time.Duration
+		if sc.ClaimTimeout != "" {
+			var err error
+			if claim, err = time.ParseDuration(sc.ClaimTimeout); err != nil || claim < 100*time.Millisecond {
+				return tsConfig{}, fmt.Errorf("%w: storage claim_timeout %q (minimum 100ms)", transparency.ErrConfig, sc.ClaimTimeout)
+			}
+		}
 		o.SharedLog = true
 		o.Backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
 			ci := o.CheckpointInterval
@@ -289,7 +296,7 @@ func tsOptions(cfg Config) (tsConfig, error) {
 				ci = transparency.DefaultCheckpointInterval
 			}
 			return awsstorage.Open(ctx, awsstorage.Config{DSN: sc.DB, Bucket: sc.S3Bucket, Endpoint: sc.S3Endpoint,
-				PathStyle: sc.S3PathStyle, Signer: signer, CheckpointInterval: max(ci, time.Second),
+				PathStyle: sc.S3PathStyle, BucketPrefix: sc.S3Prefix, ClaimTimeout: claim, Signer: signer, CheckpointInterval: max(ci, time.Second),
 				BatchMaxAge: o.BatchMaxAge, Logger: cfg.Logger})
 		}
 	default:
@@ -305,6 +312,7 @@ func mergeStorage(file, flags transparency.StorageConfig) transparency.StorageCo
 		src string
 	}{
 		{&file.Kind, flags.Kind}, {&file.DB, flags.DB}, {&file.S3Bucket, flags.S3Bucket}, {&file.S3Endpoint, flags.S3Endpoint},
+		{&file.S3Prefix, flags.S3Prefix}, {&file.ClaimTimeout, flags.ClaimTimeout},
 	} {
 		if f.src != "" {
 			*f.dst = f.src

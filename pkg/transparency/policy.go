@@ -68,6 +68,13 @@ type StorageConfig struct {
 	S3Bucket    string `yaml:"s3_bucket"`
 	S3Endpoint  string `yaml:"s3_endpoint"`
 	S3PathStyle bool   `yaml:"s3_path_style"`
+	// S3Prefix, when set, is prepended to every object name (several logs
+	// in one bucket, each with its own database).
+	S3Prefix string `yaml:"s3_prefix"`
+	// ClaimTimeout is how long a replica waits for another replica's
+	// unfinished append of an entry before taking it over (a Go duration;
+	// default 30s).
+	ClaimTimeout string `yaml:"claim_timeout"`
 }
 
 // PolicyConfig is the registration policy section of [Config].

@@ -139,6 +139,9 @@ func sdkConfig(ctx context.Context, cfg Config) (*awssdk.Config, func(*s3.Option
 			o.BaseEndpoint = awssdk.String(cfg.Endpoint)
 		}
 		o.UsePathStyle = cfg.PathStyle
+		if cfg.BucketPrefix != "" {
+			withPrefix(cfg.BucketPrefix)(o)
+		}
 	}
 	return &c, opts, nil
 }
@@ -180,7 +183,7 @@ func openLog(ctx context.Context, cfg Config, db *sql.DB) (*Log, error) {
 		return nil, fmt.Errorf("open aws storage: %w", err)
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	driver, err := taws.New(lctx, taws.Config{SDKConfig: sdk, S3Options: s3opts, Bucket: cfg.Bucket, BucketPrefix: cfg.BucketPrefix, DSN: cfg.DSN,
+	driver, err := taws.New(lctx, taws.Config{SDKConfig: sdk, S3Options: s3opts, Bucket: cfg.Bucket, DSN: cfg.DSN,
 		MaxOpenConns: 64, MaxIdleConns: 64})
 	if err != nil {
 		cancel()

@@ -92,9 +92,10 @@ func TestReplicas(t *testing.T) {
 	if err := os.WriteFile(keyFile, jwk, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	dirs := []string{t.TempDir(), t.TempDir()}
 	reps := []*child{
-		startReplica(t, tg, t.TempDir(), keyFile, trust),
-		startReplica(t, tg, t.TempDir(), keyFile, trust),
+		startReplica(t, tg, dirs[0], keyFile, trust),
+		startReplica(t, tg, dirs[1], keyFile, trust),
 	}
 	clients := make([]*scrapi.Client, 2)
 	for i, r := range reps {
@@ -311,4 +312,25 @@ func TestReplicas(t *testing.T) {
 	if from[0] == 0 || from[1] == 0 {
 		t.Fatalf("checkpoints seen per replica: %v; want some from each", from)
 	}
+
+	// The killed replica restarts on the same state with no repair step and
+	// serves the registrations it had accepted, and new ones.
+	back := startReplica(t, tg, dirs[0], keyFile, trust)
+	bc, _ := scrapi.NewClient(back.url, scrapi.WithBackoff(20*time.Millisecond, 500*time.Millisecond))
+	for _, a := range accepted {
+		r, err := bc.Receipt(rctx, a.id)
+		if err != nil {
+			t.Fatalf("restarted replica: entry %s it had accepted: %v", a.id, err)
+		}
+		verifyReceipt(t, a.stmt, r, ks)
+	}
+	fresh, err := scitt.SignStatement(rctx, issuer, scitt.Claims{Issuer: "https://ci.test", Subject: "after the restart"}, []byte("after the restart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := bc.Register(rctx, fresh)
+	if err != nil {
+		t.Fatalf("restarted replica: registration: %v", err)
+	}
+	verifyReceipt(t, fresh, reg.Receipt, ks)
 }

@@ -117,7 +117,7 @@ func TestStorageFaultsAWS(t *testing.T) {
 	}
 	ep, err := url.Parse(tg.Endpoint)
 	if err != nil || ep.Host == "" {
-		t.Skipf("TF_S3_ENDPOINT %q: the fault test needs a self-hosted endpoint to cut", tg.Endpoint)
+		awstest.Skip(t, "TF_S3_ENDPOINT "+tg.Endpoint+": the fault test needs a self-hosted endpoint to cut")
 	}
 	db := newCutProxy(t, dsn.Addr)
 	s3 := newCutProxy(t, ep.Host)

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -21,7 +22,20 @@ const (
 	EnvDSN      = "TF_DB_DSN"
 	EnvEndpoint = "TF_S3_ENDPOINT"
 	EnvBucket   = "TF_S3_BUCKET"
+	// EnvRequire, when non-empty, turns the skips of tests that need the
+	// backends into failures (.ci/run sets it, so a test that would skip
+	// there fails instead).
+	EnvRequire = "TF_REQUIRE_BACKENDS"
 )
+
+// Skip skips t with the reason, or fails it when EnvRequire is set.
+func Skip(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv(EnvRequire) != "" {
+		t.Fatalf("%s is set but: %s", EnvRequire, reason)
+	}
+	t.Skip(reason)
+}
 
 // Target is one scratch log: its own database and its own prefix in the
 // bucket.
@@ -41,7 +55,7 @@ func New(t testing.TB) Target {
 	t.Helper()
 	dsn, bucket := os.Getenv(EnvDSN), os.Getenv(EnvBucket)
 	if dsn == "" || bucket == "" || os.Getenv("AWS_ACCESS_KEY_ID") == "" {
-		t.Skipf("MariaDB + S3 backends not configured (%s, %s, AWS_ACCESS_KEY_ID unset): run `eval \"$(.ci/backends.sh up /tmp/tf-backends)\"` first (.ci/run does)", EnvDSN, EnvBucket)
+		Skip(t, fmt.Sprintf("MariaDB + S3 backends not configured (%s, %s, AWS_ACCESS_KEY_ID unset): run `eval \"$(.ci/backends.sh up /tmp/tf-backends)\"` first (.ci/run does)", EnvDSN, EnvBucket))
 	}
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {

@@ -311,6 +311,10 @@ func tsOptions(cfg Config) (tsConfig, error) {
 			}
 		}
 		o.SharedLog = true
+		// The checkpoint is an S3 object here, published at most once a
+		// second: polling it every 5 ms (the POSIX default, a file read)
+		// would cost a signed GET each time for nothing.
+		o.PollInterval = 50 * time.Millisecond
 		o.Backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
 			ci := o.CheckpointInterval
 			if ci == 0 {

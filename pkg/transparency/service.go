@@ -315,7 +315,7 @@ func (s *Service) adoptLoop(ctx context.Context) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				if _, err := s.appendEntry(ctx, e, nil); err != nil && ctx.Err() == nil {
+				if err := s.adopt(ctx, e); err != nil && ctx.Err() == nil {
 					s.logger.WarnContext(ctx, "adopting a pending registration failed; retrying later",
 						slog.String("entry", hex.EncodeToString(e[:])), slog.Any("error", err))
 				}
@@ -326,6 +326,23 @@ func (s *Service) adoptLoop(ctx context.Context) {
 			s.logger.InfoContext(ctx, "adopted pending registrations", slog.Int("entries", adopted))
 		}
 	}
+}
+
+// adopt appends a registration another replica left pending. With a log
+// that knows who is appending what (storage.Adopter), entries a live
+// replica is still appending are skipped: waiting on them would put every
+// registration of every other replica through this one too.
+func (s *Service) adopt(ctx context.Context, e storage.Entry) error {
+	a, ok := s.log.(storage.Adopter)
+	if !ok {
+		_, err := s.appendEntry(ctx, e, nil)
+		return err
+	}
+	idx, ok, err := a.AppendUnclaimed(ctx, e)
+	if err != nil || !ok {
+		return err
+	}
+	return s.store.SetIndex(ctx, e, idx)
 }
 
 // recover resolves statements that were stored but have no index: they are

@@ -90,6 +90,16 @@ type Deduplicator interface {
 	Deduplicates() bool
 }
 
+// Adopter is implemented by a deduplicating [Log] that can tell whether a
+// live process is appending an entry. AppendUnclaimed appends entry unless a
+// live process (another replica, or this one) is appending it: then it
+// returns ok false and leaves the entry to that process. The service adopts
+// other replicas' pending registrations through it, so that it does not wait
+// on every registration another replica is serving.
+type Adopter interface {
+	AppendUnclaimed(ctx context.Context, entry Entry) (index uint64, ok bool, err error)
+}
+
 // Record is what the statement store knows about an entry.
 type Record struct {
 	Entry Entry

@@ -220,6 +220,7 @@ type claim struct {
 	state    claimState
 	index    uint64
 	fromSize uint64
+	renewed  bool // claimMine: this process already held the claim
 }
 
 // claim claims entry for this replica, or reports who has it.
@@ -254,7 +255,7 @@ func (l *Log) claim(ctx context.Context, e storage.Entry) (claim, error) {
 		if err != nil {
 			return claim{}, dbErr("renew entry claim", err)
 		}
-		return claim{state: claimMine, fromSize: fromSize}, nil
+		return claim{state: claimMine, fromSize: fromSize, renewed: true}, nil
 	case stale:
 		res, err := l.db.ExecContext(ctx,
 			"UPDATE tf_log_index SET owner = ?, claimed_at = NOW(6) WHERE entry = ? AND owner = ? AND idx IS NULL",
@@ -280,36 +281,57 @@ func (l *Log) Append(ctx context.Context, entry storage.Entry) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		switch c.state {
-		case claimIndexed:
-			return c.index, nil
-		case claimTaken:
+		if c.state == claimTaken {
 			select {
 			case <-ctx.Done():
 				return 0, ctx.Err()
 			case <-time.After(20 * time.Millisecond):
 			}
 			continue
-		case claimTakenOver:
-			// The previous holder may have sequenced the entry before it
-			// died: look for it at or after the size at claim time.
-			idx, found, err := l.find(ctx, entry, c.fromSize)
-			if err != nil {
-				return 0, err
-			}
-			if found {
-				return l.record(ctx, entry, idx)
-			}
 		}
-		f, err := l.add(ctx, tessera.NewEntry(entry[:]))()
-		if err != nil {
-			if errors.Is(err, tessera.ErrPushback) {
-				return 0, fmt.Errorf("append to log: %w", err)
-			}
-			return 0, unavailable(fmt.Errorf("append to log: %w", err))
-		}
-		return l.record(ctx, entry, f.Index)
+		return l.appendClaimed(ctx, entry, c)
 	}
+}
+
+// AppendUnclaimed implements storage.Adopter: like Append, but an entry that
+// a live process (another replica, or this one) is appending is left to it
+// (ok false) instead of waited for.
+func (l *Log) AppendUnclaimed(ctx context.Context, entry storage.Entry) (uint64, bool, error) {
+	c, err := l.claim(ctx, entry)
+	if err != nil {
+		return 0, false, err
+	}
+	if c.state == claimTaken || c.renewed {
+		return 0, false, nil
+	}
+	idx, err := l.appendClaimed(ctx, entry, c)
+	return idx, err == nil, err
+}
+
+// appendClaimed finishes an append after claim c.
+func (l *Log) appendClaimed(ctx context.Context, entry storage.Entry, c claim) (uint64, error) {
+	switch c.state {
+	case claimIndexed:
+		return c.index, nil
+	case claimTakenOver:
+		// The previous holder may have sequenced the entry before it
+		// died: look for it at or after the size at claim time.
+		idx, found, err := l.find(ctx, entry, c.fromSize)
+		if err != nil {
+			return 0, err
+		}
+		if found {
+			return l.record(ctx, entry, idx)
+		}
+	}
+	f, err := l.add(ctx, tessera.NewEntry(entry[:]))()
+	if err != nil {
+		if errors.Is(err, tessera.ErrPushback) {
+			return 0, fmt.Errorf("append to log: %w", err)
+		}
+		return 0, unavailable(fmt.Errorf("append to log: %w", err))
+	}
+	return l.record(ctx, entry, f.Index)
 }
 
 // record stores the index of an appended entry; if another replica recorded

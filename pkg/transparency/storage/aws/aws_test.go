@@ -150,3 +150,44 @@ func TestClaimTakeover(t *testing.T) {
 		t.Fatalf("log size = %d, %v; want 2", size, err)
 	}
 }
+
+// TestAppendUnclaimed: adoption leaves an entry a live replica is appending
+// to it, appends an unclaimed one, and takes over a stale claim.
+func TestAppendUnclaimed(t *testing.T) {
+	tg := awstest.New(t)
+	ctx := t.Context()
+	lg, st, err := aws.Open(ctx, config(tg, signer(t, "example.com/adopt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { st.Close(); lg.Close(ctx) }()
+	db, err := sql.Open("mysql", tg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	live := sha256.Sum256([]byte("being appended by a live replica"))
+	if _, err := db.Exec("INSERT INTO tf_log_index (entry, owner, claimed_at, from_size) VALUES (?, 'live', NOW(6), 0)", live[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := lg.AppendUnclaimed(ctx, live); err != nil || ok {
+		t.Fatalf("AppendUnclaimed of an entry a live replica claims = ok %v, %v; want left to it", ok, err)
+	}
+	free := sha256.Sum256([]byte("stored by a replica that died before claiming"))
+	i, ok, err := lg.AppendUnclaimed(ctx, free)
+	if err != nil || !ok || i != 0 {
+		t.Fatalf("AppendUnclaimed of an unclaimed entry = %d, %v, %v; want index 0", i, ok, err)
+	}
+	if got, ok, err := lg.AppendUnclaimed(ctx, free); err != nil || !ok || got != i {
+		t.Fatalf("AppendUnclaimed of an indexed entry = %d, %v, %v; want its index %d", got, ok, err, i)
+	}
+	time.Sleep(2500 * time.Millisecond) // the live claim goes stale (claim timeout 2s)
+	j, ok, err := lg.AppendUnclaimed(ctx, live)
+	if err != nil || !ok || j != 1 {
+		t.Fatalf("AppendUnclaimed of a stale claim = %d, %v, %v; want taken over at index 1", j, ok, err)
+	}
+	if size, err := lg.IntegratedSize(ctx); err != nil || size != 2 {
+		t.Fatalf("log size = %d, %v; want 2", size, err)
+	}
+}

@@ -4,5 +4,8 @@
 //   - genvectors regenerates the project's own SCITT test vectors
 //     (testdata/trustfabric-v1; `go generate ./pkg/scitt`);
 //   - selftestenv runs the test/dev environment of pkg/server/servertest on
-//     loopback for the CI self-tests (.ci/ci.sh, .github/selftest).
+//     loopback for the CI self-tests (.ci/ci.sh, .github/selftest);
+//   - interop (no Go) holds transmute.cjs, SCITT objects made and verified
+//     by @transmute/cose for cmd/trustfabric's TestTransmuteInterop, with its
+//     exact npm versions (package-lock.json) and install.sh.
 package devtools

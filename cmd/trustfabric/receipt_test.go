@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 
+	"github.com/trustfabric/trustfabric/internal/cosewire"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
@@ -116,6 +120,109 @@ func TestReceiptVerifyCCF(t *testing.T) {
 		d := "../../pkg/scitt/testdata/ccf-vds2/" + bad + "/"
 		if code, out, errOut := tf(t, "receipt", "verify", "--statement", d+"statement.cose", "--receipt", d+"receipt.cose", "--service-key", d+"log-key.pub"); code != exitInvalid {
 			t.Errorf("%s: exit %d\n%s%s", bad, code, out, errOut)
+		}
+	}
+}
+
+// TestCriticalHeadersCLI is issue 11 item 8's crit defect through the CLI,
+// on the two crit vectors of testdata/trustfabric-v1: `receipt verify`
+// (detached and as a Transparent Statement) and `statement verify` refuse a
+// statement or receipt whose crit (label 2) names a header parameter they do
+// not understand (RFC 9052 §3.1), saying so; `serve` refuses to register the
+// statement (400 Unknown Critical Header), and registers the valid vector's.
+func TestCriticalHeadersCLI(t *testing.T) {
+	v := "../../testdata/trustfabric-v1/"
+	stmtCrit, rcptCrit, valid := v+"fail-critical-unknown-header/", v+"fail-receipt-critical-unknown-header/", v+"valid/"
+	dir := t.TempDir()
+	// A Transparent Statement carrying the critical receipt, built by hand
+	// (scitt.AddReceipt refuses it).
+	transparent := func(stmtFile, receiptFile string) string {
+		stmt, _ := os.ReadFile(stmtFile)
+		rb, _ := os.ReadFile(receiptFile)
+		m, err := cosewire.Parse(stmt, scitt.MaxStatementSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := cosewire.Enc.Marshal(map[int64]any{scitt.LabelReceipts: [][]byte{rb}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, filepath.Base(filepath.Dir(receiptFile))+".cose")
+		os.WriteFile(f, cosewire.Build(m.Protected, u, m.Payload, m.Signature), 0o644)
+		return f
+	}
+	refused := func(name string, args ...string) {
+		t.Helper()
+		code, out, errOut := tf(t, args...)
+		if code == 0 || !strings.Contains(out+errOut, "unknown critical header") || !strings.Contains(out+errOut, "-70001") {
+			t.Errorf("%s: exit %d, want a refusal naming the critical label\n%s%s", name, code, out, errOut)
+		}
+	}
+	for _, c := range []struct{ name, dir string }{{"critical statement", stmtCrit}, {"critical receipt", rcptCrit}} {
+		refused(c.name+", detached", "receipt", "verify", "--statement", c.dir+"statement.cose", "--receipt", c.dir+"receipt.cose", "--service-key", c.dir+"log-key.jwk", "--issuer-key", c.dir+"issuer-key.jwk")
+		refused(c.name+", transparent", "receipt", "verify", transparent(c.dir+"statement.cose", c.dir+"receipt.cose"), "--service-key", c.dir+"log-key.jwk", "--issuer-key", c.dir+"issuer-key.jwk")
+	}
+	refused("critical statement, statement verify", "statement", "verify", stmtCrit+"statement.cose", "--key", stmtCrit+"issuer-key.jwk", "--payload", stmtCrit+"payload.bin")
+	// The same checks pass on the valid vector, so the refusals are crit's.
+	mustRun(t, "receipt", "verify", transparent(valid+"statement.cose", valid+"receipt.cose"), "--service-key", valid+"log-key.jwk", "--issuer-key", valid+"issuer-key.jwk", "--leaf", "ietf")
+
+	ts := startServe(t, "--data", filepath.Join(dir, "data"), "--trust-key", stmtCrit+"issuer-key.jwk", "--trust-key", valid+"issuer-key.jwk")
+	code, out, errOut := tf(t, "register", "--ts", ts, stmtCrit+"statement.cose", "--out", filepath.Join(dir, "t.cose"))
+	if code != exitInvalid || !strings.Contains(out+errOut, "Unknown Critical Header") {
+		t.Errorf("register of the critical statement: exit %d\n%s%s", code, out, errOut)
+	}
+	mustRun(t, "register", "--ts", ts, valid+"statement.cose", "--out", filepath.Join(dir, "valid.t.cose"))
+}
+
+// TestReceiptVerifyRefusesGraftedConsistencyReceipt: the service's own
+// consistency receipt, with the statement's inclusion proof grafted into its
+// unprotected header (its signature covers the same root), is refused by
+// `receipt verify`, alone and inside a transparent statement.
+func TestReceiptVerifyRefusesGraftedConsistencyReceipt(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	mustRun(t, "key", "generate", "--out", p("issuer.jwk"), "--public-out", p("issuer.pub.jwk"))
+	ts := startServe(t, "--data", p("data"), "--trust-key", p("issuer.pub.jwk"))
+	os.WriteFile(p("prov.json"), []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}`), 0o644)
+	mustRun(t, "statement", "sign", "--key", p("issuer.jwk"), "--issuer", "https://ci.example.org", "--subject", "sha256:00", "--payload", p("prov.json"), "--out", p("s.cose"))
+	mustRun(t, "register", "--ts", ts, p("s.cose"), "--out", p("t.cose"), "--receipt-out", p("r.cose"))
+
+	incl, _ := os.ReadFile(p("r.cose"))
+	ir, err := scitt.ParseReceipt(incl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := ir.Inclusion[0].TreeSize
+	resp, err := http.Get(fmt.Sprintf("%s/consistency?from=1&to=%d", ts, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /consistency?from=1&to=%d: %d %s", size, resp.StatusCode, cons)
+	}
+	cm, err := cosewire.Parse(cons, scitt.MaxReceiptSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := cosewire.Parse(incl, scitt.MaxReceiptSize)
+	os.WriteFile(p("graft.cose"), cm.WithUnprotected(im.Unprotected), 0o644)
+	stmt, _ := os.ReadFile(p("s.cose"))
+	tsGraft, err := scitt.AddReceipt(stmt, cm.WithUnprotected(im.Unprotected))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p("t-graft.cose"), tsGraft, 0o644)
+
+	mustRun(t, "receipt", "verify", "--statement", p("s.cose"), "--receipt", p("r.cose"), "--service-key", ts)
+	for _, args := range [][]string{
+		{"receipt", "verify", "--statement", p("s.cose"), "--receipt", p("graft.cose"), "--service-key", ts},
+		{"receipt", "verify", p("t-graft.cose"), "--service-key", ts},
+	} {
+		code, out, errOut := tf(t, args...)
+		if code == 0 || !strings.Contains(out+errOut, "receipt.kind") || !strings.Contains(out+errOut, "consistency") {
+			t.Fatalf("%v: exit %d, want a refusal naming receipt.kind\n%s%s", args, code, out, errOut)
 		}
 	}
 }

@@ -6,6 +6,9 @@
 //
 //	go run ./devtools/genvectors -out testdata/trustfabric-v1
 //
+// -only NAME[,NAME] writes just those vectors (with fresh keys of their own),
+// so a vector can be added without changing the committed ones.
+//
 // Each vector directory holds statement.cose, receipt.cose, payload.bin,
 // issuer-key.jwk and log-key.jwk (public keys) and expected.json, which names
 // the verdict, the check that fails and the pkg/scitt sentinel error it
@@ -25,6 +28,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -68,13 +72,14 @@ type gen struct {
 
 func main() {
 	out := flag.String("out", "testdata/trustfabric-v1", "output directory")
+	only := flag.String("only", "", "comma-separated vector names: write only these")
 	flag.Parse()
-	if err := run(*out); err != nil {
+	if err := run(*out, *only); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string) error {
+func run(out, only string) error {
 	g := &gen{ctx: context.Background(), out: out}
 	var err error
 	if g.issuerKey, err = keys.Generate(cose.AlgorithmES256); err != nil {
@@ -149,8 +154,26 @@ func run(out string) error {
 				return g.receipt(other, leafIndex, nil)
 			},
 			check: scitt.CheckReceiptSignature, sentinel: "ErrProofMismatch"},
+		{name: "fail-critical-unknown-header", desc: "The statement's crit (2) names label -70001, which a verifier does not understand (RFC 9052 §3.1); the receipt covers it, so only crit fails.",
+			statement: hashEnvelope(func(h map[any]any) { h[int64(scitt.LabelCrit)] = []any{int64(-70001)}; h[int64(-70001)] = int64(1) }),
+			check:     "statement.parse", sentinel: "ErrCriticalHeader"},
+		{name: "fail-receipt-critical-unknown-header", desc: "The receipt's crit (2) names label -70001, which a verifier does not understand (RFC 9052 §3.1); proof and signature are otherwise valid.",
+			receipt: func(stmt []byte) []byte {
+				return g.rawReceiptWith(stmt, leafIndex, treeSize, func(h map[any]any) { h[int64(scitt.LabelCrit)] = []any{int64(-70001)}; h[int64(-70001)] = int64(1) })
+			},
+			check: "receipt.parse", sentinel: "ErrCriticalHeader"},
+	}
+	want := map[string]bool{}
+	for _, n := range strings.Split(only, ",") {
+		if n != "" {
+			want[n] = true
+		}
 	}
 	for _, c := range cases {
+		if len(want) > 0 && !want[c.name] {
+			continue
+		}
+		delete(want, c.name)
 		stmt := c.statement
 		if stmt == nil {
 			stmt = g.statement
@@ -171,6 +194,9 @@ func run(out string) error {
 		if err := g.write(c.name, stmt, receipt, exp); err != nil {
 			return err
 		}
+	}
+	for n := range want {
+		return fmt.Errorf("-only: no vector named %q", n)
 	}
 	return nil
 }
@@ -241,6 +267,11 @@ func (g *gen) receiptWith(key *keys.PrivateKey, stmt []byte, index uint64, mod f
 // rawReceipt builds a receipt whose proof claims (index, size) as given,
 // bypassing IssueReceipt's own range check.
 func (g *gen) rawReceipt(stmt []byte, index, size uint64) []byte {
+	return g.rawReceiptWith(stmt, index, size, nil)
+}
+
+// rawReceiptWith is rawReceipt with mod applied to the protected header.
+func (g *gen) rawReceiptWith(stmt []byte, index, size uint64, mod func(map[any]any)) []byte {
 	t := g.tree(stmt)
 	path, err := t.InclusionProof(leafIndex, treeSize)
 	must(err)
@@ -251,6 +282,9 @@ func (g *gen) rawReceipt(stmt []byte, index, size uint64) []byte {
 		int64(scitt.LabelKID):       g.logKey.KID,
 		int64(scitt.LabelVDS):       int64(1),
 		int64(scitt.LabelCWTClaims): map[int64]any{1: tsIssuer, 2: entryID(stmt), 6: iat.Unix()},
+	}
+	if mod != nil {
+		mod(h)
 	}
 	protected, err := cosewire.Enc.Marshal(h)
 	must(err)

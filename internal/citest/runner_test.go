@@ -73,7 +73,10 @@ func hasCommands(t *testing.T, cli string, names ...string) bool {
 
 func run(t *testing.T, dir string, opts RunOptions) *RunResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// A guard against a hung step, not a speed check: a step that builds the
+	// CLI from source on a cold build cache and a loaded two-core machine
+	// takes minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	if opts.Workspace == "" {
 		opts.Workspace = t.TempDir()

@@ -3,7 +3,9 @@ package policy
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -242,5 +244,59 @@ func TestVerifyBudget(t *testing.T) {
 	_, err = w.verifier(policy, WithCacheTTL(0, 0), WithBudget(time.Nanosecond, 0)).Verify(w.ctx, image)
 	if !errors.Is(err, ErrBudget) {
 		t.Errorf("time budget: err = %v, want ErrBudget", err)
+	}
+}
+
+// TestReceiptKidAsJWKString is issue 11 item 1 at the gate, the verifier
+// that skips receipts whose kid names no key of a trusted service: a
+// receipt whose kid is the UTF-8 bytes of the service JWK's "kid" string
+// (Transmute's convention: by default the base64url RFC 7638 thumbprint;
+// or free text) counts; with a JWK whose kid is something else, it does not.
+func TestReceiptKidAsJWKString(t *testing.T) {
+	w := newWorld(t)
+	thumb := base64.RawURLEncoding.EncodeToString(w.tsKey.Public().JWKThumbprint())
+	jwkWithKid := func(kid string) []byte {
+		b, err := w.tsKey.Public().MarshalJWK()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["kid"] = kid
+		b, _ = json.Marshal(m)
+		return b
+	}
+	policy := strings.Replace(basePolicy, "keys: [ts-keys.cbor]", "keys: [ts.jwk]", 1)
+	for _, c := range []struct {
+		name, receiptKid, jwkKid string
+		allowed                  bool
+	}{
+		{"thumbprint string", thumb, thumb, true},
+		{"free text", "log-key-2026", "log-key-2026", true},
+		{"another kid", "log-key-2026", "log-key-2025", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := w.with(t)
+			w.write("ts.jwk", jwkWithKid(c.jwkKid))
+			signer := *w.tsKey
+			signer.KID = []byte(c.receiptKid)
+			image, digest := w.pushImage("acme/kid-" + strings.ReplaceAll(c.name, " ", "-"))
+			w.attest(evidence{image: image, digest: digest, tsKey: &signer})
+			d, err := w.verifier(policy, WithCacheTTL(0, 0)).Verify(w.ctx, image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allowed != c.allowed {
+				ch, _ := d.Candidates[0].Failed()
+				t.Fatalf("allowed = %v, want %v (failed check %+v)", d.Allowed, c.allowed, ch)
+			}
+			if !c.allowed {
+				if ch, _ := d.Candidates[0].Failed(); ch.Name != CheckReceipts || !errors.Is(ch.Err(), ErrNoTrustedReceipt) {
+					t.Errorf("failed at %+v, want %s with ErrNoTrustedReceipt", ch, CheckReceipts)
+				}
+			}
+		})
 	}
 }

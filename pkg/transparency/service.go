@@ -98,6 +98,14 @@ type Options struct {
 	PollInterval time.Duration
 	// Backend opens the storage; nil means the embedded POSIX backend in Dir.
 	Backend Backend
+	// SharedLog says that several service processes (replicas) share the
+	// log and statement store Backend opens (package storage/aws). Then the
+	// checkpoint key is derived from the receipt key in KeyFile (required),
+	// so that every replica started with the same key signs the same log,
+	// and registrations another replica left pending are adopted every
+	// AdoptInterval (default 2 s).
+	SharedLog     bool
+	AdoptInterval time.Duration
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -185,7 +193,19 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, verifier, err := loadNoteSigner(opts.Dir, originFor(opts.Issuer))
+	var signer note.Signer
+	var verifier note.Verifier
+	if opts.SharedLog {
+		if opts.KeyFile == "" {
+			return nil, errors.New("open transparency service: a shared log needs the receipt key in a file (--key), the same for every replica")
+		}
+		if opts.AdoptInterval <= 0 {
+			opts.AdoptInterval = 2 * time.Second
+		}
+		signer, verifier, err = deriveNoteSigner(keys.current, originFor(opts.Issuer))
+	} else {
+		signer, verifier, err = loadNoteSigner(opts.Dir, originFor(opts.Issuer))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +243,13 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		defer s.wg.Done()
 		s.follow.run(fctx)
 	}()
+	if s.dedup() && opts.SharedLog {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.adoptLoop(fctx)
+		}()
+	}
 	if err := s.registerPolicy(ctx); err != nil {
 		s.Close(ctx)
 		return nil, err
@@ -247,8 +274,80 @@ func originFor(issuer string) string {
 	return name + "/scitt-log"
 }
 
+// dedup reports whether appending an entry twice is harmless (the log
+// returns its existing index; storage.Deduplicator).
+func (s *Service) dedup() bool {
+	d, ok := s.log.(storage.Deduplicator)
+	return ok && d.Deduplicates()
+}
+
+// adoptLoop appends, every AdoptInterval, the registrations that are stored
+// but have no index and are not being appended by this process: those of a
+// replica that stopped (or died) before appending them. The log's
+// deduplication makes this safe while the other replica is still alive.
+func (s *Service) adoptLoop(ctx context.Context) {
+	t := time.NewTicker(s.opts.AdoptInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pending, err := s.store.Unindexed(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger.WarnContext(ctx, "listing pending registrations failed", slog.Any("error", err))
+			}
+			continue
+		}
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 256)
+		adopted := 0
+		for _, e := range pending {
+			s.mu.Lock()
+			_, mine := s.inflight[e]
+			s.mu.Unlock()
+			if mine {
+				continue
+			}
+			adopted++
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if err := s.adopt(ctx, e); err != nil && ctx.Err() == nil {
+					s.logger.WarnContext(ctx, "adopting a pending registration failed; retrying later",
+						slog.String("entry", hex.EncodeToString(e[:])), slog.Any("error", err))
+				}
+			})
+		}
+		wg.Wait()
+		if adopted > 0 {
+			s.logger.InfoContext(ctx, "adopted pending registrations", slog.Int("entries", adopted))
+		}
+	}
+}
+
+// adopt appends a registration another replica left pending. With a log
+// that knows who is appending what (storage.Adopter), entries a live
+// replica is still appending are skipped: waiting on them would put every
+// registration of every other replica through this one too.
+func (s *Service) adopt(ctx context.Context, e storage.Entry) error {
+	a, ok := s.log.(storage.Adopter)
+	if !ok {
+		_, err := s.appendEntry(ctx, e, nil)
+		return err
+	}
+	idx, ok, err := a.AppendUnclaimed(ctx, e)
+	if err != nil || !ok {
+		return err
+	}
+	return s.store.SetIndex(ctx, e, idx)
+}
+
 // recover resolves statements that were stored but have no index: they are
-// looked up in the log (newest bundles first) or appended again.
+// looked up in the log (newest bundles first) or appended again. On a
+// deduplicating log they are simply appended again.
 func (s *Service) recover(ctx context.Context) error {
 	pending, err := s.store.Unindexed(ctx)
 	if err != nil || len(pending) == 0 {
@@ -257,6 +356,9 @@ func (s *Service) recover(ctx context.Context) error {
 	want := make(map[storage.Entry]bool, len(pending))
 	for _, e := range pending {
 		want[e] = true
+	}
+	if s.dedup() {
+		return s.reappend(ctx, want, 0)
 	}
 	size, err := s.log.IntegratedSize(ctx)
 	if err != nil {
@@ -288,7 +390,12 @@ func (s *Service) recover(ctx context.Context) error {
 			}
 		}
 	}
-	// Re-append the rest concurrently, so that Tessera batches them.
+	return s.reappend(ctx, want, found)
+}
+
+// reappend appends the entries of want concurrently, so that Tessera
+// batches them.
+func (s *Service) reappend(ctx context.Context, want map[storage.Entry]bool, found int) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error

@@ -17,9 +17,10 @@ func init() { register(NewCmdAttest) }
 // register → attach in one process.
 func NewCmdAttest() *cobra.Command {
 	var (
-		o      attest.Options
-		oo     attest.OutputOptions
-		output string
+		o         attest.Options
+		oo        attest.OutputOptions
+		output    string
+		recursive bool
 	)
 	cmd := &cobra.Command{
 		Use:   "attest IMAGE[@DIGEST] --ts URL --identity-server URL",
@@ -62,19 +63,36 @@ statement registered but not attached (the error says how to retry).`,
 			o.Image = args[0]
 			o.Out = stderr
 			o.Progress = func(s attest.Step) { attest.WriteStep(progress, s) }
-			res, runErr := attest.Run(cmd.Context(), o)
+			var (
+				res       *attest.Result
+				platforms []*attest.Result
+				runErr    error
+			)
+			if recursive {
+				res, platforms, runErr = attest.RunRecursive(cmd.Context(), o)
+			} else {
+				res, runErr = attest.Run(cmd.Context(), o)
+			}
 			if res == nil {
 				return runErr
 			}
 			if output == "json" {
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				var v any = res
+				if recursive {
+					v = append([]*attest.Result{res}, platforms...)
+				}
+				if err := enc.Encode(v); err != nil {
 					return err
 				}
 			} else if runErr == nil {
 				fmt.Fprintln(stdout)
 				attest.WriteText(stdout, res)
+				for _, p := range platforms {
+					fmt.Fprintf(stdout, "\nplatform manifest %s@%s\n", p.Repository, p.Digest)
+					attest.WriteText(stdout, p)
+				}
 			}
 			written, outErr := attest.WriteOutputs(res, runErr, oo)
 			for _, f := range written {
@@ -90,6 +108,7 @@ statement registered but not attached (the error says how to retry).`,
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&recursive, "recursive", false, "for an image index, also attest each platform manifest it lists, each with its own statement (--output json then prints a list: the index first)")
 	f.StringVar(&o.TS, "ts", "", "Transparency Service URL")
 	f.StringVar(&o.IdentityServer, "identity-server", "", "Identity Server URL")
 	f.StringVar(&o.Audience, "audience", "", "audience of the CI OIDC token (default: the identity server URL)")

@@ -2,8 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +67,11 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"fakegithub": cmdFakeGitHub,
 	"httpget":    cmdHTTPGet,
 	"envsubst":   cmdEnvsubst,
+	"tlscert":    cmdTLSCert,
+	"httppost":   cmdHTTPPost,
+	"waitfile":   cmdWaitfile,
+	"sourceenv":  cmdSourceenv,
+	"runsignal":  cmdRunsignal,
 }
 
 // exits CODE PROGRAM [ARGS...] runs PROGRAM like exec and checks its exit
@@ -100,7 +115,7 @@ func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get(args[0])
+		resp, err := loopbackClient.Get(args[0])
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -244,4 +259,164 @@ func TestScriptsCoverEveryCommand(t *testing.T) {
 			t.Errorf("no script runs `exits 2 trustfabric %s` (its usage error)", p)
 		}
 	}
+}
+
+// loopbackClient is the scripts' HTTP client: it accepts any certificate,
+// for the self-signed ones of tlscert on loopback.
+var loopbackClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test certificates on loopback
+
+// tlscert CERT KEY writes a self-signed serving certificate for 127.0.0.1
+// and localhost, and its key, in PEM.
+func cmdTLSCert(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: tlscert CERT KEY")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ts.Check(err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ts.Check(err)
+	kb, err := x509.MarshalECPrivateKey(key)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
+}
+
+// httppost URL BODYFILE OUTFILE POSTs BODYFILE as JSON and writes the body
+// of a 200 answer to OUTFILE.
+func cmdHTTPPost(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: httppost URL BODYFILE OUTFILE")
+	}
+	resp, err := loopbackClient.Post(args[0], "application/json", strings.NewReader(ts.ReadFile(args[1])))
+	ts.Check(err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	ts.Check(err)
+	if resp.StatusCode != http.StatusOK {
+		ts.Fatalf("POST %s: %s: %s", args[0], resp.Status, b)
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[2]), b, 0o644))
+}
+
+// waitfile FILE waits (2 minutes at most) until FILE exists: the
+// ready-wait for a background `trustfabric quickstart --serve`.
+func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear within 2 minutes", args[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sourceenv FILE sets the variables of FILE's `export K='V'` lines (the
+// env.sh quickstart --serve writes) in the script's environment.
+func cmdSourceenv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sourceenv FILE")
+	}
+	n := 0
+	for _, line := range strings.Split(ts.ReadFile(args[0]), "\n") {
+		rest, ok := strings.CutPrefix(line, "export ")
+		if !ok {
+			continue
+		}
+		k, v, ok := strings.Cut(rest, "=")
+		if !ok || len(v) < 2 || v[0] != '\'' || v[len(v)-1] != '\'' {
+			ts.Fatalf("%s: malformed line %q", args[0], line)
+		}
+		ts.Setenv(k, strings.ReplaceAll(v[1:len(v)-1], `'\''`, "'"))
+		n++
+	}
+	if n == 0 {
+		ts.Fatalf("%s exports nothing", args[0])
+	}
+}
+
+// runsignal SIGNAL READYFILE PROGRAM [ARGS...] starts PROGRAM (from the
+// script's PATH), waits (2 minutes at most) for READYFILE, sends SIGNAL
+// (INT or TERM) and checks that PROGRAM exits 0 within 30 s. testscript's
+// kill sends INT and KILL only.
+func cmdRunsignal(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: runsignal INT|TERM READYFILE PROGRAM [ARGS...]")
+	}
+	sig := map[string]os.Signal{"INT": os.Interrupt, "TERM": syscall.SIGTERM}[args[0]]
+	if sig == nil {
+		ts.Fatalf("runsignal: signal %q: want INT or TERM", args[0])
+	}
+	prog, err := lookPath(ts, args[2])
+	ts.Check(err)
+	cmd := exec.Command(prog, args[3:]...)
+	cmd.Dir = ts.MkAbs(".")
+	cmd.Env = environ(ts)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	ts.Check(cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(ts.MkAbs(args[1])); err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			ts.Fatalf("%s exited before %s appeared: %v\n%s", args[2], args[1], err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			ts.Fatalf("%s did not appear within 2 minutes\n%s", args[1], out.String())
+		}
+	}
+	ts.Check(cmd.Process.Signal(sig))
+	select {
+	case err := <-exited:
+		if err != nil {
+			ts.Fatalf("%s after SIG%s: %v\n%s", args[2], args[0], err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		ts.Fatalf("%s still running 30s after SIG%s\n%s", args[2], args[0], out.String())
+	}
+	ts.Logf("%s", out.String())
+}
+
+// environ is the script's environment for a child process.
+func environ(ts *testscript.TestScript) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if v := ts.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "WORK"} {
+		env = append(env, k+"="+ts.Getenv(k))
+	}
+	return env
+}
+
+// lookPath finds prog on the script's PATH.
+func lookPath(ts *testscript.TestScript, prog string) (string, error) {
+	for _, d := range filepath.SplitList(ts.Getenv("PATH")) {
+		p := filepath.Join(d, prog)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not on the script's PATH", prog)
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/trustfabric/trustfabric/internal/jsonlimit"
+	"slices"
 	"strings"
+
+	"github.com/trustfabric/trustfabric/internal/jsonlimit"
 )
 
 // maxJSONDepth bounds the nesting of manifests and indexes we parse.
@@ -50,6 +52,11 @@ func checkDescriptor(d Descriptor) error {
 // has already bounded their size). It checks the media type, schema version, nesting depth,
 // entry count and every descriptor. Errors wrap ErrMalformedIndex.
 func parseIndex(b []byte, maxEntries int) (*index, error) {
+	return parseIndexOf(b, maxEntries, IndexMediaType)
+}
+
+// parseIndexOf is parseIndex accepting the given media types in the body.
+func parseIndexOf(b []byte, maxEntries int, mediaTypes ...string) (*index, error) {
 	if err := jsonlimit.CheckDepth(b, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedIndex, err)
 	}
@@ -64,8 +71,8 @@ func parseIndex(b []byte, maxEntries int) (*index, error) {
 	if ix.SchemaVersion != 2 {
 		return nil, fmt.Errorf("%w: schemaVersion is %d, want 2", ErrMalformedIndex, ix.SchemaVersion)
 	}
-	if ix.MediaType != "" && ix.MediaType != IndexMediaType {
-		return nil, fmt.Errorf("%w: mediaType is %q, want %q", ErrMalformedIndex, trunc(ix.MediaType), IndexMediaType)
+	if ix.MediaType != "" && !slices.Contains(mediaTypes, ix.MediaType) {
+		return nil, fmt.Errorf("%w: mediaType is %q, want %q", ErrMalformedIndex, trunc(ix.MediaType), strings.Join(mediaTypes, " or "))
 	}
 	if len(ix.Manifests) > maxEntries {
 		return nil, fmt.Errorf("%w: %d entries, the limit is %d", ErrMalformedIndex, len(ix.Manifests), maxEntries)

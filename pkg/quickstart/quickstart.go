@@ -18,9 +18,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
@@ -34,7 +36,26 @@ type Options struct {
 	Dir string
 	// Out receives the story. Default os.Stdout.
 	Out io.Writer
+	// Serve keeps the services running after the flow, until ctx is done,
+	// and writes Dir/env.sh (EnvFile) describing them while they run; it
+	// needs Dir. Run then returns nil when ctx ends (an interrupt is the
+	// normal way out).
+	Serve bool
 }
+
+// EnvFile is the file Run writes in Dir while it serves: shell lines
+// exporting TF_REGISTRY (host:port), TF_TS_URL, TF_IDENTITY_SERVER,
+// TF_IMAGE (the attested image by digest), TF_IMAGE_TAG (the same by tag),
+// TF_UNATTESTED_IMAGE (by digest), TF_POLICY (the policy file) and
+// TF_GITHUB_ISSUER (the fake CI issuer). It is removed when Run stops
+// serving, so its presence means the services are up.
+const EnvFile = "env.sh"
+
+// CIEnvFile, next to EnvFile, exports the fake GitHub Actions runner's
+// variables (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, GITHUB_*), so that
+// `trustfabric attest` run in a shell that sources it gets a CI token from
+// the fake issuer.
+const CIEnvFile = "ci-env.sh"
 
 // Expectation is one thing the quickstart checks.
 type Expectation struct {
@@ -80,6 +101,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	out := o.Out
 	if out == nil {
 		out = os.Stdout
+	}
+	if o.Serve && o.Dir == "" {
+		return nil, errors.New("quickstart: serving needs a workspace directory (--keep DIR) for env.sh")
 	}
 	dir := o.Dir
 	if dir == "" {
@@ -163,6 +187,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		p.expectation(e)
 	}
 
+	if o.Serve {
+		if !report.OK() {
+			return report, ErrExpectation
+		}
+		return report, serve(ctx, p, env, report)
+	}
 	p.section("5. The same with the real commands (these services stop with quickstart; `trustfabric serve` runs them for real)")
 	p.line("  trustfabric attest %s --ts %s --identity-server %s", env.ImageTag, env.TSURL, env.IdentityURL)
 	p.line("  trustfabric verify %s --policy %s", env.Image, policyFile)
@@ -182,6 +212,63 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	p.line("\nAll %d expectations held.", len(report.Expectations))
 	return report, nil
+}
+
+// serve writes env.sh and ci-env.sh, waits for ctx to end, and removes
+// them; the deferred env.Close in Run stops the services.
+func serve(ctx context.Context, p *printer, env *servertest.Env, report *Report) error {
+	unattested, err := servertest.PushRandomImage(ctx, env.RegistryHost+"/acme/unattested:v1")
+	if err != nil {
+		return fmt.Errorf("push the unattested image: %w", err)
+	}
+	vars := [][2]string{
+		{"TF_REGISTRY", env.RegistryHost},
+		{"TF_TS_URL", env.TSURL},
+		{"TF_IDENTITY_SERVER", env.IdentityURL},
+		{"TF_IMAGE", env.Image},
+		{"TF_IMAGE_TAG", env.ImageTag},
+		{"TF_UNATTESTED_IMAGE", unattested},
+		{"TF_POLICY", report.PolicyFile},
+	}
+	if env.GitHub != nil {
+		vars = append(vars, [2]string{"TF_GITHUB_ISSUER", env.GitHub.URL()})
+	}
+	envFile, ciFile := filepath.Join(report.Dir, EnvFile), filepath.Join(report.Dir, CIEnvFile)
+	ci := make([][2]string, 0, len(env.Vars))
+	for k, v := range env.Vars {
+		ci = append(ci, [2]string{k, v})
+	}
+	sort.Slice(ci, func(i, j int) bool { return ci[i][0] < ci[j][0] })
+	// ci-env.sh first: env.sh appearing means everything is ready.
+	if err := atomicfile.WriteFile(ciFile, exports("the fake GitHub Actions runner of `trustfabric quickstart --serve`", ci), 0o600); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(envFile, exports("the live system of `trustfabric quickstart --serve` (removed when it stops)", vars), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(ciFile)
+	defer os.Remove(envFile)
+	p.section("5. Serving until interrupted (Ctrl-C or SIGTERM stops everything)")
+	for _, v := range vars {
+		p.line("  %-20s %s", v[0], v[1])
+	}
+	p.line("  . %s    then, for example:", envFile)
+	p.line("  trustfabric verify $TF_IMAGE --policy $TF_POLICY")
+	p.line("  trustfabric verify $TF_UNATTESTED_IMAGE --policy $TF_POLICY   (denied)")
+	p.line("  (. %s first to attest as the fake CI job: trustfabric attest IMAGE --ts $TF_TS_URL --identity-server $TF_IDENTITY_SERVER)", ciFile)
+	<-ctx.Done()
+	p.line("\nStopping.")
+	return nil
+}
+
+// exports renders shell export lines, each value single-quoted.
+func exports(what string, vars [][2]string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n", what)
+	for _, v := range vars {
+		fmt.Fprintf(&b, "export %s='%s'\n", v[0], strings.ReplaceAll(v[1], "'", `'\''`))
+	}
+	return []byte(b.String())
 }
 
 // expect runs the gate on image and compares with want.

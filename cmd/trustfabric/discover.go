@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,20 +12,6 @@ import (
 )
 
 func init() { register(NewCmdDiscover) }
-
-// discoverEntry is one line of `trustfabric discover --output json`.
-type discoverEntry struct {
-	Digest        string   `json:"digest"`
-	ArtifactType  string   `json:"artifactType"`
-	Issuer        string   `json:"issuer,omitempty"`
-	Subject       string   `json:"subject,omitempty"`
-	TS            []string `json:"transparencyServices,omitempty"`
-	EntryID       string   `json:"entryId,omitempty"`
-	PredicateType string   `json:"predicateType,omitempty"`
-	ContentType   string   `json:"contentType,omitempty"`
-	Created       string   `json:"created,omitempty"`
-	Error         string   `json:"error,omitempty"`
-}
 
 // NewCmdDiscover returns `trustfabric discover`.
 func NewCmdDiscover() *cobra.Command {
@@ -56,31 +41,18 @@ payload's content type), issuer, subject, transparency services and creation tim
 			if err != nil {
 				return err
 			}
-			entries := make([]discoverEntry, 0, len(d.Entries))
-			for _, e := range d.Entries {
-				de := discoverEntry{Digest: e.Descriptor.Digest, ArtifactType: e.Descriptor.ArtifactType,
-					Issuer: e.Annotations.Issuer, Subject: e.Annotations.Subject, TS: e.Annotations.TS,
-					EntryID: e.Annotations.EntryID, PredicateType: e.Annotations.PredicateType,
-					ContentType: e.Annotations.ContentType}
-				if !e.Annotations.Created.IsZero() {
-					de.Created = e.Annotations.Created.Format(time.RFC3339)
-				}
-				if e.Err != nil {
-					de.Error = e.Err.Error()
-				}
-				entries = append(entries, de)
-			}
+			l := d.Listing()
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"image": d.Repository + "@" + d.Digest, "mode": d.Mode, "referrers": entries})
+				return enc.Encode(l)
 			}
-			fmt.Fprintf(out, "%s@%s (%s, %d referrers)\n", d.Repository, d.Digest, d.Mode, len(entries))
+			fmt.Fprintf(out, "%s (%s, %d referrers)\n", l.Image, l.Mode, len(l.Referrers))
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "DIGEST\tARTIFACT TYPE\tPAYLOAD\tISSUER\tSUBJECT\tTRANSPARENCY SERVICES\tCREATED")
-			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Digest, e.ArtifactType, payloadLabel(e), e.Issuer, e.Subject,
+			for _, e := range l.Referrers {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Digest, e.ArtifactType, e.Payload(), e.Issuer, e.Subject,
 					strings.Join(e.TS, ","), e.Created)
 				if e.Error != "" {
 					fmt.Fprintf(tw, "  error: %s\t\t\t\t\t\t\n", e.Error)
@@ -95,16 +67,4 @@ payload's content type), issuer, subject, transparency services and creation tim
 	f.BoolVar(&all, "all", false, "list referrers of every artifact type")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host allowed over plain HTTP (repeatable)")
 	return cmd
-}
-
-// payloadLabel names what a statement carries: the in-toto predicate type, or
-// the content type of another payload.
-func payloadLabel(e discoverEntry) string {
-	switch {
-	case e.PredicateType != "":
-		return e.PredicateType
-	case e.ContentType != "":
-		return e.ContentType
-	}
-	return "-"
 }

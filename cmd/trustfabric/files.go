@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/keys"
@@ -62,19 +61,5 @@ func loadKeys(paths []string) (keys.Set, error) {
 // loadServiceKeys is loadKeys that also accepts a Transparency Service URL,
 // whose key set (/.well-known/scitt-keys) is fetched.
 func loadServiceKeys(ctx context.Context, sources []string) (keys.Set, error) {
-	var ks keys.Set
-	for _, p := range sources {
-		var k keys.Set
-		var err error
-		if strings.HasPrefix(p, "https://") || strings.HasPrefix(p, "http://") {
-			k, err = scrapi.FetchKeys(ctx, p)
-		} else {
-			k, err = keys.LoadPublic(p)
-		}
-		if err != nil {
-			return nil, err
-		}
-		ks = append(ks, k...)
-	}
-	return ks, nil
+	return scrapi.LoadServiceKeys(ctx, sources)
 }

@@ -31,18 +31,9 @@ func NewCmdInspect() *cobra.Command {
 			var d any
 			if tok := strings.TrimSpace(string(b)); strings.HasPrefix(tok, "eyJ") {
 				// A JWS: a WIT, a WPT or a CI token. Shown, not verified.
-				u, err := wimse.DecodeUnverified(tok)
-				if err != nil {
+				if d, err = wimse.Describe(tok); err != nil {
 					return err
 				}
-				kind := "jwt"
-				switch u.Header["typ"] {
-				case wimse.TypeWIT:
-					kind = "wit"
-				case wimse.TypeWPT, "application/wpt+jwt":
-					kind = "wpt"
-				}
-				d = map[string]any{"type": kind, "verified": false, "header": u.Header, "claims": u.Claims, "signature_size": u.SignatureSize}
 			} else if d, err = scitt.Describe(b); err != nil {
 				return err
 			}

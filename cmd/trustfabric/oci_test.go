@@ -17,6 +17,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest/distreg"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -114,7 +115,7 @@ func TestProvenanceAttachDiscover(t *testing.T) {
 			var got struct {
 				Image     string
 				Mode      string
-				Referrers []discoverEntry
+				Referrers []oci.ListedReferrer
 			}
 			if err := json.Unmarshal([]byte(js), &got); err != nil {
 				t.Fatal(err)

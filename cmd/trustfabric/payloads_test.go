@@ -24,6 +24,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/provenance"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -187,7 +188,7 @@ func TestGenericPayloads(t *testing.T) {
 	}
 
 	js := mustRun(t, "discover", tag, "--output", "json")
-	var got struct{ Referrers []discoverEntry }
+	var got struct{ Referrers []oci.ListedReferrer }
 	if err := json.Unmarshal([]byte(js), &got); err != nil {
 		t.Fatal(err)
 	}

@@ -79,23 +79,7 @@ CCF receipts (vds 2, Azure Code Transparency) have their own leaf.`,
 				if err != nil {
 					return err
 				}
-				res = &scitt.Result{}
-				if issuer != nil {
-					s, err := scitt.ParseStatement(stmt)
-					if err != nil {
-						return &invalidError{err}
-					}
-					sr, err := s.Verify(issuer)
-					fmt.Fprint(cmd.OutOrStdout(), sr)
-					if err != nil {
-						return &invalidError{err}
-					}
-				}
-				r, err := scitt.ParseReceipt(rb)
-				if err != nil {
-					return &invalidError{err}
-				}
-				res, err = r.VerifyInclusion(stmt, service, leaf)
+				res, err = scitt.VerifyDetachedReceipt(stmt, rb, service, leaf, issuer)
 				fmt.Fprint(cmd.OutOrStdout(), res)
 				if err != nil {
 					return &invalidError{err}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 )
 
@@ -27,5 +29,43 @@ Transparency Service, attaches them to OCI images and gates deployments on them.
 	for _, newCmd := range subcommands {
 		root.AddCommand(newCmd())
 	}
+	root.SetHelpCommand(newHelpCmd())
+	root.InitDefaultCompletionCmd()
+	rejectUnknownSubcommands(root)
 	return root
+}
+
+// rejectUnknownSubcommands makes every command group (key, statement, …)
+// fail with a usage error (exit 2) on an unknown subcommand; cobra checks
+// subcommand names only at the root and would print the group's help and
+// exit 0. A group given no subcommand still prints its help.
+func rejectUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		rejectUnknownSubcommands(sub)
+	}
+	if c == c.Root() || !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command %q for %q (see %s --help)", args[0], cmd.CommandPath(), cmd.CommandPath())
+		}
+		return cmd.Help()
+	}
+}
+
+// newHelpCmd is cobra's help command, except that an unknown topic is a
+// usage error (exit 2) instead of the root's usage with exit 0.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return fmt.Errorf("unknown help topic %q (see trustfabric --help)", args)
+			}
+			return cmd.Help()
+		},
+	}
 }

@@ -61,6 +61,7 @@ into --data on first start (mode 0600).`,
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&so.IdentityConfig, "identity-config", "", "also run the Identity Server (POST /token, /.well-known/wit-bundle) with this YAML configuration; its bundle is trusted for registrations")
 	f.StringArrayVar(&so.IdentityBundles, "identity-bundle", nil, "trust WITs of another trust domain for registrations: TRUST_DOMAIN=BUNDLE_FILE (repeatable)")
+	f.StringArrayVar(&so.IdentityBundleAlgorithms, "identity-bundle-alg", nil, "also accept these JWS algorithms (EdDSA) for the WITs of an --identity-bundle trust domain: TRUST_DOMAIN=ALG[,ALG] (repeatable; the WIT-SVID profile's RS/ES/PS stay the default)")
 	f.BoolVar(&requireWIMSE, "require-wimse", true, "require Workload-Identity-Token and Workload-Proof-Token headers on POST /entries (default: on when a trust domain is trusted)")
 	f.StringVar(&so.PublicURL, "public-url", "", "URL clients reach this server at: the WIMSE proof audience and the Identity Server's default issuer (default http://ADDR)")
 	cmd.MarkFlagRequired("data")

@@ -121,7 +121,9 @@ func TestDependencyRules(t *testing.T) {
 	}{
 		{"pkg/wimse", module + "pkg/scitt"},
 		{"pkg/wimse", module + "pkg/transparency"},
+		{"pkg/wimse", module + "pkg/witstatement"},
 		{"pkg/identity", module + "pkg/ci"},
+		{"pkg/identity", module + "pkg/workload"},
 		{"pkg/workload", "github.com/coreos/go-oidc"},
 		{"pkg/scitt", module + "pkg/ci"},
 		{"pkg/scitt", "net/http/httptest"},
@@ -139,6 +141,7 @@ func TestDependencyRules(t *testing.T) {
 	}
 	for _, p := range []string{"pkg/scitt", "pkg/policy"} {
 		for _, dep := range []string{module + "pkg/transparency", module + "pkg/identity", module + "pkg/server",
+			module + "pkg/oci/ocitest", "github.com/transparency-dev/tessera", "github.com/coreos/go-oidc",
 			"github.com/olareg/olareg", "github.com/distribution/distribution"} {
 			if has(p, dep) {
 				t.Errorf("%s depends on %s", p, dep)

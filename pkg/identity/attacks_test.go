@@ -233,10 +233,10 @@ func TestAttackPullRequestTarget(t *testing.T) {
 	if err := e.exchangeErr(t, tok); !errors.Is(err, ErrPolicy) {
 		t.Fatalf("err = %v, want ErrPolicy", err)
 	}
-	allowed := newEnv(t, func(c *Config) { c.Providers[0].AllowPullRequestTarget = true })
+	allowed := newEnv(t, func(c *Config) { c.Providers[0].AllowPullRequestTargetUnsafe = true })
 	tok, _ = allowed.gh.MintRun(oidctest.GitHubRun{EventName: "pull_request_target"}, allowed.srv.URL)
 	if err := allowed.exchangeErr(t, tok); err != nil {
-		t.Fatalf("with allowPullRequestTarget: %v", err)
+		t.Fatalf("with allowPullRequestTargetUnsafe: %v", err)
 	}
 }
 

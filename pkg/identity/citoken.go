@@ -55,6 +55,11 @@ type ciProvider struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
+	// failedAt and failure remember the last failed discovery: it is not
+	// tried again within JWKSMinRefresh, so tokens naming an unreachable
+	// issuer do not each cost a discovery request.
+	failedAt time.Time
+	failure  error
 }
 
 func newCIVerifier(cfg *Config, client *http.Client, now func() time.Time, replay *wimse.ReplayCache) (*ciVerifier, error) {
@@ -88,6 +93,19 @@ func (p *ciProvider) oidcVerifier(ctx context.Context, client *http.Client, now 
 	if p.verifier != nil {
 		return p.verifier, nil
 	}
+	if p.failure != nil && now().Sub(p.failedAt) < JWKSMinRefresh {
+		return nil, p.failure
+	}
+	v, err := p.discover(ctx, client, now)
+	if err != nil {
+		p.failedAt, p.failure = now(), err
+		return nil, err
+	}
+	p.verifier, p.failure = v, nil
+	return v, nil
+}
+
+func (p *ciProvider) discover(ctx context.Context, client *http.Client, now func() time.Time) (*oidc.IDTokenVerifier, error) {
 	// The key set outlives this request: give discovery and the remote key set
 	// a context that is not cancelled with it.
 	bg := oidc.ClientContext(context.WithoutCancel(ctx), client)
@@ -103,8 +121,11 @@ func (p *ciProvider) oidcVerifier(ctx context.Context, client *http.Client, now 
 	if err := prov.Claims(&doc); err != nil || doc.JWKSURI == "" {
 		return nil, fmt.Errorf("%w: discovery of %s has no jwks_uri", ErrIssuerUnavailable, p.cfg.Issuer)
 	}
-	p.verifier = oidc.NewVerifier(p.cfg.Issuer, oidc.NewRemoteKeySet(bg, doc.JWKSURI), p.oidcConfig(now))
-	return p.verifier, nil
+	var algs []jose.SignatureAlgorithm
+	for _, a := range p.cfg.algorithms() {
+		algs = append(algs, jose.SignatureAlgorithm(a))
+	}
+	return oidc.NewVerifier(p.cfg.Issuer, newRemoteKeySet(doc.JWKSURI, client, now, algs), p.oidcConfig(now)), nil
 }
 
 func loadStaticKeySet(file string) (*oidc.StaticKeySet, error) {
@@ -192,9 +213,14 @@ func (v *ciVerifier) verify(ctx context.Context, raw string) (*CIToken, error) {
 	return &CIToken{Provider: p.cfg, Issuer: idt.Issuer, Subject: idt.Subject, Expiry: std.Expiry.Time(), JTI: std.ID, Claims: flattenClaims(all)}, nil
 }
 
-// consumeJTI records the token's jti (when present) as used until its exp.
+// consumeJTI records the token's jti as used until its exp. Tokens of
+// providers that always send a jti (GitHub, GitLab) must carry one; others
+// without a jti are not replay-checked here (the DPoP proof still is).
 func (v *ciVerifier) consumeJTI(t *CIToken) error {
 	if t.JTI == "" {
+		if kinds[t.Provider.Type].jtiRequired {
+			return fmt.Errorf("%w: jti (%s tokens always carry one; without it the token could be exchanged again)", ErrClaims, t.Provider.Type)
+		}
 		return nil
 	}
 	key := sha256.Sum256([]byte(t.Issuer + "\x00" + t.JTI))

@@ -60,13 +60,13 @@ type ProviderConfig struct {
 	// Cluster names a Kubernetes cluster in identifiers (default: the host of
 	// the issuer URL).
 	Cluster string `yaml:"cluster"`
-	// AllowPullRequestTarget lets GitHub pull_request_target runs get an
+	// AllowPullRequestTargetUnsafe lets GitHub pull_request_target runs get an
 	// identity (refused by default: they carry the base repository's identity
 	// while running a fork's change).
-	AllowPullRequestTarget bool `yaml:"allowPullRequestTarget"`
-	// AllowForkMergeRequests lets GitLab merge-request pipelines from forks
+	AllowPullRequestTargetUnsafe bool `yaml:"allowPullRequestTargetUnsafe"`
+	// AllowForkMergeRequestsUnsafe lets GitLab merge-request pipelines from forks
 	// (or from instances too old to tell) get an identity; refused by default.
-	AllowForkMergeRequests bool `yaml:"allowForkMergeRequests"`
+	AllowForkMergeRequestsUnsafe bool `yaml:"allowForkMergeRequestsUnsafe"`
 }
 
 // LoadConfig reads and validates a configuration file.

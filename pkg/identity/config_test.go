@@ -88,6 +88,9 @@ func FuzzVerifyDPoP(f *testing.F) {
 	f.Add(p)
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, proof string) {
-		_, _ = verifyDPoP(proof, "https://id.example.org/token", time.Now(), newReplay())
+		_, p, err := verifyDPoP(proof, "https://id.example.org/token", time.Now())
+		if err == nil {
+			_ = p.use(newReplay(), time.Now())
+		}
 	})
 }

@@ -28,59 +28,76 @@ type dpopClaims struct {
 	HTU string `json:"htu"`
 }
 
+// dpopProof is a verified proof's replay-cache entry.
+type dpopProof struct {
+	id      string
+	expires time.Time
+}
+
+// use records the proof's jti as used; an error wraps ErrDPoP and
+// wimse.ErrReplay or wimse.ErrReplayCacheFull.
+func (p *dpopProof) use(replay *wimse.ReplayCache, now time.Time) error {
+	if err := replay.Use(p.id, p.expires, now); err != nil {
+		return fmt.Errorf("%w: %w", ErrDPoP, err)
+	}
+	return nil
+}
+
 // verifyDPoP checks a DPoP proof (RFC 9449 §4.3) for a POST to htu and returns
 // the public key it proves, with alg set to the proof's alg: typ dpop+jwt,
 // an asymmetric alg allowed for WIT keys, a public jwk header that verifies
 // the signature, htm POST, htu equal to the token endpoint (from
 // configuration, compared without query and fragment), iat within the window,
-// and a jti used once.
-func verifyDPoP(proof, htu string, now time.Time, replay *wimse.ReplayCache) (jose.JSONWebKey, error) {
+// and a jti. It does not record the jti: the caller does (dpopProof.use)
+// once the CI token is verified, so that proofs sent with forged or garbage
+// CI tokens never fill the replay cache.
+func verifyDPoP(proof, htu string, now time.Time) (jose.JSONWebKey, *dpopProof, error) {
 	var none jose.JSONWebKey
 	if len(proof) > MaxDPoPSize {
-		return none, fmt.Errorf("%w: %w: %d bytes", ErrDPoP, ErrTooLarge, len(proof))
+		return none, nil, fmt.Errorf("%w: %w: %d bytes", ErrDPoP, ErrTooLarge, len(proof))
 	}
 	tok, err := jwt.ParseSigned(proof, wimse.Algorithms)
 	if err != nil {
 		if alg := peekAlg(proof); alg != "" && !slices.Contains(wimse.Algorithms, jose.SignatureAlgorithm(alg)) {
-			return none, fmt.Errorf("%w: %w: %q", ErrDPoP, wimse.ErrUnsupportedAlgorithm, alg)
+			return none, nil, fmt.Errorf("%w: %w: %q", ErrDPoP, wimse.ErrUnsupportedAlgorithm, alg)
 		}
-		return none, fmt.Errorf("%w: %w: %w", ErrDPoP, wimse.ErrMalformed, err)
+		return none, nil, fmt.Errorf("%w: %w: %w", ErrDPoP, wimse.ErrMalformed, err)
 	}
 	h := tok.Headers[0]
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != wimse.TypeDPoP {
-		return none, fmt.Errorf("%w: %w: typ %q", ErrDPoP, wimse.ErrWrongType, typ)
+		return none, nil, fmt.Errorf("%w: %w: typ %q", ErrDPoP, wimse.ErrWrongType, typ)
 	}
 	if h.JSONWebKey == nil || !h.JSONWebKey.IsPublic() || !h.JSONWebKey.Valid() {
-		return none, fmt.Errorf("%w: %w: the header needs a public jwk", ErrDPoP, wimse.ErrMalformed)
+		return none, nil, fmt.Errorf("%w: %w: the header needs a public jwk", ErrDPoP, wimse.ErrMalformed)
 	}
 	key := *h.JSONWebKey
 	var c dpopClaims
 	if err := tok.Claims(key.Key, &c); err != nil {
-		return none, fmt.Errorf("%w: %w: %w", ErrDPoP, wimse.ErrBadSignature, err)
+		return none, nil, fmt.Errorf("%w: %w: %w", ErrDPoP, wimse.ErrBadSignature, err)
 	}
 	if c.HTM != "POST" {
-		return none, fmt.Errorf("%w: htm %q, want POST", ErrDPoP, c.HTM)
+		return none, nil, fmt.Errorf("%w: htm %q, want POST", ErrDPoP, c.HTM)
 	}
 	if !sameURL(c.HTU, htu) {
-		return none, fmt.Errorf("%w: %w: htu %q is not this token endpoint", ErrDPoP, wimse.ErrAudience, c.HTU)
+		return none, nil, fmt.Errorf("%w: %w: htu %q is not this token endpoint", ErrDPoP, wimse.ErrAudience, c.HTU)
 	}
 	if c.IssuedAt == nil || c.ID == "" {
-		return none, fmt.Errorf("%w: %w: iat and jti are required", ErrDPoP, wimse.ErrMalformed)
+		return none, nil, fmt.Errorf("%w: %w: iat and jti are required", ErrDPoP, wimse.ErrMalformed)
 	}
 	iat := c.IssuedAt.Time()
 	switch {
 	case iat.After(now.Add(CITokenLeeway)):
-		return none, fmt.Errorf("%w: %w: iat is in the future", ErrDPoP, wimse.ErrNotYetValid)
+		return none, nil, fmt.Errorf("%w: %w: iat is in the future", ErrDPoP, wimse.ErrNotYetValid)
 	case now.Sub(iat) > MaxDPoPAge:
-		return none, fmt.Errorf("%w: %w: iat is older than %s", ErrDPoP, wimse.ErrExpired, MaxDPoPAge)
+		return none, nil, fmt.Errorf("%w: %w: iat is older than %s", ErrDPoP, wimse.ErrExpired, MaxDPoPAge)
+	}
+	if len(c.ID) > wimse.MaxJTILen {
+		return none, nil, fmt.Errorf("%w: %w: jti longer than %d bytes", ErrDPoP, wimse.ErrMalformed, wimse.MaxJTILen)
 	}
 	id := sha256.Sum256([]byte(c.ID))
-	if err := replay.Use(hex.EncodeToString(id[:]), iat.Add(MaxDPoPAge+CITokenLeeway), now); err != nil {
-		return none, fmt.Errorf("%w: %w", ErrDPoP, err)
-	}
 	key.Algorithm = h.Algorithm
 	key.KeyID, key.Use = "", ""
-	return key, nil
+	return key, &dpopProof{id: hex.EncodeToString(id[:]), expires: iat.Add(MaxDPoPAge + CITokenLeeway)}, nil
 }
 
 // sameURL compares two URLs without query and fragment, scheme and host

@@ -34,6 +34,9 @@ type kind struct {
 	derive func(c map[string]string, p *ProviderConfig) error
 	// refuse applies the provider's default refusals.
 	refuse func(c map[string]string, p *ProviderConfig) error
+	// jtiRequired: the platform always sends a jti, so a token without one
+	// is refused (it could not be held to a single exchange).
+	jtiRequired bool
 }
 
 var kinds = map[string]kind{
@@ -43,12 +46,13 @@ var kinds = map[string]kind{
 		carried: []string{"repository", "repository_id", "repository_owner", "repository_owner_id", "repository_visibility",
 			"workflow_ref", "workflow_sha", "job_workflow_ref", "job_workflow_sha", "ref", "ref_type", "sha", "run_id",
 			"run_number", "run_attempt", "event_name", "runner_environment", "environment", "actor", "actor_id", "sub"},
-		depth:    map[string]int{"workflow_path": 3, "repository": 2},
-		template: "spiffe://{trustDomain}/github/{repository}/{workflow_path}/{ref}",
-		derive:   deriveGitHub,
+		depth:       map[string]int{"workflow_path": 3, "repository": 2},
+		template:    "spiffe://{trustDomain}/github/{repository}/{workflow_path}/{ref}",
+		derive:      deriveGitHub,
+		jtiRequired: true,
 		refuse: func(c map[string]string, p *ProviderConfig) error {
-			if c["event_name"] == "pull_request_target" && !p.AllowPullRequestTarget {
-				return fmt.Errorf("%w: pull_request_target runs carry the base repository's identity for a fork's change (set allowPullRequestTarget to permit)", ErrPolicy)
+			if c["event_name"] == "pull_request_target" && !p.AllowPullRequestTargetUnsafe {
+				return fmt.Errorf("%w: pull_request_target runs carry the base repository's identity for a fork's change (set allowPullRequestTargetUnsafe to permit)", ErrPolicy)
 			}
 			return nil
 		},
@@ -59,22 +63,23 @@ var kinds = map[string]kind{
 			"job_namespace_id", "job_namespace_path", "ref", "ref_type", "ref_path", "ref_protected", "sha", "pipeline_id",
 			"pipeline_source", "job_id", "ci_config_ref_uri", "ci_config_sha", "runner_id", "runner_environment",
 			"environment", "project_visibility", "user_login", "sub"},
-		depth:    map[string]int{"host": 1},
-		template: "spiffe://{trustDomain}/gitlab/{host}/{project_path}/{ref:segment}",
+		depth:       map[string]int{"host": 1},
+		template:    "spiffe://{trustDomain}/gitlab/{host}/{project_path}/{ref:segment}",
+		jtiRequired: true,
 		derive: func(c map[string]string, p *ProviderConfig) error {
 			c["host"] = issuerHost(p.Issuer)
 			return nil
 		},
 		refuse: func(c map[string]string, p *ProviderConfig) error {
-			if c["pipeline_source"] != "merge_request_event" || p.AllowForkMergeRequests {
+			if c["pipeline_source"] != "merge_request_event" || p.AllowForkMergeRequestsUnsafe {
 				return nil
 			}
 			jp, ok := c["job_project_id"]
 			switch {
 			case !ok:
-				return fmt.Errorf("%w: merge-request pipeline without job_project_id: cannot tell a fork's pipeline (set allowForkMergeRequests to permit)", ErrPolicy)
+				return fmt.Errorf("%w: merge-request pipeline without job_project_id: cannot tell a fork's pipeline (set allowForkMergeRequestsUnsafe to permit)", ErrPolicy)
 			case jp != c["project_id"]:
-				return fmt.Errorf("%w: merge-request pipeline from a fork: project_id names the fork (set allowForkMergeRequests to permit)", ErrPolicy)
+				return fmt.Errorf("%w: merge-request pipeline from a fork: project_id names the fork (set allowForkMergeRequestsUnsafe to permit)", ErrPolicy)
 			}
 			return nil
 		},

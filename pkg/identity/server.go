@@ -2,8 +2,6 @@ package identity
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -249,7 +247,9 @@ func (s *Server) exchange(r *http.Request) (string, time.Time, string, error) {
 		return "", zero, "", fmt.Errorf("%w: want exactly one DPoP header", ErrDPoP)
 	}
 	now := s.now()
-	cnf, err := verifyDPoP(proofs[0], s.tokenURL, now, s.dpop)
+	// The proof's jti is recorded only once the CI token verified: proofs
+	// sent with garbage CI tokens must not fill the replay cache.
+	cnf, proof, err := verifyDPoP(proofs[0], s.tokenURL, now)
 	if err != nil {
 		return "", zero, "", err
 	}
@@ -283,6 +283,9 @@ func (s *Server) exchange(r *http.Request) (string, time.Time, string, error) {
 	}
 	if !exp.After(now) {
 		return "", zero, "", fmt.Errorf("CI token: %w: nothing left of its lifetime", wimse.ErrExpired)
+	}
+	if err := proof.use(s.dpop, now); err != nil {
+		return "", zero, "", err
 	}
 	if err := s.ci.consumeJTI(ci); err != nil {
 		return "", zero, "", err
@@ -332,10 +335,4 @@ func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
-}
-
-func randomJTI() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

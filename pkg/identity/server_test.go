@@ -37,6 +37,12 @@ type testEnv struct {
 // (mutate edits the configuration first).
 func newEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	t.Helper()
+	return newEnvWith(t, mutate)
+}
+
+// newEnvWith is newEnv with further server options.
+func newEnvWith(t testing.TB, mutate func(*Config), opts ...Option) *testEnv {
+	t.Helper()
 	gh, err := oidctest.NewGitHub()
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +72,7 @@ func newEnv(t testing.TB, mutate func(*Config)) *testEnv {
 		mutate(&cfg)
 	}
 	logs := &bytes.Buffer{}
-	s, err := New(context.Background(), cfg, WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	s, err := New(context.Background(), cfg, append([]Option{WithLogger(slog.New(slog.NewTextHandler(logs, nil)))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,18 @@ var table = []Algorithm{
 
 // StatementAlgorithmNames is the human-readable list of the statement
 // allow-list, for error messages and flag help.
-const StatementAlgorithmNames = "ES256, ES384, ES512, PS256, EdDSA"
+var StatementAlgorithmNames = names(func(a Algorithm) bool { return a.Statement })
+
+// StatementAlgorithms returns the statement allow-list, in table order.
+func StatementAlgorithms() []Algorithm {
+	var out []Algorithm
+	for _, a := range table {
+		if a.Statement {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 // ParseAlgorithm returns the algorithm of a JOSE name (case-sensitive, as
 // JWS requires; "Ed25519" is accepted for EdDSA).

@@ -144,11 +144,12 @@ func parseRSACOSEKey(data []byte) (*rsa.PublicKey, []byte, error) {
 
 // parseCOSEKey reads a public COSE_Key (a private one gives its public half).
 func parseCOSEKey(data []byte) (*PublicKey, error) {
-	ck, rsaPub, err := decodeCOSEKey(data)
+	ck, _, err := decodeCOSEKey(data)
 	if err != nil {
 		return nil, err
 	}
 	var pub crypto.PublicKey
+	var rsaPub *rsa.PublicKey
 	var kid []byte
 	var alg cose.Algorithm
 	if ck == nil {

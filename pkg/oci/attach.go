@@ -36,20 +36,22 @@ type Attached struct {
 }
 
 // AttachOption configures [Client.Attach].
-type AttachOption func(*attachOptions)
+type AttachOption func(*attachOptions) error
 
 type attachOptions struct{ recursive bool }
 
 // Recursive also attaches the statement to every manifest listed by an image index
 // subject (its platform images). Default: only the subject itself.
-func Recursive() AttachOption { return func(o *attachOptions) { o.recursive = true } }
+func Recursive() AttachOption { return func(o *attachOptions) error { o.recursive = true; return nil } }
 
 // Attach pushes a as a referrer of the image ref, which must name a digest
 // (repository@sha256:…). It returns one Attached per subject written.
 func (c *Client) Attach(ctx context.Context, ref string, a Attachment, opts ...AttachOption) ([]Attached, error) {
 	var o attachOptions
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
 	}
 	r, err := c.parseRef(ref)
 	if err != nil {

@@ -40,7 +40,7 @@ type Discovery struct {
 }
 
 // DiscoverOption configures [Client.Discover].
-type DiscoverOption func(*discoverOptions)
+type DiscoverOption func(*discoverOptions) error
 
 type discoverOptions struct {
 	artifactType string
@@ -50,13 +50,15 @@ type discoverOptions struct {
 // WithArtifactType lists only referrers of type t; "" lists every referrer. Default:
 // [ArtifactType] (Trustfabric's transparent statements).
 func WithArtifactType(t string) DiscoverOption {
-	return func(o *discoverOptions) { o.artifactType = t }
+	return func(o *discoverOptions) error { o.artifactType = t; return nil }
 }
 
 // WithContent also fetches each referrer's manifest and its statement and preimage
 // layers, concurrently, each at most once, checking sizes and digests. Default: the
 // listing only (no manifest or blob fetched unless the listing lacks the artifact type).
-func WithContent() DiscoverOption { return func(o *discoverOptions) { o.content = true } }
+func WithContent() DiscoverOption {
+	return func(o *discoverOptions) error { o.content = true; return nil }
+}
 
 // Resolve returns the repository and manifest digest of ref (implements
 // provenance.Resolver). A digest reference needs no registry call.
@@ -86,7 +88,9 @@ func (c *Client) Resolve(ctx context.Context, ref string) (repository, digest st
 func (c *Client) Discover(ctx context.Context, ref string, opts ...DiscoverOption) (*Discovery, error) {
 	o := discoverOptions{artifactType: ArtifactType}
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
 	}
 	repo, dig, err := c.Resolve(ctx, ref)
 	if err != nil {

@@ -109,7 +109,6 @@ type Policy struct {
 
 	dir    string
 	digest [32]byte
-	tsKeys []keys.Set
 }
 
 // TransparencyService is a trusted Transparency Service.

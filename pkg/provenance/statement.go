@@ -123,7 +123,7 @@ func parseBare(b []byte) (*Statement, error) {
 		if err := checkDigestSet(sub.Digest); err != nil {
 			return nil, fmt.Errorf("%w: subject %d: %w", ErrMalformed, i, err)
 		}
-		s.Subjects = append(s.Subjects, Subject{Name: sub.Name, Digest: sub.Digest})
+		s.Subjects = append(s.Subjects, Subject(sub))
 	}
 	return s, nil
 }

@@ -54,7 +54,7 @@ func registeredOnly(ctx context.Context, env *servertest.Env, image, dir string,
 		Getenv: getenv, Registry: ro, StatementOut: filepath.Join(dir, "statement.cose"), Out: io.Discard})
 	var na *attest.NotAttachedError
 	if !errors.As(err, &na) {
-		return nil, nil, fmt.Errorf("attest with writes blocked: want a not-attached error, got %v", err)
+		return nil, nil, fmt.Errorf("attest with writes blocked: want a not-attached error, got %w", err)
 	}
 	if res != nil && len(res.Statement) > 0 {
 		return res.Statement, res.Preimage, nil
@@ -155,7 +155,7 @@ func tamperedProof(ctx context.Context, env *servertest.Env, reg *oci.Client, di
 	}
 	receipts, err := scitt.Receipts(stmt)
 	if err != nil || len(receipts) == 0 {
-		return "", fmt.Errorf("no receipt to tamper with: %v", err)
+		return "", fmt.Errorf("no receipt to tamper with: %w", err)
 	}
 	r, err := scitt.ParseReceipt(receipts[0])
 	if err != nil {

@@ -27,6 +27,9 @@ func seedFiles(f *testing.F, names ...string) {
 // byte-exactly, and a verification with any key never panics either.
 func FuzzParseStatement(f *testing.F) {
 	seedFiles(f, "statement.cose")
+	for _, b := range critSeeds(f) {
+		f.Add(b)
+	}
 	key := mustKey(f, -7).Public()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseStatement(b)

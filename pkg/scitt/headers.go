@@ -2,6 +2,7 @@ package scitt
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -130,6 +131,61 @@ func (h header) tstrOrUint(label any, name string) (string, bool, error) {
 		return "coap:" + strconv.FormatUint(v, 10), true, nil
 	}
 	return h.tstr(label, name)
+}
+
+// Header parameters understood when named in crit (RFC 9052 §3.1): those this
+// package reads and acts on in each kind of object.
+var (
+	statementCritLabels = []any{int64(LabelAlg), int64(LabelContentType), int64(LabelKID), int64(LabelCWTClaims),
+		int64(LabelPayloadHashAlg), int64(LabelPreimageContentType), int64(LabelPayloadLocation), LabelWIT}
+	receiptCritLabels = []any{int64(LabelAlg), int64(LabelKID), int64(LabelCWTClaims), int64(LabelVDS)}
+)
+
+// maxCritLabels bounds the crit array.
+const maxCritLabels = 64
+
+// checkCrit applies RFC 9052 §3.1 to crit (label 2): only in the protected
+// header, a non-empty array of integer or text labels, each one understood
+// (in understood). A message naming a critical parameter we do not
+// understand must be refused, not processed with that parameter ignored.
+func checkCrit(protected, unprotected header, understood []any) error {
+	if unprotected.has(LabelCrit) {
+		return fmt.Errorf("%w: crit (2) must be in the protected header", ErrCriticalHeader)
+	}
+	raw := protected.raw(LabelCrit)
+	if raw == nil {
+		return nil
+	}
+	items, err := cosewire.Array(raw)
+	if err != nil || len(items) == 0 {
+		return fmt.Errorf("%w: crit (2) must be a non-empty array of labels", ErrCriticalHeader)
+	}
+	if len(items) > maxCritLabels {
+		return fmt.Errorf("%w: crit (2) names %d labels, the limit is %d", ErrCriticalHeader, len(items), maxCritLabels)
+	}
+	for _, it := range items {
+		var label any
+		switch cosewire.Major(it) {
+		case 0, 1:
+			v, err := cosewire.Int(it)
+			if err != nil {
+				return fmt.Errorf("%w: crit (2): %w", ErrCriticalHeader, err)
+			}
+			label = v
+		case 3:
+			v, err := cosewire.Text(it)
+			if err != nil {
+				return fmt.Errorf("%w: crit (2): %w", ErrCriticalHeader, err)
+			}
+			label = v
+		default:
+			return fmt.Errorf("%w: crit (2) labels must be integers or text strings", ErrCriticalHeader)
+		}
+		if !slices.Contains(understood, label) {
+			return fmt.Errorf("%w: crit (2) names header parameter %v, which this verifier does not understand", ErrCriticalHeader, label)
+		}
+	}
+	return nil
 }
 
 // cwtClaims is the decoded CWT claims set of label 15.

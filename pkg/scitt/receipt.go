@@ -260,6 +260,13 @@ func receiptFrom(m *cosewire.Sign1) (*Receipt, error) {
 	if err != nil {
 		return nil, err
 	}
+	uh, err := decodeHeader(m.Unprotected, "unprotected")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCrit(p, uh, receiptCritLabels); err != nil {
+		return nil, err
+	}
 	if alg, ok, err := p.int(LabelAlg, "alg"); err != nil {
 		if cosewire.Major(p.raw(LabelAlg)) != 3 {
 			return nil, err
@@ -290,10 +297,7 @@ func receiptFrom(m *cosewire.Sign1) (*Receipt, error) {
 	if vds != VDSRFC9162SHA256 && vds != VDSCCFLedgerSHA256 {
 		return r, nil // proofs of other structures are not decoded
 	}
-	u, err := decodeHeader(m.Unprotected, "unprotected")
-	if err != nil {
-		return nil, err
-	}
+	u := uh
 	raw := u.raw(LabelVDP)
 	if raw == nil || cosewire.Major(raw) != 5 {
 		return nil, fmt.Errorf("%w: no proofs map (396) in the unprotected header", ErrMalformed)

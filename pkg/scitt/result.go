@@ -37,6 +37,10 @@ var (
 	ErrHeaderPlacement = errors.New("header placement")
 	// ErrMissingClaims: the CWT claims (label 15) or its iss/sub are missing.
 	ErrMissingClaims = errors.New("missing CWT claims")
+	// ErrCriticalHeader: the crit header parameter (label 2) names a header
+	// parameter this implementation does not understand, or crit itself is
+	// malformed, empty or not in the protected header (RFC 9052 §3.1).
+	ErrCriticalHeader = errors.New("unknown critical header")
 )
 
 // Check is the outcome of one verification step.

@@ -278,10 +278,9 @@ func TestParseStatementStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dupKeys := bytes.Clone(good)
 	// Replace the unprotected {} with {1: 1, 1: 2}.
 	m, _ := ParseStatement(good)
-	dupKeys = m.msg.WithUnprotected([]byte{0xa2, 0x01, 0x01, 0x01, 0x02})
+	dupKeys := m.msg.WithUnprotected([]byte{0xa2, 0x01, 0x01, 0x01, 0x02})
 	indef := m.msg.WithUnprotected([]byte{0xbf, 0xff})
 	deep := bytes.Repeat([]byte{0x81}, 40)
 	deep = append(deep, 0x00)

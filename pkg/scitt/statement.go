@@ -209,7 +209,6 @@ type Statement struct {
 
 	msg        *cosewire.Sign1
 	hasCWT     bool
-	x5chain    bool
 	placeErr   error
 	algErr     error
 	hasLabel3  bool
@@ -241,6 +240,9 @@ func statementFrom(m *cosewire.Sign1) (*Statement, error) {
 	}
 	u, err := decodeHeader(m.Unprotected, "unprotected")
 	if err != nil {
+		return nil, err
+	}
+	if err := checkCrit(p, u, statementCritLabels); err != nil {
 		return nil, err
 	}
 	if alg, ok, err := p.int(LabelAlg, "alg"); err != nil {
@@ -349,13 +351,13 @@ type verifyOptions struct {
 }
 
 // VerifyOption configures [Statement.Verify].
-type VerifyOption func(*verifyOptions)
+type VerifyOption func(*verifyOptions) error
 
 // WithPreimage makes Verify also check that the statement covers preimage:
 // its digest for a hash envelope, the payload itself otherwise. It also
 // supplies a detached payload. Default: the preimage is not checked.
 func WithPreimage(preimage []byte) VerifyOption {
-	return func(o *verifyOptions) { o.preimage, o.hasPreimage = preimage, true }
+	return func(o *verifyOptions) error { o.preimage, o.hasPreimage = preimage, true; return nil }
 }
 
 // Check names reported by [Statement.Verify].
@@ -376,7 +378,9 @@ const (
 func (s *Statement) Verify(ks keys.Set, opts ...VerifyOption) (*Result, error) {
 	var o verifyOptions
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return &Result{}, fmt.Errorf("verify options: %w", err)
+		}
 	}
 	r := &Result{}
 	switch {

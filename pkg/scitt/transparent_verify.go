@@ -73,3 +73,29 @@ func VerifyTransparentStatement(statement []byte, service keys.Set, leaf LeafCon
 	}
 	return res, nil
 }
+
+// VerifyDetachedReceipt verifies a receipt given apart from its statement:
+// with issuer keys, the statement's signature first (opts apply to that
+// check), then the receipt's inclusion proof and signature under the service
+// keys (`trustfabric receipt verify --statement --receipt`).
+func VerifyDetachedReceipt(statement, receipt []byte, service keys.Set, leaf LeafConvention, issuer keys.Set, opts ...VerifyOption) (*Result, error) {
+	res := &Result{}
+	if issuer != nil {
+		s, err := ParseStatement(statement)
+		if err != nil {
+			return res.fail("statement.parse", err)
+		}
+		sr, err := s.Verify(issuer, opts...)
+		res.Checks = append(res.Checks, sr.Checks...)
+		if err != nil {
+			return res, err
+		}
+	}
+	r, err := ParseReceipt(receipt)
+	if err != nil {
+		return res.fail("receipt.parse", err)
+	}
+	rr, err := r.VerifyInclusion(statement, service, leaf)
+	res.Checks = append(res.Checks, rr.Checks...)
+	return res, err
+}

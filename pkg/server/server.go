@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,11 @@ type Config struct {
 	Identity       *identity.Config
 	// IdentityBundles are further trusted WIT bundles, "TRUST_DOMAIN=FILE".
 	IdentityBundles []string
+	// IdentityBundleAlgorithms allow further JWS algorithms (EdDSA) for the
+	// WITs of a trust domain given in IdentityBundles:
+	// "TRUST_DOMAIN=ALG[,ALG]" (added to the WIT-SVID profile's RS/ES/PS,
+	// which stays the only list for the Identity Server's own domain).
+	IdentityBundleAlgorithms []string
 	// RequireWIMSE requires Workload-Identity-Token and Workload-Proof-Token
 	// headers on POST /entries. nil: on when any trust domain is trusted.
 	RequireWIMSE *bool
@@ -123,6 +129,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// One client IP address may hold at most maxConns connections (slow or
+	// idle clients must not exhaust the server).
+	s.ln = transparency.LimitConnsPerClient(s.ln, tsOpts.maxConns)
 	if err := s.buildIdentity(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -133,6 +142,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if require && len(s.Bundles) == 0 {
 		return nil, errors.New("WIMSE headers are required but no trust domain is trusted: give --identity-config or --identity-bundle")
 	}
+	if tsOpts.pc.RequireCallerIssuer == nil && require {
+		// With WIMSE headers required, a workload registers only statements
+		// it issued, unless the configuration says otherwise.
+		on := true
+		tsOpts.pc.RequireCallerIssuer = &on
+	}
 	pol, err := transparency.NewPolicy(tsOpts.pc, cfg.TrustKeys, s.Bundles)
 	if err != nil {
 		return nil, err
@@ -141,9 +156,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.TS, err = transparency.Open(ctx, tsOpts.Options); err != nil {
 		return nil, err
 	}
-	h := s.TS.Handler(transparency.HandlerOptions{})
+	h := s.TS.Handler(tsOpts.handler)
 	if require {
-		h = transparency.RequireWIMSE(h, &wimse.Authenticator{Bundles: s.Bundles, Origins: []string{s.URL}, Replay: wimse.NewReplayCache(1 << 20)})
+		// Each workload identity gets a share of the WPT replay cache, so
+		// that one authenticated caller cannot fill it for everyone.
+		h = transparency.RequireWIMSE(h, &wimse.Authenticator{Bundles: s.Bundles, Origins: []string{s.URL},
+			Replay: wimse.NewReplayCache(1<<20, wimse.WithOwnerLimit(wimse.DefaultProofsPerCaller))})
 	}
 	if s.Identity != nil {
 		mux := http.NewServeMux()
@@ -217,7 +235,9 @@ func publicURL(configured, addr, bound string) (string, error) {
 
 type tsConfig struct {
 	transparency.Options
-	pc transparency.PolicyConfig
+	pc       transparency.PolicyConfig
+	handler  transparency.HandlerOptions
+	maxConns int
 }
 
 // tsOptions reads the Transparency Service's configuration file and flags.
@@ -241,6 +261,7 @@ func tsOptions(cfg Config) (tsConfig, error) {
 		{file.RegistrationWait, &o.RegistrationWait, 0},
 		{file.CheckpointInterval, &o.CheckpointInterval, 100 * time.Millisecond},
 		{file.BatchMaxAge, &o.BatchMaxAge, time.Millisecond},
+		{file.BodyTimeout, &o.handler.BodyTimeout, 100 * time.Millisecond},
 	} {
 		if d.s == "" {
 			continue
@@ -253,6 +274,10 @@ func tsOptions(cfg Config) (tsConfig, error) {
 	}
 	if cfg.CheckpointInterval != 0 {
 		o.CheckpointInterval = cfg.CheckpointInterval
+	}
+	o.maxConns = file.MaxConnectionsPerClient
+	if o.maxConns == 0 {
+		o.maxConns = transparency.DefaultMaxConnsPerClient
 	}
 	return o, nil
 }
@@ -302,6 +327,30 @@ func (s *Server) buildIdentity(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("--identity-bundle %s: %w", spec, err)
 		}
 		s.Bundles = append(s.Bundles, b)
+	}
+	for _, spec := range cfg.IdentityBundleAlgorithms {
+		td, list, ok := strings.Cut(spec, "=")
+		if !ok || td == "" || list == "" {
+			return fmt.Errorf("--identity-bundle-alg %q: want TRUST_DOMAIN=ALG[,ALG]", spec)
+		}
+		algs, err := wimse.ParseAlgorithms(strings.Split(list, ","))
+		if err != nil {
+			return fmt.Errorf("--identity-bundle-alg %s: %w", spec, err)
+		}
+		found := false
+		for _, b := range s.Bundles {
+			if !strings.EqualFold(b.TrustDomain, td) {
+				continue
+			}
+			if s.Identity != nil && b == s.Identity.Bundle() {
+				return fmt.Errorf("--identity-bundle-alg %s: the Identity Server's own trust domain keeps the WIT-SVID profile's algorithms", spec)
+			}
+			found = true
+			b.Algorithms = append(slices.Clone(wimse.Algorithms), algs...)
+		}
+		if !found {
+			return fmt.Errorf("--identity-bundle-alg %s: no --identity-bundle for trust domain %q", spec, td)
+		}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,15 @@ type HandlerOptions struct {
 	// are bounded at 4×MaxInflight; beyond that they are answered 303/302 at
 	// once. Default 8192.
 	MaxInflight int
+	// BodyTimeout bounds the time a client may take to send a registration
+	// body; the body is read before a registration slot is taken, so a slow
+	// client holds a connection, never a slot. Default DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout is the default HandlerOptions.BodyTimeout: 10 s, about
+// 100 KiB/s for a statement at the default 1 MiB limit.
+const DefaultBodyTimeout = 10 * time.Second
 
 // Handler returns the HTTP handler tree of the service:
 //
@@ -52,7 +61,10 @@ func (s *Service) Handler(o HandlerOptions) http.Handler {
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 8192
 	}
-	h := &handler{s: s, sem: make(chan struct{}, o.MaxInflight), waiters: make(chan struct{}, 4*o.MaxInflight)}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
+	h := &handler{s: s, sem: make(chan struct{}, o.MaxInflight), waiters: make(chan struct{}, 4*o.MaxInflight), bodyTimeout: o.BodyTimeout}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /entries", h.postEntry)
 	mux.HandleFunc("GET /entries/{id}", h.getEntry)
@@ -72,9 +84,10 @@ func (s *Service) Handler(o HandlerOptions) http.Handler {
 }
 
 type handler struct {
-	s       *Service
-	sem     chan struct{} // registrations in flight
-	waiters chan struct{} // requests waiting for a receipt
+	s           *Service
+	sem         chan struct{} // registrations in flight
+	waiters     chan struct{} // requests waiting for a receipt
+	bodyTimeout time.Duration
 }
 
 func (h *handler) problem(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
@@ -104,6 +117,8 @@ func problemFor(err error) (int, string) {
 		return http.StatusBadRequest, "Bad Signature Algorithm"
 	case errors.Is(err, scitt.ErrMissingClaims):
 		return http.StatusBadRequest, "Missing CWT Claims"
+	case errors.Is(err, scitt.ErrCriticalHeader):
+		return http.StatusBadRequest, "Unknown Critical Header"
 	case errors.Is(err, scitt.ErrHeaderPlacement):
 		return http.StatusBadRequest, "Invalid Headers"
 	case errors.Is(err, scitt.ErrPayloadMismatch):
@@ -199,22 +214,31 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("the statement is %d bytes; this service accepts at most %d", r.ContentLength, limit))
 		return
 	}
+	// The body is read (bounded, with a short deadline) before a slot is
+	// taken: slow or idle clients must not hold registration slots.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.bodyTimeout)) // unsupported by some writers (tests): ReadTimeout still applies
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			h.problem(w, r, http.StatusRequestEntityTooLarge, "Payload Too Large",
+				fmt.Sprintf("the statement is larger than this service's limit of %d bytes", limit))
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			h.problem(w, r, http.StatusRequestTimeout, "Request Timeout",
+				fmt.Sprintf("the statement was not received within %s", h.bodyTimeout))
+		default:
+			h.problem(w, r, http.StatusBadRequest, "Incomplete Request", fmt.Sprintf("reading the statement failed: %v", err))
+		}
+		return
+	}
 	select {
 	case h.sem <- struct{}{}:
 		defer func() { <-h.sem }()
 	default:
 		h.fail(w, r, fmt.Errorf("%w: too many registrations in flight", ErrOverloaded))
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.problem(w, r, http.StatusRequestEntityTooLarge, "Payload Too Large",
-				fmt.Sprintf("the statement is larger than this service's limit of %d bytes", limit))
-			return
-		}
-		h.problem(w, r, http.StatusBadRequest, "Incomplete Request", fmt.Sprintf("reading the statement failed: %v", err))
 		return
 	}
 	reg, err := h.s.Register(r.Context(), body)
@@ -494,7 +518,7 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, "ok\n")
+	_, _ = io.WriteString(w, "ok\n") // the client went away: nothing to do
 }
 
 // NewServer wraps a handler in an http.Server with timeouts on every phase.

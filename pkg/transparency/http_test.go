@@ -120,7 +120,7 @@ func TestSCRAPIStatusAndHeaders(t *testing.T) {
 	if _, err := keys.ParsePublic(body); err != nil {
 		t.Fatal(err)
 	}
-	resp, body = do(t, "GET", e.srv.URL+"/.well-known/scitt-keys/"+base64.RawURLEncoding.EncodeToString(r.KID), nil, map[string]string{"Accept": scrapi.MediaTypeCBOR})
+	resp, _ = do(t, "GET", e.srv.URL+"/.well-known/scitt-keys/"+base64.RawURLEncoding.EncodeToString(r.KID), nil, map[string]string{"Accept": scrapi.MediaTypeCBOR})
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != scrapi.MediaTypeCBOR {
 		t.Fatalf("scitt-keys/{kid} = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}

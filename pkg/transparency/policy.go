@@ -25,6 +25,14 @@ import (
 // DefaultMaxStatementSize is the default registration size limit (1 MiB).
 const DefaultMaxStatementSize = 1 << 20
 
+// Default iat window of the registration policy (iat_window): a statement's
+// iat may be at most DefaultIATFuture ahead of the registration time and at
+// most DefaultIATPast behind it. An iat before 1970 is always refused.
+const (
+	DefaultIATFuture = 5 * time.Minute
+	DefaultIATPast   = 5 * 365 * 24 * time.Hour
+)
+
 // maxConfigSize bounds the YAML configuration file.
 const maxConfigSize = 1 << 20
 
@@ -35,6 +43,8 @@ const maxConfigSize = 1 << 20
 //	registration_wait: 2s
 //	checkpoint_interval: 100ms
 //	batch_max_age: 100ms
+//	max_connections_per_client: 2048
+//	body_timeout: 10s
 //	policy:
 //	  trusted_issuers:
 //	    - issuer: https://ci.example.com
@@ -45,11 +55,17 @@ const maxConfigSize = 1 << 20
 //	  required_headers: [alg, kid, iss, sub]
 //	  iat_window: {past: 8760h, future: 5m}
 type Config struct {
-	Issuer             string       `yaml:"issuer"`
-	RegistrationWait   string       `yaml:"registration_wait"`
-	CheckpointInterval string       `yaml:"checkpoint_interval"`
-	BatchMaxAge        string       `yaml:"batch_max_age"`
-	Policy             PolicyConfig `yaml:"policy"`
+	Issuer             string `yaml:"issuer"`
+	RegistrationWait   string `yaml:"registration_wait"`
+	CheckpointInterval string `yaml:"checkpoint_interval"`
+	BatchMaxAge        string `yaml:"batch_max_age"`
+	// MaxConnectionsPerClient caps concurrent connections from one IP
+	// address; 0 means DefaultMaxConnsPerClient, a negative value no cap.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
+	// BodyTimeout bounds the time to send a registration body (a Go
+	// duration); default DefaultBodyTimeout.
+	BodyTimeout string       `yaml:"body_timeout"`
+	Policy      PolicyConfig `yaml:"policy"`
 }
 
 // PolicyConfig is the registration policy section of [Config].
@@ -68,10 +84,17 @@ type PolicyConfig struct {
 	// kid are always required.
 	RequiredHeaders []string `yaml:"required_headers"`
 	// IATWindow bounds iat, when present, relative to the registration time.
+	// Default: DefaultIATPast and DefaultIATFuture; "0s" removes a bound.
 	IATWindow struct {
 		Past   string `yaml:"past"`
 		Future string `yaml:"future"`
 	} `yaml:"iat_window"`
+	// RequireCallerIssuer requires a statement's iss to equal the WIT sub of
+	// the workload registering it (the verified Workload-Identity-Token of
+	// the request), so that one workload cannot register statements in
+	// another's name. Default: on when registration requires WIMSE headers
+	// (pkg/server sets it), else off.
+	RequireCallerIssuer *bool `yaml:"require_caller_issuer"`
 }
 
 // TrustedIssuer is one entry of the trust registry.
@@ -121,6 +144,7 @@ type Policy struct {
 	required  map[string]bool
 	iatPast   time.Duration
 	iatFuture time.Duration
+	callerIss bool
 	bundles   wimse.Bundles
 	doc       policyDoc
 }
@@ -140,6 +164,7 @@ type policyDoc struct {
 	IATWindowPast    string        `json:"iat_window_past,omitempty"`
 	IATWindowFuture  string        `json:"iat_window_future,omitempty"`
 	WIMSE            bool          `json:"wimse_bound_statements"`
+	CallerIssuer     bool          `json:"require_caller_issuer,omitempty"`
 }
 
 type policyTrust struct {
@@ -161,7 +186,9 @@ func NewPolicy(pc PolicyConfig, trustKeys []string, bundles wimse.Bundles) (*Pol
 	}
 	algs := pc.Algorithms
 	if len(algs) == 0 {
-		algs = []string{"ES256", "ES384", "ES512", "PS256", "EdDSA"}
+		for _, a := range keys.StatementAlgorithms() {
+			algs = append(algs, a.Name)
+		}
 	}
 	for _, a := range algs {
 		alg, err := keys.ParseStatementAlgorithm(a)
@@ -182,6 +209,10 @@ func NewPolicy(pc PolicyConfig, trustKeys []string, bundles wimse.Bundles) (*Pol
 		p.required[h] = true
 	}
 	var err error
+	p.iatPast, p.iatFuture = DefaultIATPast, DefaultIATFuture
+	if pc.RequireCallerIssuer != nil {
+		p.callerIss = *pc.RequireCallerIssuer
+	}
 	if pc.IATWindow.Past != "" {
 		if p.iatPast, err = time.ParseDuration(pc.IATWindow.Past); err != nil || p.iatPast < 0 {
 			return nil, fmt.Errorf("%w: iat_window.past %q", ErrConfig, pc.IATWindow.Past)
@@ -219,7 +250,13 @@ func NewPolicy(pc PolicyConfig, trustKeys []string, bundles wimse.Bundles) (*Pol
 
 func (p *Policy) document(pc PolicyConfig) policyDoc {
 	d := policyDoc{Type: "trustfabric registration policy v1", MaxStatementSize: p.maxSize, WIMSE: len(p.bundles) > 0,
-		IATWindowPast: pc.IATWindow.Past, IATWindowFuture: pc.IATWindow.Future}
+		CallerIssuer: p.callerIss}
+	if p.iatPast > 0 {
+		d.IATWindowPast = p.iatPast.String()
+	}
+	if p.iatFuture > 0 {
+		d.IATWindowFuture = p.iatFuture.String()
+	}
 	for alg := range p.algs {
 		a, _ := keys.AlgorithmOfCOSE(alg)
 		d.Algorithms = append(d.Algorithms, a.Name)
@@ -252,9 +289,9 @@ func (p *Policy) MaxStatementSize() int64 { return p.maxSize }
 
 // Check applies the registration policy to a parsed statement and verifies
 // its signature (RFC 9943 §5.1.1): algorithm allow-list, required protected
-// headers, iat window, trusted issuer and key (or the WIMSE seam), then the
-// signature. Errors wrap ErrRejected, ErrUnknownKey, ErrUntrustedIssuer or a
-// pkg/scitt sentinel.
+// headers, iat window, the caller's identity (RequireCallerIssuer), trusted
+// issuer and key (or the WIMSE seam), then the signature. Errors wrap
+// ErrRejected, ErrUnknownKey, ErrUntrustedIssuer or a pkg/scitt sentinel.
 func (p *Policy) Check(ctx context.Context, st *scitt.Statement, now time.Time) error {
 	if !p.algs[st.Alg] {
 		if st.Alg == 0 {
@@ -275,11 +312,23 @@ func (p *Policy) Check(ctx context.Context, st *scitt.Statement, now time.Time) 
 		return fmt.Errorf("%w: no kid (4) in the protected header (x5chain issuers are not supported)", ErrRejected)
 	}
 	if !st.IssuedAt.IsZero() {
+		if st.IssuedAt.Before(time.Unix(0, 0)) {
+			return fmt.Errorf("%w: iat %d is before 1970", ErrRejected, st.IssuedAt.Unix())
+		}
 		if p.iatPast > 0 && st.IssuedAt.Before(now.Add(-p.iatPast)) {
 			return fmt.Errorf("%w: iat %s is older than the policy's window of %s", ErrRejected, st.IssuedAt.UTC().Format(time.RFC3339), p.iatPast)
 		}
 		if p.iatFuture > 0 && st.IssuedAt.After(now.Add(p.iatFuture)) {
 			return fmt.Errorf("%w: iat %s is more than %s in the future", ErrRejected, st.IssuedAt.UTC().Format(time.RFC3339), p.iatFuture)
+		}
+	}
+	if p.callerIss {
+		id, ok := wimse.FromContext(ctx)
+		if !ok {
+			return fmt.Errorf("%w: the policy requires the statement's iss to be the registering workload's identifier, and this registration carries no verified workload identity", ErrRejected)
+		}
+		if st.Issuer != id.WIT.ID.String() {
+			return fmt.Errorf("%w: iss %q is not the registering workload %q (a workload registers only statements it issued)", ErrRejected, st.Issuer, id.WIT.ID)
 		}
 	}
 	ks, err := p.keysFor(ctx, st)

@@ -214,8 +214,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	}
 	s.follow = newFollower(lg.ReadCheckpoint, s.origin, verifier, opts.PollInterval, opts.Logger)
 	if err := s.recover(ctx); err != nil {
-		s.closeStorage(ctx)
-		return nil, err
+		return nil, errors.Join(err, s.closeStorage(ctx))
 	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel

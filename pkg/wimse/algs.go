@@ -3,6 +3,7 @@ package wimse
 import (
 	"crypto"
 	"fmt"
+	"slices"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -14,11 +15,24 @@ import (
 // EdDSA, no HMAC, never "none"), as the algorithm table of package keys says.
 var Algorithms = keys.WITAlgorithms()
 
+// parseAlgorithms are the algorithms a WIT may be parsed with before its
+// trust domain's bundle is known: Algorithms plus EdDSA, which a bundle may
+// allow (Bundle.Algorithms). The bundle's list is then enforced.
+var parseAlgorithms = append(slices.Clone(Algorithms), jose.EdDSA)
+
 // checkKeyAlg reports whether alg is allowed by the WIT-SVID profile and fits
 // the public key's type.
 func checkKeyAlg(pub crypto.PublicKey, alg jose.SignatureAlgorithm) error {
+	return checkKeyAlgIn(pub, alg, Algorithms)
+}
+
+// checkKeyAlgIn is checkKeyAlg with an explicit allow-list (a bundle's).
+func checkKeyAlgIn(pub crypto.PublicKey, alg jose.SignatureAlgorithm, allowed []jose.SignatureAlgorithm) error {
 	a, ok := keys.AlgorithmOfJOSE(alg)
-	if !ok || !a.WIT {
+	if !ok || !slices.Contains(allowed, alg) {
+		if alg == jose.EdDSA {
+			return fmt.Errorf("%w: EdDSA is not allowed by the WIT-SVID profile (a trust domain's bundle may allow it)", ErrUnsupportedAlgorithm)
+		}
 		return fmt.Errorf("%w: %q is not allowed by the WIT-SVID profile", ErrUnsupportedAlgorithm, alg)
 	}
 	if err := a.Fits(pub); err != nil {

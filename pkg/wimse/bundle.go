@@ -3,6 +3,7 @@ package wimse
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -16,11 +17,40 @@ const MaxBundleSize = 1 << 20
 
 // Bundle is the set of keys that sign WITs for one trust domain: a JWK Set
 // whose keys carry use "wit-svid" and a unique kid. Issuers, when not empty,
-// lists the WIT iss values accepted from this trust domain.
+// lists the WIT iss values accepted from this trust domain. Algorithms, when
+// not empty, replaces [Algorithms] as the JWS algorithms accepted for this
+// domain's WIT signatures and cnf.jwk keys: how an operator accepts EdDSA
+// from another trust domain (the SPIFFE WIT-SVID profile's RS/ES/PS list
+// stays the default); it is local configuration, never read from the JWK Set.
 type Bundle struct {
 	TrustDomain string
 	Issuers     []string
 	Keys        []jose.JSONWebKey
+	Algorithms  []jose.SignatureAlgorithm
+}
+
+// algorithms returns the JWS algorithms accepted for this trust domain.
+func (b *Bundle) algorithms() []jose.SignatureAlgorithm {
+	if len(b.Algorithms) > 0 {
+		return b.Algorithms
+	}
+	return Algorithms
+}
+
+// ParseAlgorithms parses JWS algorithm names for Bundle.Algorithms: those of
+// [Algorithms] and EdDSA; never none or HMAC.
+func ParseAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
+	var out []jose.SignatureAlgorithm
+	for _, n := range names {
+		a := jose.SignatureAlgorithm(strings.TrimSpace(n))
+		if !slices.Contains(parseAlgorithms, a) {
+			return nil, fmt.Errorf("%w: %q (allowed: %v)", ErrUnsupportedAlgorithm, a, parseAlgorithms)
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // ParseBundle parses a JWK Set as the WIT bundle of trustDomain. Keys whose use

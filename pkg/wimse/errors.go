@@ -35,6 +35,10 @@ var (
 	// ErrReplayCacheFull: the replay cache is full of unexpired entries; the
 	// token is refused rather than accepted unchecked.
 	ErrReplayCacheFull = errors.New("replay cache full")
+	// ErrReplayQuota: one caller (WIT subject) already holds its share of
+	// the replay cache ([WithOwnerLimit]); its token is refused so that it
+	// cannot fill the cache for everyone else.
+	ErrReplayQuota = errors.New("too many unexpired proofs from one caller")
 	// ErrInvalidIdentifier: the workload identifier breaks
 	// draft-ietf-wimse-identifier or the SPIFFE ID rules.
 	ErrInvalidIdentifier = errors.New("invalid workload identifier")

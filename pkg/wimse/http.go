@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,7 +87,20 @@ type Authenticator struct {
 	Replay *ReplayCache
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// ProofLeeway is the clock skew tolerated on a WPT's exp, nbf and iat;
+	// zero means DefaultProofLeeway, and it is capped at MaxProofLeeway.
+	ProofLeeway time.Duration
+	// Realm is the realm of the WWW-Authenticate challenge; "" means the
+	// first origin.
+	Realm string
 }
+
+// AuthScheme is the auth-scheme of the WWW-Authenticate challenge sent with
+// a 401 for a request without valid WIMSE headers (RFC 9110 §11.6.1,
+// §15.5.2): `WIMSE realm="<origin>"` when the headers are absent, plus
+// error="invalid_token" and an error_description otherwise (the parameters
+// of RFC 6750 §3). No scheme is registered for WIMSE; the name is ours.
+const AuthScheme = "WIMSE"
 
 // Identity is what Authenticate returns: the verified WIT and its proof.
 type Identity struct {
@@ -101,6 +115,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Identity, error) {
 		return nil, errors.New("wimse: authenticator without a replay cache")
 	}
 	wits, wpts := r.Header.Values(HeaderWIT), r.Header.Values(HeaderWPT)
+	if len(wits) == 0 && len(wpts) == 0 {
+		return nil, fmt.Errorf("%w: %w: send one %s and one %s", ErrMissingHeader, errAbsent, HeaderWIT, HeaderWPT)
+	}
 	if len(wits) != 1 || len(wpts) != 1 {
 		return nil, fmt.Errorf("%w: want exactly one %s and one %s", ErrMissingHeader, HeaderWIT, HeaderWPT)
 	}
@@ -116,7 +133,11 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Identity, error) {
 	for _, o := range a.Origins {
 		auds = append(auds, strings.TrimSuffix(o, "/")+r.URL.EscapedPath())
 	}
-	wpt, err := VerifyWPT(strings.TrimSpace(wpts[0]), wit, ProofPolicy{Audiences: auds, Replay: a.Replay}, opts...)
+	leeway := a.ProofLeeway
+	if leeway == 0 {
+		leeway = DefaultProofLeeway
+	}
+	wpt, err := VerifyWPT(strings.TrimSpace(wpts[0]), wit, ProofPolicy{Audiences: auds, Replay: a.Replay, Leeway: leeway}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -124,22 +145,73 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Identity, error) {
 }
 
 // Middleware verifies the WIMSE headers and passes the request on with the
-// identity in its context ([FromContext]). Failures get a 400 response with an
-// RFC 9457 problem document (workload-creds §3.3 advises 400, not 401); a full
-// replay cache gets 503.
+// identity in its context ([FromContext]). Failures get the status and
+// headers of [Authenticator.Challenge] and an RFC 9457 problem document.
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := a.Authenticate(r)
 		if err != nil {
-			status := http.StatusBadRequest
-			if errors.Is(err, ErrReplayCacheFull) {
-				status = http.StatusServiceUnavailable
-			}
-			WriteProblem(w, status, "workload authentication failed", err)
+			WriteProblem(w, a.Challenge(w, err), "workload authentication failed", err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
 	})
+}
+
+// Challenge sets the response headers for an [Authenticator.Authenticate]
+// error and returns the status to answer with: 503 with Retry-After when the
+// replay cache is full, 429 with Retry-After when the caller has too many
+// unexpired proofs ([ErrReplayQuota]), else 401 with a WWW-Authenticate
+// challenge ([AuthScheme]). workload-creds §3.3 advises 400 instead, because
+// a 401 needs a challenge; we send one, so that generic HTTP clients learn
+// what authentication the resource wants.
+func (a *Authenticator) Challenge(w http.ResponseWriter, err error) int {
+	switch {
+	case errors.Is(err, ErrReplayCacheFull):
+		w.Header().Set("Retry-After", "1")
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrReplayQuota):
+		w.Header().Set("Retry-After", strconv.Itoa(int((MaxProofLifetime+MaxProofLeeway)/time.Second)))
+		return http.StatusTooManyRequests
+	}
+	realm := a.Realm
+	if realm == "" && len(a.Origins) > 0 {
+		realm = a.Origins[0]
+	}
+	if realm == "" {
+		realm = "wimse"
+	}
+	c := AuthScheme + " realm=" + quote(realm)
+	if !isAbsent(err) {
+		c += `, error="invalid_token", error_description=` + quote(err.Error())
+	}
+	w.Header().Set("WWW-Authenticate", c)
+	return http.StatusUnauthorized
+}
+
+// errAbsent marks ErrMissingHeader errors where no WIMSE header was sent at
+// all (the challenge then carries no error, RFC 6750 §3.1).
+var errAbsent = errors.New("no WIMSE headers")
+
+func isAbsent(err error) bool { return errors.Is(err, errAbsent) }
+
+// quote renders s as an RFC 9110 quoted-string, dropping control characters.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || r > 0x7e:
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // WriteProblem writes an application/problem+json response. The detail is the

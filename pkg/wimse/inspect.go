@@ -44,3 +44,31 @@ func DecodeUnverified(token string) (*Unverified, error) {
 	u.SignatureSize = len(sig)
 	return u, nil
 }
+
+// Description is what `trustfabric inspect` shows of a compact JWS: its kind
+// (wit, wpt, or jwt for any other token, e.g. a CI token), header and claims.
+// Nothing is verified.
+type Description struct {
+	Type          string         `json:"type"`
+	Verified      bool           `json:"verified"`
+	Header        map[string]any `json:"header"`
+	Claims        map[string]any `json:"claims"`
+	SignatureSize int            `json:"signature_size"`
+}
+
+// Describe decodes a compact JWS without verifying it and names its kind by
+// its typ header.
+func Describe(token string) (*Description, error) {
+	u, err := DecodeUnverified(token)
+	if err != nil {
+		return nil, err
+	}
+	kind := "jwt"
+	switch u.Header["typ"] {
+	case TypeWIT, "application/" + TypeWIT:
+		kind = "wit"
+	case TypeWPT, "application/" + TypeWPT:
+		kind = "wpt"
+	}
+	return &Description{Type: kind, Header: u.Header, Claims: u.Claims, SignatureSize: u.SignatureSize}, nil
+}

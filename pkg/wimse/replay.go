@@ -17,16 +17,39 @@ const MaxJTILen = 256
 // id that could then be replayed. Size it for the expected rate times the
 // longest token lifetime. It is safe for concurrent use.
 type ReplayCache struct {
-	mu       sync.Mutex
-	capacity int
-	seen     map[string]time.Time
-	order    expiryHeap
+	mu         sync.Mutex
+	capacity   int
+	ownerLimit int
+	seen       map[string]time.Time
+	owners     map[string]int // unexpired ids per owner
+	order      expiryHeap
+}
+
+// DefaultProofsPerCaller is the per-caller share of a registration WPT
+// replay cache used by `trustfabric serve` (see [WithOwnerLimit]): with the
+// default one-minute proofs, about 160 registrations a second from one
+// workload identity.
+const DefaultProofsPerCaller = 10000
+
+// ReplayOption configures a ReplayCache.
+type ReplayOption func(*ReplayCache)
+
+// WithOwnerLimit bounds the unexpired ids one owner (for WPTs, the WIT
+// subject) may hold, so that one authenticated caller cannot fill the cache
+// and have everyone else's tokens refused; beyond it [ReplayCache.UseFor]
+// refuses with [ErrReplayQuota]. Default: no per-owner limit.
+func WithOwnerLimit(n int) ReplayOption {
+	return func(c *ReplayCache) { c.ownerLimit = max(n, 0) }
 }
 
 // NewReplayCache returns a cache holding at most capacity unexpired ids
 // (minimum 1).
-func NewReplayCache(capacity int) *ReplayCache {
-	return &ReplayCache{capacity: max(capacity, 1), seen: map[string]time.Time{}}
+func NewReplayCache(capacity int, opts ...ReplayOption) *ReplayCache {
+	c := &ReplayCache{capacity: max(capacity, 1), seen: map[string]time.Time{}, owners: map[string]int{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Use records id as used until expires. It returns an error wrapping
@@ -34,6 +57,13 @@ func NewReplayCache(capacity int) *ReplayCache {
 // [ErrReplayCacheFull] when the cache is full, or [ErrMalformed] for an empty
 // or oversize id.
 func (c *ReplayCache) Use(id string, expires, now time.Time) error {
+	return c.UseFor("", id, expires, now)
+}
+
+// UseFor is Use on behalf of owner: with [WithOwnerLimit], an owner holding
+// its limit of unexpired ids is refused with [ErrReplayQuota]. The empty
+// owner is not limited.
+func (c *ReplayCache) UseFor(owner, id string, expires, now time.Time) error {
 	if id == "" || len(id) > MaxJTILen {
 		return fmt.Errorf("%w: jti must be 1 to %d bytes", ErrMalformed, MaxJTILen)
 	}
@@ -43,16 +73,27 @@ func (c *ReplayCache) Use(id string, expires, now time.Time) error {
 		e := heap.Pop(&c.order).(expiryEntry)
 		if c.seen[e.id].Equal(e.exp) {
 			delete(c.seen, e.id)
+			if e.owner != "" {
+				if c.owners[e.owner]--; c.owners[e.owner] <= 0 {
+					delete(c.owners, e.owner)
+				}
+			}
 		}
 	}
 	if exp, ok := c.seen[id]; ok && exp.After(now) {
 		return fmt.Errorf("%w: jti was already used", ErrReplay)
 	}
+	if owner != "" && c.ownerLimit > 0 && c.owners[owner] >= c.ownerLimit {
+		return fmt.Errorf("%w: %d unexpired proofs; wait for them to expire", ErrReplayQuota, c.owners[owner])
+	}
 	if len(c.seen) >= c.capacity {
 		return fmt.Errorf("%w: %d unexpired ids", ErrReplayCacheFull, len(c.seen))
 	}
 	c.seen[id] = expires
-	heap.Push(&c.order, expiryEntry{id: id, exp: expires})
+	if owner != "" {
+		c.owners[owner]++
+	}
+	heap.Push(&c.order, expiryEntry{id: id, owner: owner, exp: expires})
 	return nil
 }
 
@@ -64,8 +105,8 @@ func (c *ReplayCache) Len() int {
 }
 
 type expiryEntry struct {
-	id  string
-	exp time.Time
+	id, owner string
+	exp       time.Time
 }
 
 type expiryHeap []expiryEntry

@@ -145,32 +145,38 @@ func confirmationJWK(k jose.JSONWebKey) (json.RawMessage, error) {
 }
 
 // VerifyOption changes how ParseWIT and VerifyWPT check a token.
-type VerifyOption func(*verifyOptions)
+type VerifyOption func(*verifyOptions) error
 
 type verifyOptions struct {
-	now    time.Time
-	leeway time.Duration
+	now       time.Time
+	leeway    time.Duration
+	leewaySet bool
 }
 
-func newVerifyOptions(opts []VerifyOption) verifyOptions {
+func newVerifyOptions(opts []VerifyOption) (verifyOptions, error) {
 	o := verifyOptions{leeway: DefaultLeeway}
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return o, err
+		}
 	}
 	if o.now.IsZero() {
 		o.now = time.Now()
 	}
-	return o
+	return o, nil
 }
 
 // WithTime checks validity at t instead of now (e.g. a statement's
 // registration time). Default: time.Now().
-func WithTime(t time.Time) VerifyOption { return func(o *verifyOptions) { o.now = t } }
+func WithTime(t time.Time) VerifyOption {
+	return func(o *verifyOptions) error { o.now = t; return nil }
+}
 
 // WithLeeway sets the clock skew tolerated on exp, nbf and iat. Default: one
-// minute; values above one minute are capped.
+// minute for WITs, DefaultProofLeeway for WPTs; values above one minute (WITs)
+// or MaxProofLeeway (WPTs) are capped.
 func WithLeeway(d time.Duration) VerifyOption {
-	return func(o *verifyOptions) { o.leeway = min(max(d, 0), DefaultLeeway) }
+	return func(o *verifyOptions) error { o.leeway, o.leewaySet = min(max(d, 0), DefaultLeeway), true; return nil }
 }
 
 type witHeaderClaims struct {
@@ -185,8 +191,11 @@ type witHeaderClaims struct {
 // signature, iss (when the bundle lists issuers), no aud, exp/nbf/iat with the
 // leeway, and a public cnf.jwk with an allowed alg.
 func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, error) {
-	o := newVerifyOptions(opts)
-	tok, hdr, err := parseCompact(token, Algorithms)
+	o, err := newVerifyOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	tok, hdr, err := parseCompact(token, parseAlgorithms)
 	if err != nil {
 		return nil, fmt.Errorf("WIT: %w", err)
 	}
@@ -211,6 +220,9 @@ func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, e
 	if err != nil {
 		return nil, fmt.Errorf("WIT: %w", err)
 	}
+	if alg := jose.SignatureAlgorithm(hdr.Algorithm); !slices.Contains(b.algorithms(), alg) {
+		return nil, fmt.Errorf("WIT: %w: %q is not accepted for trust domain %q", ErrUnsupportedAlgorithm, alg, id.TrustDomain())
+	}
 	key, ok := b.Key(hdr.KeyID)
 	if !ok {
 		return nil, fmt.Errorf("WIT: %w: kid %q in the bundle of %q", ErrKeyNotFound, hdr.KeyID, id.TrustDomain())
@@ -234,7 +246,7 @@ func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, e
 	if c.Cnf == nil || len(c.Cnf.JWK) == 0 {
 		return nil, fmt.Errorf("WIT: %w: no cnf.jwk", ErrMalformed)
 	}
-	cnf, err := parseConfirmationKey(c.Cnf.JWK)
+	cnf, err := parseConfirmationKeyIn(c.Cnf.JWK, b.algorithms())
 	if err != nil {
 		return nil, fmt.Errorf("WIT: %w", err)
 	}
@@ -245,7 +257,7 @@ func ParseWIT(token string, bundles BundleSource, opts ...VerifyOption) (*WIT, e
 	}, nil
 }
 
-func parseConfirmationKey(raw json.RawMessage) (jose.JSONWebKey, error) {
+func parseConfirmationKeyIn(raw json.RawMessage, allowed []jose.SignatureAlgorithm) (jose.JSONWebKey, error) {
 	var k jose.JSONWebKey
 	if err := k.UnmarshalJSON(raw); err != nil {
 		return k, fmt.Errorf("%w: cnf.jwk: %w", ErrMalformed, err)
@@ -256,7 +268,7 @@ func parseConfirmationKey(raw json.RawMessage) (jose.JSONWebKey, error) {
 	if k.Algorithm == "" {
 		return k, fmt.Errorf("%w: cnf.jwk has no alg", ErrMalformed)
 	}
-	if err := checkKeyAlg(k.Key, jose.SignatureAlgorithm(k.Algorithm)); err != nil {
+	if err := checkKeyAlgIn(k.Key, jose.SignatureAlgorithm(k.Algorithm), allowed); err != nil {
 		return k, fmt.Errorf("cnf.jwk: %w", err)
 	}
 	return k, nil
@@ -344,9 +356,10 @@ func randomID() string {
 // ParseWITUnverified reads the sub and cnf.jwk of a WIT without verifying
 // its signature or times: for the workload that holds the WIT it was just
 // issued (to name itself in a statement and check it holds the right key).
-// Never base a trust decision on it: verifiers use [ParseWIT].
+// Never base a trust decision on it: verifiers use [ParseWIT]. It reads WITs
+// of every algorithm a trust domain's bundle may allow (EdDSA included).
 func ParseWITUnverified(token string) (Identifier, jose.JSONWebKey, error) {
-	tok, _, err := parseCompact(token, Algorithms)
+	tok, _, err := parseCompact(token, parseAlgorithms)
 	if err != nil {
 		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w", err)
 	}
@@ -361,7 +374,7 @@ func ParseWITUnverified(token string) (Identifier, jose.JSONWebKey, error) {
 	if c.Cnf == nil {
 		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w: no cnf.jwk", ErrMalformed)
 	}
-	cnf, err := parseConfirmationKey(c.Cnf.JWK)
+	cnf, err := parseConfirmationKeyIn(c.Cnf.JWK, parseAlgorithms)
 	if err != nil {
 		return Identifier{}, jose.JSONWebKey{}, fmt.Errorf("WIT: %w", err)
 	}

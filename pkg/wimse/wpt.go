@@ -21,6 +21,12 @@ const (
 	DefaultProofLifetime = time.Minute
 	// MaxProofLifetime is the furthest in the future a WPT's exp may be.
 	MaxProofLifetime = 5 * time.Minute
+	// DefaultProofLeeway is the clock skew tolerated on a WPT's exp, nbf and
+	// iat: proofs are minted for the request at hand, so a WPT past its exp
+	// by more than a few seconds is refused.
+	DefaultProofLeeway = 5 * time.Second
+	// MaxProofLeeway caps the configurable WPT leeway.
+	MaxProofLeeway = 10 * time.Second
 )
 
 // WPT is a verified Workload Proof Token.
@@ -75,9 +81,13 @@ type ProofPolicy struct {
 	// Audiences are the aud values this receiver accepts, from trusted
 	// configuration only (never from Host or X-Forwarded-Host).
 	Audiences []string
-	// Replay remembers jti values; nil disables the replay check (not
-	// recommended).
+	// Replay remembers jti values, per WIT subject (see [WithOwnerLimit]);
+	// nil disables the replay check (not recommended).
 	Replay *ReplayCache
+	// Leeway is the clock skew tolerated on exp, nbf and iat; zero means
+	// DefaultProofLeeway; capped at MaxProofLeeway. A WithLeeway option
+	// given to VerifyWPT takes precedence (also capped).
+	Leeway time.Duration
 }
 
 type wptClaims struct {
@@ -92,7 +102,18 @@ type wptClaims struct {
 // too far ahead, wth hashes the WIT, jti single use. An oth claim is refused
 // since this receiver binds no other tokens.
 func VerifyWPT(token string, wit *WIT, p ProofPolicy, opts ...VerifyOption) (*WPT, error) {
-	o := newVerifyOptions(opts)
+	o, err := newVerifyOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case o.leewaySet:
+		o.leeway = min(o.leeway, MaxProofLeeway)
+	case p.Leeway > 0:
+		o.leeway = min(p.Leeway, MaxProofLeeway)
+	default:
+		o.leeway = DefaultProofLeeway
+	}
 	alg := jose.SignatureAlgorithm(wit.Key.Algorithm)
 	tok, hdr, err := parseCompact(token, []jose.SignatureAlgorithm{alg})
 	if err != nil {
@@ -128,7 +149,7 @@ func VerifyWPT(token string, wit *WIT, p ProofPolicy, opts ...VerifyOption) (*WP
 			return nil, fmt.Errorf("WPT: %w: jti longer than %d bytes", ErrMalformed, MaxJTILen)
 		}
 		key := sha256.Sum256([]byte(wit.ID.String() + "\x00" + c.ID))
-		if err := p.Replay.Use(base64.RawURLEncoding.EncodeToString(key[:]), c.Expiry.Time().Add(o.leeway), o.now); err != nil {
+		if err := p.Replay.UseFor(wit.ID.String(), base64.RawURLEncoding.EncodeToString(key[:]), c.Expiry.Time().Add(o.leeway), o.now); err != nil {
 			return nil, fmt.Errorf("WPT: %w", err)
 		}
 	}

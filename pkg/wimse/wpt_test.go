@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,14 +205,16 @@ func TestTransportAndMiddleware(t *testing.T) {
 		t.Fatalf("identity in context = %+v", got)
 	}
 
-	// Without headers, and with a replayed WPT: 400.
+	// Without headers: 401 with a bare challenge; with a replayed WPT: 401
+	// with error="invalid_token" (RFC 9110 §15.5.2: every 401 carries
+	// WWW-Authenticate).
 	resp, _ := http.Get(srv.URL + "/entries")
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("no headers: status %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `WIMSE realm="`+srv.URL+`"` {
+		t.Fatalf("no headers: status %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	wpt, _ := MintWPT(f.workload, f.wit, srv.URL+"/entries", 0)
-	for i, want := range []int{200, 400} {
+	for i, want := range []int{200, 401} {
 		req, _ := http.NewRequest("GET", srv.URL+"/entries", nil)
 		req.Header.Set(HeaderWIT, f.wit)
 		req.Header.Set(HeaderWPT, wpt)
@@ -222,6 +225,9 @@ func TestTransportAndMiddleware(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Fatalf("attempt %d: status %d, want %d", i, resp.StatusCode, want)
+		}
+		if c := resp.Header.Get("WWW-Authenticate"); want == 401 && !strings.HasPrefix(c, `WIMSE realm="`+srv.URL+`", error="invalid_token", error_description="`) {
+			t.Fatalf("replayed WPT: WWW-Authenticate %q", c)
 		}
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/pkg/keys"
@@ -194,4 +196,52 @@ func TestKeyForRegistration(t *testing.T) {
 	if _, err := KeyForRegistration(st, wimse.Bundles{b}, time.Now().Add(time.Hour)); !errors.Is(err, wimse.ErrExpired) {
 		t.Fatalf("expired WIT: err = %v", err)
 	}
+}
+
+// TestEdDSAPartnerDomain: a partner trust domain whose bundle allows EdDSA
+// issues a WIT for an Ed25519 workload key; the workload names itself with
+// Issuer and its statement verifies (issue 11 item 6).
+func TestEdDSAPartnerDomain(t *testing.T) {
+	iss, _ := keys.Generate(cose.AlgorithmES256)
+	wl, err := keys.Generate(cose.AlgorithmEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := wimse.RequireIdentifier("spiffe://partner.example/build/1")
+	bundle := &wimse.Bundle{TrustDomain: "partner.example", Keys: []jose.JSONWebKey{iss.PublicJWK()},
+		Algorithms: []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA}}
+	wit := mintWITWithCnf(t, iss, id, wl.PublicJWK())
+	got, err := Issuer(wit, wl.Signer.Public())
+	if err != nil || got != id {
+		t.Fatalf("Issuer = %v, %v", got, err)
+	}
+	st := signWithWIT(t, wl, wit, id.String(), time.Now())
+	if _, err := Verify(st, wimse.Bundles{bundle}); err != nil {
+		t.Fatalf("EdDSA statement of an allowing domain: %v", err)
+	}
+	strict := &wimse.Bundle{TrustDomain: "partner.example", Keys: []jose.JSONWebKey{iss.PublicJWK()}}
+	if _, err := Verify(st, wimse.Bundles{strict}); !errors.Is(err, wimse.ErrUnsupportedAlgorithm) {
+		t.Fatalf("EdDSA under a default bundle: err = %v, want ErrUnsupportedAlgorithm", err)
+	}
+}
+
+// mintWITWithCnf signs a WIT by hand (MintWIT refuses EdDSA confirmation keys:
+// our own Identity Server never issues them).
+func mintWITWithCnf(t *testing.T, iss *keys.PrivateKey, id wimse.Identifier, cnf jose.JSONWebKey) string {
+	t.Helper()
+	s, err := iss.JOSESigner(wimse.TypeWIT, true, wimse.Algorithms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := json.Marshal(cnf.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tok, err := jwt.Signed(s).Claims(map[string]any{"sub": id.String(), "iat": now.Unix(), "nbf": now.Unix(),
+		"exp": now.Add(10 * time.Minute).Unix(), "jti": "j1", "cnf": map[string]any{"jwk": json.RawMessage(pub)}}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -30,7 +30,7 @@ func (e *ExchangeError) Error() string {
 func (e *ExchangeError) Unwrap() error { return ErrExchange }
 
 // ExchangeOption configures Exchange.
-type ExchangeOption func(*exchangeOptions)
+type ExchangeOption func(*exchangeOptions) error
 
 type exchangeOptions struct {
 	client    *http.Client
@@ -38,12 +38,14 @@ type exchangeOptions struct {
 }
 
 // WithClient sets the HTTP client. Default: a client with a 30 s timeout.
-func WithClient(c *http.Client) ExchangeOption { return func(o *exchangeOptions) { o.client = c } }
+func WithClient(c *http.Client) ExchangeOption {
+	return func(o *exchangeOptions) error { o.client = c; return nil }
+}
 
 // WithSubjectTokenType sets subject_token_type. Default: wimse.TokenTypeIDToken
 // (use wimse.TokenTypeJWT for Kubernetes service-account tokens and JWT-SVIDs).
 func WithSubjectTokenType(t string) ExchangeOption {
-	return func(o *exchangeOptions) { o.tokenType = t }
+	return func(o *exchangeOptions) error { o.tokenType = t; return nil }
 }
 
 // Exchange trades ciToken for a WIT bound to key at the identity server at
@@ -52,7 +54,9 @@ func WithSubjectTokenType(t string) ExchangeOption {
 func Exchange(ctx context.Context, serverURL, ciToken string, key *keys.PrivateKey, opts ...ExchangeOption) (string, error) {
 	o := exchangeOptions{client: &http.Client{Timeout: 30 * time.Second}, tokenType: wimse.TokenTypeIDToken}
 	for _, opt := range opts {
-		opt(&o)
+		if err := opt(&o); err != nil {
+			return "", err
+		}
 	}
 	tokenURL := strings.TrimSuffix(serverURL, "/") + wimse.TokenPath
 	proof, err := NewDPoPProof(key, tokenURL)

@@ -38,6 +38,8 @@ type Issuer struct {
 	kid  string
 	now  func() time.Time
 	jwks []jose.JSONWebKey
+	// fetches counts JWKS requests.
+	fetches int
 }
 
 // newIssuer starts an issuer whose JWKS is served at jwksPath.
@@ -135,7 +137,17 @@ func (i *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
+// JWKSFetches returns how many times the JWKS was requested.
+func (i *Issuer) JWKSFetches() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.fetches
+}
+
 func (i *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
+	i.mu.Lock()
+	i.fetches++
+	i.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(i.JWKS())
 }

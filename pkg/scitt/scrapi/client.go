@@ -210,7 +210,7 @@ func (c *Client) Await(ctx context.Context, loc string) (*Registration, error) {
 			case "failed":
 				return nil, fmt.Errorf("fetch receipt: %w", &Problem{Title: "Registration Failed", Detail: op.Error, Status: http.StatusOK})
 			}
-			break // running: poll again
+			// running: poll again
 		case resp.StatusCode/100 == 2 && resp.StatusCode != http.StatusAccepted && len(body) > 0:
 			// 200 with the receipt (or another 2xx with a body, by class).
 			final := loc

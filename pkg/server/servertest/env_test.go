@@ -63,7 +63,7 @@ func TestEnvRequiresWIMSE(t *testing.T) {
 	}
 
 	c, _ := oci.New()
-	if _, dig, err := c.Resolve(ctx, env.ImageTag); err != nil || "" == dig || env.Image[len(env.Image)-len(dig):] != dig {
+	if _, dig, err := c.Resolve(ctx, env.ImageTag); err != nil || dig == "" || env.Image[len(env.Image)-len(dig):] != dig {
 		t.Errorf("tag %s resolves to %s (%v), Env.Image is %s", env.ImageTag, dig, err, env.Image)
 	}
 }

@@ -56,7 +56,7 @@ func lockDir(dir string) (*dirLock, error) {
 	}
 	// Best effort: the pid only improves the message of a second process.
 	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &dirLock{f: f, holds: 1}, nil
 }

@@ -182,19 +182,19 @@ func Open(ctx context.Context, cfg Config) (*Log, storage.Statements, error) {
 	}
 	st, err := openStatements(path, o)
 	if err != nil {
-		lock.release()
+		_ = lock.release() // the open error is the one to report
 		return nil, nil, err
 	}
 	lg, err := OpenLog(ctx, cfg)
 	if err != nil {
 		st.Close()
-		lock.release()
+		_ = lock.release() // the open error is the one to report
 		return nil, nil, err
 	}
 	fail := func(err error) (*Log, storage.Statements, error) {
 		st.Close()
 		lg.Close(ctx)
-		lock.release()
+		_ = lock.release() // the open error is the one to report
 		return nil, nil, err
 	}
 	size, err := lg.IntegratedSize(ctx)

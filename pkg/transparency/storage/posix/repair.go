@@ -72,7 +72,7 @@ type putRef struct {
 // than the indices the statement store recorded (the log was deleted or
 // rolled back), it refuses with an error wrapping [storage.ErrCorrupt];
 // restore the log directory from a backup first.
-func Repair(ctx context.Context, dir string) (*RepairReport, error) {
+func Repair(ctx context.Context, dir string) (_ *RepairReport, err error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("repair: %w", err)
 	}
@@ -80,7 +80,7 @@ func Repair(ctx context.Context, dir string) (*RepairReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lock.release()
+	defer func() { err = errors.Join(err, lock.release()) }()
 	rep := &RepairReport{Dir: dir}
 	path := filepath.Join(dir, "statements")
 

@@ -1,3 +1,5 @@
+//go:build !windows
+
 package main
 
 import (
@@ -14,7 +16,9 @@ func NewCmdQuickstart() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quickstart [--keep DIR]",
 		Short: "Run the whole flow in process on loopback: identity, provenance, sign, register, attach, verify, deny",
-		Args:  cobra.NoArgs,
+		Example: `  trustfabric quickstart
+  trustfabric quickstart --keep ./tf-demo    # keep the keys, statement, policy and log`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := quickstart.Run(cmd.Context(), quickstart.Options{Dir: keep, Out: cmd.OutOrStdout()})
 			if err != nil {

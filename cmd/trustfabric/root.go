@@ -22,10 +22,11 @@ func newRootCmd() *cobra.Command {
 		Short: "Provenance, workload identity and transparency receipts for CI pipelines",
 		Long: `trustfabric signs build provenance as SCITT Signed Statements, registers them with a
 Transparency Service, attaches them to OCI images and gates deployments on them.`,
-		Version:       version,
+		Version:       buildInfo().Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("trustfabric {{.Version}}\n")
 	for _, newCmd := range subcommands {
 		root.AddCommand(newCmd())
 	}

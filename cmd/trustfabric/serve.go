@@ -1,3 +1,5 @@
+//go:build !windows
+
 package main
 
 import (
@@ -24,6 +26,8 @@ func NewCmdServe() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--addr HOST:PORT] [--config FILE] [--trust-key FILE]... [--issuer URI] [--identity-config FILE]",
 		Short: "Run the SCITT Transparency Service (SCRAPI on an embedded Tessera log) and, optionally, the Identity Server",
+		Example: `  trustfabric serve --data ./ts-data --trust-key issuer.pub.jwk
+  trustfabric serve --data /var/lib/trustfabric --addr :8443 --config ts.yaml --identity-config identity.yaml`,
 		Long: `serve runs the Transparency Service: it registers Signed Statements that its
 registration policy accepts in an append-only Tessera log kept in --data, and
 returns COSE Receipts. Nothing else needs to be installed: keys are generated

@@ -24,6 +24,10 @@ func NewCmdAttest() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attest IMAGE[@DIGEST] --ts URL --identity-server URL",
 		Short: "Sign, register and attach the provenance of an image",
+		Example: `  # in a GitHub Actions or GitLab CI job (TRUSTFABRIC_TS_URL and TRUSTFABRIC_IDENTITY_SERVER set once):
+  trustfabric attest ghcr.io/acme/app@sha256:…
+  trustfabric attest ghcr.io/acme/app:1.2 --ts https://ts.example --identity-server https://id.example --output json
+  trustfabric attest registry.local:5000/app:dev --insecure-registry registry.local:5000 --predicate sbom.json --content-type application/vnd.cyclonedx+json`,
 		Long: `attest runs the build side of Trustfabric in one process, so the workload's private
 key never touches disk:
 
@@ -100,8 +104,8 @@ statement registered but not attached (the error says how to retry).`,
 	f.StringArrayVar(&o.PredicateKeys, "predicate-key", nil, "public key (PEM, JWK, COSE_Key) a DSSE envelope given as --predicate must verify with (repeatable); envelopes are refused without one")
 	f.StringVar(&o.Location, "location", "", "payload location URI to record in the statement (label 260)")
 	f.StringVar(&o.StatementOut, "statement-out", "", "also write the transparent statement to FILE (and its preimage to FILE"+attest.PreimageSuffix+")")
-	f.BoolVar(&o.InsecureRegistry, "insecure-registry", false, "allow plain HTTP to the image's registry (loopback registries always may)")
-	f.StringVar(&output, "output", "text", "output format: text or json")
+	f.StringArrayVar(&o.InsecureRegistries, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")
+	addOutputFlag(cmd, &output)
 	f.StringVar(&oo.DotenvFile, "dotenv", "", "GitLab dotenv report to write (default "+attest.DefaultDotenvFile+" when GITLAB_CI is set)")
 	f.StringVar(&oo.TektonResultsDir, "tekton-results-dir", "", "directory of Tekton result files (default $"+attest.EnvTektonResultsDir+")")
 	return cmd

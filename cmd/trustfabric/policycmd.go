@@ -12,11 +12,14 @@ func init() { register(NewCmdPolicy) }
 
 // NewCmdPolicy returns `trustfabric policy`.
 func NewCmdPolicy() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Work with verification policies"}
+	var output string
+	cmd := &cobra.Command{Use: "policy", Short: "Work with verification policies", Example: `  trustfabric policy check policy.yaml`}
 	check := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Validate a verification policy and print what it trusts",
-		Args:  cobra.ExactArgs(1),
+		Example: `  trustfabric policy check examples/policy/verify.yaml
+  trustfabric policy check policy.yaml --output json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := policy.Load(args[0])
 			if err != nil {
@@ -28,6 +31,13 @@ func NewCmdPolicy() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if output == "json" {
+				return writeJSON(w, struct {
+					File   string `json:"file"`
+					Valid  bool   `json:"valid"`
+					SHA256 string `json:"sha256"`
+				}{args[0], true, fmt.Sprintf("%x", p.Hash())})
+			}
 			fmt.Fprintf(w, "%s: valid (sha256 %x)\n", args[0], p.Hash())
 			fmt.Fprintf(w, "transparency services (%d receipt(s) required):\n", p.RequiredReceipts)
 			for _, ts := range p.TransparencyServices {
@@ -65,6 +75,7 @@ func NewCmdPolicy() *cobra.Command {
 			return nil
 		},
 	}
+	addOutputFlag(check, &output)
 	cmd.AddCommand(check)
 	return cmd
 }

@@ -24,7 +24,9 @@ func NewCmdVerify() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE[@DIGEST] --policy FILE [--output json] [--offline]",
 		Short: "Allow or deny an image on its SCITT statements, receipts and identities (exit 0 allow, 1 deny)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  trustfabric verify ghcr.io/acme/app@sha256:… --policy policy.yaml
+  TRUSTFABRIC_POLICY=policy.yaml trustfabric verify ghcr.io/acme/app:1.2 --output json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output %q: want text or json", output)
@@ -73,7 +75,7 @@ func NewCmdVerify() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&policyFile, "policy", "", "verification policy file (required)")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &output)
 	f.BoolVar(&offline, "offline", false, "use only pinned keys and bundle files, and the registry")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")
 	f.DurationVar(&timeout, "timeout", policy.DefaultTimeout, "time budget of the verification (0: none); beyond it verify fails (exit 2), never allows")

@@ -76,9 +76,10 @@ type Options struct {
 	// StatementOut, when set, receives the transparent statement, and
 	// StatementOut+".intoto.json" its preimage, before the attach step.
 	StatementOut string
-	// InsecureRegistry allows plain HTTP to the image's registry. Default:
-	// plain HTTP only for loopback registries.
-	InsecureRegistry bool
+	// InsecureRegistries are registry hosts (HOST[:PORT]) reached over plain
+	// HTTP, as --insecure-registry is everywhere in the CLI. Default: plain
+	// HTTP only for loopback registries.
+	InsecureRegistries []string
 	// Registry is the OCI client. Default: oci.New with the credentials of
 	// oci.Keychain(Getenv).
 	Registry *oci.Client
@@ -151,8 +152,8 @@ func (o *Options) defaults() error {
 	}
 	if o.Registry == nil {
 		opts := []oci.Option{oci.WithKeychain(oci.Keychain(o.Getenv))}
-		if o.InsecureRegistry {
-			opts = append(opts, oci.WithInsecureRegistry(registryHost(o.Image)))
+		for _, h := range o.InsecureRegistries {
+			opts = append(opts, oci.WithInsecureRegistry(h))
 		}
 		c, err := oci.New(opts...)
 		if err != nil {
@@ -161,16 +162,6 @@ func (o *Options) defaults() error {
 		o.Registry = c
 	}
 	return nil
-}
-
-// registryHost returns the registry part of an image reference, as
-// go-containerregistry reads it (a first segment with '.', ':' or "localhost").
-func registryHost(image string) string {
-	first, _, ok := strings.Cut(image, "/")
-	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
-		return first
-	}
-	return "index.docker.io"
 }
 
 func (r *run) do(ctx context.Context) error {

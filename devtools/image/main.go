@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -278,7 +279,7 @@ func run(repo, extract, out, created string, insecure bool, bins binFlags, m Met
 		if err != nil {
 			return err
 		}
-		img, err := remote.Image(ref, remote.WithPlatform(*plat))
+		img, err := remote.Image(ref, remote.WithPlatform(*plat), remote.WithAuthFromKeychain(authn.DefaultKeychain))
 		if err != nil {
 			return err
 		}
@@ -327,7 +328,8 @@ func run(repo, extract, out, created string, insecure bool, bins binFlags, m Met
 	if err != nil {
 		return err
 	}
-	if err := remote.WriteIndex(tag, idx); err != nil {
+	// Credentials: the Docker config (docker login), as crane and ko use.
+	if err := remote.WriteIndex(tag, idx, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
 		return fmt.Errorf("push %s: %w", tag, err)
 	}
 	d, err := idx.Digest()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/tar"
+	"io"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -96,5 +98,46 @@ func TestIndexRefuses(t *testing.T) {
 	}
 	if _, err := Index(map[string][]byte{"windows/amd64": []byte("x")}, nil, Meta{Created: created}); err == nil {
 		t.Error("a windows image was built")
+	}
+}
+
+// TestBaseLayer: the base a non-root, read-only-root container needs: the
+// nonroot user, a writable /tmp, and the data directory owned by nonroot.
+func TestBaseLayer(t *testing.T) {
+	l, err := BaseLayer([]byte("CA"), created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got := map[string]*tar.Header{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[h.Name] = h
+		if h.Name == "etc/passwd" {
+			b, _ := io.ReadAll(tr)
+			if !strings.Contains(string(b), "nonroot:x:65532:65532:") {
+				t.Errorf("passwd %q", b)
+			}
+		}
+	}
+	for name, want := range map[string]struct {
+		mode int64
+		uid  int
+	}{"tmp/": {0o1777, 0}, "var/lib/trustfabric/": {0o700, NonRoot}, "home/nonroot/": {0o700, NonRoot}, "etc/ssl/certs/ca-certificates.crt": {0o644, 0}} {
+		h, ok := got[name]
+		if !ok || h.Mode != want.mode || h.Uid != want.uid || !h.ModTime.Equal(created) {
+			t.Errorf("%s: %+v, want mode %o uid %d", name, h, want.mode, want.uid)
+		}
 	}
 }

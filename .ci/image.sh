@@ -40,8 +40,9 @@ echo "pushed $ref"
 
 host="linux/$(go env GOARCH)"
 "$work/bin/image" --repo "$ref" --insecure --extract "$host" --out "$work/from-image"
-"$work/from-image" --version | grep -qx "trustfabric $version" || {
-  echo "the image's binary does not report $version"
+got="$("$work/from-image" --version)"
+[ "$got" = "trustfabric $version" ] || {
+  echo "the image's binary says \"$got\", not trustfabric $version"
   exit 1
 }
 

@@ -18,38 +18,82 @@ if [ "$rc" -eq 3 ]; then
   exit 0
 fi
 
-tf_image_ref "${TF_IMAGE:-}" "${TF_DIGEST:-}"
-ref="$TF_REF"
+# An image, or files (subject-path, a path or glob): each file is attested
+# with `trustfabric attest --file`, its statement stored next to it.
+files=()
+if [ -n "${TF_SUBJECT_PATH:-}" ]; then
+  if [ -n "${TF_IMAGE:-}" ]; then
+    tf_error "trustfabric attest" "give the image input or subject-path, not both"
+    exit 2
+  fi
+  shopt -s nullglob globstar
+  # shellcheck disable=SC2206 # subject-path is a glob, expanded here on purpose
+  files=($TF_SUBJECT_PATH)
+  shopt -u nullglob globstar
+  if [ "${#files[@]}" -eq 0 ]; then
+    tf_error "trustfabric attest" "subject-path \"$TF_SUBJECT_PATH\" matches no file"
+    exit 2
+  fi
+  for f in "${files[@]}"; do
+    if [ ! -f "$f" ]; then
+      tf_error "trustfabric attest" "subject-path matches \"$f\", which is not a file"
+      exit 2
+    fi
+  done
+  ref="${files[*]}"
+else
+  tf_image_ref "${TF_IMAGE:-}" "${TF_DIGEST:-}"
+  ref="$TF_REF"
+fi
 for pair in "ts-url:${TF_TS_URL:-}" "identity-server:${TF_IDENTITY_SERVER:-}"; do
   if [ -z "${pair#*:}" ]; then
     tf_error "trustfabric attest" "the ${pair%%:*} input is required"
     exit 2
   fi
 done
-tf_registry_login "${TF_IMAGE:-}" "${TF_REGISTRY:-}" "${TF_REGISTRY_USERNAME:-}" "${TF_REGISTRY_PASSWORD:-}" "$work"
-
-n=1
-while [ -e "$work/attest-$n.json" ]; do n=$((n + 1)); done
-result="$work/attest-$n.json"
-errlog="$work/attest-$n.log"
-args=(attest "$ref" --ts "$TF_TS_URL" --identity-server "$TF_IDENTITY_SERVER" --output json
-  --statement-out "$work/attest-$n.cose")
-if [ -n "${TF_AUDIENCE:-}" ]; then
-  args+=(--audience "$TF_AUDIENCE")
+if [ "${#files[@]}" -eq 0 ]; then
+  tf_registry_login "${TF_IMAGE:-}" "${TF_REGISTRY:-}" "${TF_REGISTRY_USERNAME:-}" "${TF_REGISTRY_PASSWORD:-}" "$work"
 fi
-if [ -n "${TF_PREDICATE:-}" ]; then
-  if [ ! -f "$TF_PREDICATE" ]; then
-    tf_error "trustfabric attest" "predicate file \"$TF_PREDICATE\" does not exist"
-    exit 2
+if [ -n "${TF_PREDICATE:-}" ] && [ ! -f "$TF_PREDICATE" ]; then
+  tf_error "trustfabric attest" "predicate file \"$TF_PREDICATE\" does not exist"
+  exit 2
+fi
+
+# attest_one SUBJECT_ARGS...: one `trustfabric attest` run; sets result and errlog.
+attest_one() {
+  n=1
+  while [ -e "$work/attest-$n.json" ]; do n=$((n + 1)); done
+  result="$work/attest-$n.json"
+  errlog="$work/attest-$n.log"
+  local args=(attest "$@" --ts "$TF_TS_URL" --identity-server "$TF_IDENTITY_SERVER" --output json)
+  if [ "$1" != --file ]; then
+    args+=(--statement-out "$work/attest-$n.cose")
   fi
-  args+=(--predicate "$TF_PREDICATE")
-fi
+  if [ -n "${TF_AUDIENCE:-}" ]; then
+    args+=(--audience "$TF_AUDIENCE")
+  fi
+  if [ -n "${TF_PREDICATE:-}" ]; then
+    args+=(--predicate "$TF_PREDICATE")
+  fi
+  echo "trustfabric ${args[*]}"
+  local rc=0
+  # The wrapper owns the step outputs and summary: the CLI gets neither file.
+  env -u GITHUB_OUTPUT -u GITHUB_STEP_SUMMARY "$cli" "${args[@]}" >"$result" 2> >(tee "$errlog" >&2) || rc=$?
+  wait
+  return "$rc"
+}
 
-echo "trustfabric ${args[*]}"
 rc=0
-# The wrapper owns the step outputs and summary: the CLI gets neither file.
-env -u GITHUB_OUTPUT -u GITHUB_STEP_SUMMARY "$cli" "${args[@]}" >"$result" 2> >(tee "$errlog" >&2) || rc=$?
-wait
+statements=()
+if [ "${#files[@]}" -eq 0 ]; then
+  attest_one "$ref" || rc=$?
+else
+  for f in "${files[@]}"; do
+    attest_one --file "$f" || rc=$?
+    [ "$rc" -ne 0 ] && break
+    statements+=("$(tf_json_get "$result" statementPath)")
+  done
+fi
 if [ "$rc" -ne 0 ]; then
   # Workflow commands (::add-mask::TOKEN) must never reach the summary.
   reason="$(tf_log_lines "$errlog" | tail -n 5)"
@@ -84,7 +128,13 @@ tf_output result-path "$result"
 {
   printf '### Trustfabric: attested\n\n'
   printf '| | |\n|---|---|\n'
-  printf '| Image | `%s` |\n' "$(tf_md_cell "${subject:-$ref}")"
+  if [ "${#files[@]}" -gt 0 ]; then
+    for i in "${!files[@]}"; do
+      printf '| File | `%s` → `%s` |\n' "$(tf_md_cell "${files[$i]}")" "$(tf_md_cell "${statements[$i]}")"
+    done
+  else
+    printf '| Image | `%s` |\n' "$(tf_md_cell "${subject:-$ref}")"
+  fi
   [ -n "$identity" ] && printf '| Workload identity | `%s` |\n' "$(tf_md_cell "$identity")"
   printf '| Transparency service | %s |\n' "$(tf_md_cell "$TF_TS_URL")"
   printf '| Entry id | `%s` |\n' "$(tf_md_cell "$entry")"

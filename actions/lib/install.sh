@@ -61,10 +61,22 @@ aarch64 | arm64) arch=arm64 ;;
 *) arch="$(uname -m)" ;;
 esac
 case "$os" in mingw* | msys* | cygwin*) os=windows ;; esac
+# Releases are built for these platforms only (devtools/release).
+supported=false
+case "$os/$arch" in linux/amd64 | linux/arm64 | darwin/amd64 | darwin/arm64 | windows/amd64 | windows/arm64) supported=true ;; esac
 
 version="$want"
 if [ -z "$version" ] && [[ "$action_ref" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
   version="$action_ref"
+fi
+
+if [ -n "$version" ] && [ "$supported" != true ]; then
+  if [ -n "$want" ]; then
+    tf_error "trustfabric setup" "no release binary for $os/$arch (releases: linux, darwin, windows on amd64, arm64); set cli-path to a binary built for this runner"
+    exit 1
+  fi
+  echo "trustfabric: no release binary for $os/$arch; building from source"
+  version=""
 fi
 
 if [ -n "$version" ]; then

@@ -13,12 +13,14 @@ func init() { register(NewCmdAttach) }
 
 // NewCmdAttach returns `trustfabric attach`.
 func NewCmdAttach() *cobra.Command {
-	var statementFile, preimageFile string
+	var statementFile, preimageFile, output string
 	var insecure []string
 	var recursive bool
 	cmd := &cobra.Command{
 		Use:   "attach IMAGE@DIGEST --statement TRANSPARENT_STATEMENT --preimage FILE [--recursive]",
 		Short: "Attach a transparent statement and its preimage to an image as an OCI 1.1 referrer",
+		Example: `  trustfabric attach ghcr.io/acme/app@sha256:… --statement app.transparent.cose --preimage provenance.json
+  trustfabric attach localhost:5000/app@sha256:… --statement s.cose --preimage p.json --recursive`,
 		Long: `attach pushes one OCI image manifest (artifactType application/scitt-statement+cose) whose layers
 are the transparent statement and its preimage, with the image as its subject. The preimage is checked
 against the content type the statement declares (label 259, or 3 for an embedded payload): an in-toto
@@ -50,6 +52,21 @@ get the referrer.`,
 				opts = append(opts, oci.Recursive())
 			}
 			done, err := c.Attach(cmd.Context(), args[0], a, opts...)
+			if output == "json" {
+				type attached struct {
+					Subject  string `json:"subject"`
+					Referrer string `json:"referrer"`
+					Mode     string `json:"mode"`
+				}
+				res := []attached{}
+				for _, d := range done {
+					res = append(res, attached{fmt.Sprint(d.Subject), fmt.Sprint(d.Referrer), fmt.Sprint(d.Mode)})
+				}
+				if werr := writeJSON(cmd.OutOrStdout(), res); err == nil {
+					err = werr
+				}
+				return err
+			}
 			for _, d := range done {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t(%s)\n", d.Subject, d.Referrer, d.Mode)
 			}
@@ -59,6 +76,7 @@ get the referrer.`,
 	f := cmd.Flags()
 	f.StringVar(&statementFile, "statement", "", "transparent statement (COSE_Sign1 with receipts)")
 	f.StringVar(&preimageFile, "preimage", "", "the payload the statement signs (in-toto statement, DSSE envelope, SBOM, any content)")
+	addOutputFlag(cmd, &output)
 	f.BoolVar(&recursive, "recursive", false, "also attach to every platform manifest of an index")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host allowed over plain HTTP (repeatable)")
 	_ = cmd.MarkFlagRequired("statement")

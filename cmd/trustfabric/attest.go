@@ -23,8 +23,13 @@ func NewCmdAttest() *cobra.Command {
 		recursive bool
 	)
 	cmd := &cobra.Command{
-		Use:   "attest IMAGE[@DIGEST] --ts URL --identity-server URL",
-		Short: "Sign, register and attach the provenance of an image",
+		Use:   "attest (IMAGE[@DIGEST] | --file PATH) --ts URL --identity-server URL",
+		Short: "Sign, register and attach the provenance of an image, or of a file (stored next to it)",
+		Example: `  # in a GitHub Actions or GitLab CI job (TRUSTFABRIC_TS_URL and TRUSTFABRIC_IDENTITY_SERVER set once):
+  trustfabric attest ghcr.io/acme/app@sha256:…
+  trustfabric attest --file dist/app_linux_amd64.tar.gz    # writes dist/app_linux_amd64.tar.gz.scitt.cose
+  trustfabric attest ghcr.io/acme/app:1.2 --ts https://ts.example --identity-server https://id.example --output json
+  trustfabric attest registry.local:5000/app:dev --insecure-registry registry.local:5000 --predicate sbom.json --content-type application/vnd.cyclonedx+json`,
 		Long: `attest runs the build side of Trustfabric in one process, so the workload's private
 key never touches disk:
 
@@ -40,6 +45,11 @@ key never touches disk:
               the receipt against the service's keys
   attach      attach statement + receipt and the preimage as an OCI referrer
 
+With --file PATH instead of an image, the subject is the file's SHA-256 (sub =
+sha256:HEX) and the attach step stores the transparent statement next to the file as
+PATH.scitt.cose (or at --statement-out), its preimage next to that;
+'trustfabric verify --file PATH' checks them.
+
 Each step is printed with its duration, then the entry id, log index, tree size and
 referrer digest. In GitHub Actions the step outputs entry-id, log-index, tree-size,
 referrer-digest and statement-path are set and a job summary is written; in GitLab CI a
@@ -50,17 +60,19 @@ Tekton the ENTRY_ID, LOG_INDEX, REFERRER_DIGEST and REFERRER_URI results are wri
 Exit status: 0 attested; 1 an identity or transparency service refused the request or
 returned a receipt that does not verify; 2 bad input, an unreachable service, or a
 statement registered but not attached (the error says how to retry).`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
+			if (len(args) == 1) == (o.File != "") {
+				return errors.New("give an image or --file PATH (one of them)")
 			}
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			progress := stdout
 			if output == "json" {
 				progress = stderr
 			}
-			o.Image = args[0]
+			if len(args) == 1 {
+				o.Image = args[0]
+			}
 			o.Out = stderr
 			o.Progress = func(s attest.Step) { attest.WriteStep(progress, s) }
 			var (
@@ -109,6 +121,7 @@ statement registered but not attached (the error says how to retry).`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&recursive, "recursive", false, "for an image index, also attest each platform manifest it lists, each with its own statement (--output json then prints a list: the index first)")
+	f.StringVar(&o.File, "file", "", "attest this file instead of an image: its statement is stored next to it as PATH"+attest.FileStatementSuffix)
 	f.StringVar(&o.TS, "ts", "", "Transparency Service URL")
 	f.StringVar(&o.IdentityServer, "identity-server", "", "Identity Server URL")
 	f.StringVar(&o.Audience, "audience", "", "audience of the CI OIDC token (default: the identity server URL)")
@@ -119,8 +132,8 @@ statement registered but not attached (the error says how to retry).`,
 	f.StringArrayVar(&o.PredicateKeys, "predicate-key", nil, "public key (PEM, JWK, COSE_Key) a DSSE envelope given as --predicate must verify with (repeatable); envelopes are refused without one")
 	f.StringVar(&o.Location, "location", "", "payload location URI to record in the statement (label 260)")
 	f.StringVar(&o.StatementOut, "statement-out", "", "also write the transparent statement to FILE (and its preimage to FILE"+attest.PreimageSuffix+")")
-	f.BoolVar(&o.InsecureRegistry, "insecure-registry", false, "allow plain HTTP to the image's registry (loopback registries always may)")
-	f.StringVar(&output, "output", "text", "output format: text or json")
+	f.StringArrayVar(&o.InsecureRegistries, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")
+	addOutputFlag(cmd, &output)
 	f.StringVar(&oo.DotenvFile, "dotenv", "", "GitLab dotenv report to write (default "+attest.DefaultDotenvFile+" when GITLAB_CI is set)")
 	f.StringVar(&oo.TektonResultsDir, "tekton-results-dir", "", "directory of Tekton result files (default $"+attest.EnvTektonResultsDir+")")
 	return cmd

@@ -17,6 +17,9 @@ func NewCmdAudit() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit [PATH...] [--format text|json|sarif] [--fail-on SEVERITY]",
 		Short: "Find long-lived secrets and risky settings in CI pipelines (exit 1 on findings at or above --fail-on)",
+		Example: `  trustfabric audit                       # the repository's .github/workflows and .gitlab-ci.yml
+  trustfabric audit .github/workflows --format sarif > audit.sarif
+  trustfabric audit --fail-on error --format json`,
 		Long: `audit reads GitHub Actions workflows and composite actions, GitLab CI files (with their
 local includes) and Tekton resources, and reports the long-lived credentials they use, secrets
 written in them, and settings that stand in the way of OIDC: each finding with its file, line,

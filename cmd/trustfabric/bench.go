@@ -13,7 +13,7 @@ func init() { register(NewCmdBench) }
 
 // NewCmdBench returns `trustfabric bench` with its `register` subcommand.
 func NewCmdBench() *cobra.Command {
-	cmd := &cobra.Command{Use: "bench", Short: "Load generators"}
+	cmd := &cobra.Command{Use: "bench", Short: "Load generators", Example: `  trustfabric bench register --help`}
 	cmd.AddCommand(newCmdBenchRegister())
 	return cmd
 }
@@ -22,9 +22,10 @@ func newCmdBenchRegister() *cobra.Command {
 	var cfg loadgen.Config
 	var keyFile string
 	cmd := &cobra.Command{
-		Use:   "register --ts URL --key FILE --count N --concurrency C [--payload-size B] [--window W] [--sync]",
-		Short: "Register N pre-signed statements from C concurrent clients and report rate and receipt latency",
-		Args:  cobra.NoArgs,
+		Use:     "register --ts URL --key FILE --count N --concurrency C [--payload-size B] [--window W] [--sync]",
+		Short:   "Register N pre-signed statements from C concurrent clients and report rate and receipt latency",
+		Example: `  trustfabric bench register --ts http://127.0.0.1:8080 --key issuer.jwk --count 10000 --concurrency 64`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := keys.LoadPrivate(keyFile)
 			if err != nil {

@@ -21,6 +21,8 @@ func NewCmdDiscover() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "discover IMAGE[@DIGEST] [--output json]",
 		Short: "List the transparent statements attached to an image",
+		Example: `  trustfabric discover ghcr.io/acme/app@sha256:…
+  trustfabric discover localhost:5000/app:dev --all --output json`,
 		Long: `discover lists the OCI 1.1 referrers of an image (a tag is resolved to its digest once) through the
 referrers API, following pagination, or the sha256-<hex> tag index on registries without the API. Each
 referrer is shown with its artifact type, payload (predicate type of an in-toto statement, else the
@@ -62,7 +64,7 @@ payload's content type), issuer, subject, transparency services and creation tim
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&output, "output", "o", "text", "text or json")
+	addOutputFlag(cmd, &output)
 	f.StringVar(&artifactType, "artifact-type", oci.ArtifactType, "artifact type to list")
 	f.BoolVar(&all, "all", false, "list referrers of every artifact type")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host allowed over plain HTTP (repeatable)")

@@ -19,6 +19,8 @@ func NewCmdIdentity() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "identity --server URL --wit-out FILE --key-out FILE",
 		Short: "Obtain a Workload Identity Token (WIT) for this CI job",
+		Example: `  trustfabric identity --server https://id.example --wit-out wit.jwt --key-out wit.jwk
+  TRUSTFABRIC_IDENTITY_SERVER=https://id.example trustfabric identity --wit-out wit.jwt --key-out wit.jwk`,
 		Long: `identity exchanges the CI platform's OIDC token (GitHub Actions, GitLab CI id_tokens,
 a Kubernetes projected service-account token) at an identity server for a WIMSE Workload
 Identity Token bound to a fresh ES256 key, or fetches a WIT-SVID from a SPIRE agent.

@@ -19,7 +19,9 @@ func NewCmdInspect() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect FILE [--output json]",
 		Short: "Show a statement, receipt, transparent statement, key file, WIT or WPT readably (nothing is verified)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  trustfabric inspect app.transparent.cose
+  trustfabric inspect wit.jwt --output json | jq .claims`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := readInput(args[0])
 			if err != nil {
@@ -45,7 +47,7 @@ func NewCmdInspect() *cobra.Command {
 			return printDescription(cmd, d, "")
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 

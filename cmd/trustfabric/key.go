@@ -12,17 +12,19 @@ func init() { register(NewCmdKey) }
 
 // NewCmdKey returns `trustfabric key`.
 func NewCmdKey() *cobra.Command {
-	cmd := &cobra.Command{Use: "key", Short: "Generate and convert signing keys"}
+	cmd := &cobra.Command{Use: "key", Short: "Generate and convert signing keys", Example: `  trustfabric key generate --out issuer.jwk --public-out issuer.pub.jwk`}
 	cmd.AddCommand(newCmdKeyGenerate())
 	return cmd
 }
 
 func newCmdKeyGenerate() *cobra.Command {
-	var out, pubOut, alg, format string
+	var out, pubOut, alg, format, output string
 	cmd := &cobra.Command{
 		Use:   "generate --out FILE [--public-out FILE] [--alg ES256]",
 		Short: "Generate a private key (JWK, mode 0600) and its public key",
-		Args:  cobra.NoArgs,
+		Example: `  trustfabric key generate --out issuer.jwk --public-out issuer.pub.jwk
+  trustfabric key generate --alg ES384 --format cose --out issuer.cose`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := keys.ParseStatementAlgorithm(alg)
 			if err != nil {
@@ -56,13 +58,21 @@ func newCmdKeyGenerate() *cobra.Command {
 					return err
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "generated %s key %x\n  private: %s (0600)\n", alg, k.KID, out)
-			if pubOut != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "  public:  %s\n", pubOut)
-			}
-			return nil
+			res := struct {
+				Alg     string `json:"alg"`
+				KID     string `json:"kid"`
+				Private string `json:"private"`
+				Public  string `json:"public,omitempty"`
+			}{alg, fmt.Sprintf("%x", k.KID), out, pubOut}
+			return printResult(cmd.OutOrStdout(), output, res, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), "generated %s key %s\n  private: %s (0600)\n", alg, res.KID, out)
+				if pubOut != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  public:  %s\n", pubOut)
+				}
+			})
 		},
 	}
+	addOutputFlag(cmd, &output)
 	cmd.Flags().StringVar(&out, "out", "", "private key file to write (required)")
 	cmd.Flags().StringVar(&pubOut, "public-out", "", "public key file to write")
 	cmd.Flags().StringVar(&alg, "alg", "ES256", "algorithm: "+keys.StatementAlgorithmNames)

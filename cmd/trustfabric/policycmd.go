@@ -15,11 +15,14 @@ func init() { register(NewCmdPolicy) }
 
 // NewCmdPolicy returns `trustfabric policy`.
 func NewCmdPolicy() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Work with verification policies"}
+	var output string
+	cmd := &cobra.Command{Use: "policy", Short: "Work with verification policies", Example: `  trustfabric policy check policy.yaml`}
 	check := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Validate a verification policy and print what it trusts",
-		Args:  cobra.ExactArgs(1),
+		Example: `  trustfabric policy check examples/policy/verify.yaml
+  trustfabric policy check policy.yaml --output json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := policy.Load(args[0])
 			if err != nil {
@@ -32,13 +35,27 @@ func NewCmdPolicy() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
+			jsonOut := func() error {
+				return writeJSON(w, struct {
+					File            string `json:"file"`
+					Valid           bool   `json:"valid"`
+					SHA256          string `json:"sha256"`
+					CredentialsOnly bool   `json:"credentials_only,omitempty"`
+				}{args[0], true, fmt.Sprintf("%x", p.Hash()), p.CredentialOnly()})
+			}
 			if p.CredentialOnly() {
+				if output == "json" {
+					return jsonOut()
+				}
 				fmt.Fprintf(w, "%s: valid (sha256 %x), decides on credentials only\n", args[0], p.Hash())
 				printCredentialRules(w, p, issuers)
 				return nil
 			}
 			if _, err := policy.NewVerifier(cmd.Context(), p, policy.WithOffline()); err != nil {
 				return err
+			}
+			if output == "json" {
+				return jsonOut()
 			}
 			fmt.Fprintf(w, "%s: valid (sha256 %x)\n", args[0], p.Hash())
 			defer printCredentialRules(w, p, issuers)
@@ -78,6 +95,7 @@ func NewCmdPolicy() *cobra.Command {
 			return nil
 		},
 	}
+	addOutputFlag(check, &output)
 	cmd.AddCommand(check)
 	return cmd
 }

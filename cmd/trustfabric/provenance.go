@@ -20,6 +20,8 @@ func NewCmdProvenance() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "provenance --subject IMAGE[@DIGEST] | --subject-file FILE … [--predicate FILE] --out FILE",
 		Short: "Write an in-toto statement with SLSA v1 provenance built from the CI context",
+		Example: `  trustfabric provenance --subject ghcr.io/acme/app:1.2 --out provenance.json
+  trustfabric provenance --subject-file dist/app.tar.gz --out -`,
 		Long: `provenance writes an in-toto Statement v1 with a SLSA Provenance v1 predicate describing the
 subjects, built from the documented environment variables of GitHub Actions, GitLab CI or Tekton.
 An image tag is resolved to its digest once. With --predicate, the given in-toto statement (JSON or

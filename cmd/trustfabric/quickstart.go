@@ -1,3 +1,5 @@
+//go:build !windows
+
 package main
 
 import (
@@ -17,7 +19,10 @@ func NewCmdQuickstart() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quickstart [--keep DIR [--serve]]",
 		Short: "Run the whole flow in process on loopback: identity, provenance, sign, register, attach, verify, deny",
-		Args:  cobra.NoArgs,
+		Example: `  trustfabric quickstart
+  trustfabric quickstart --keep ./tf-demo            # keep the keys, statement, policy and log
+  trustfabric quickstart --keep ./tf-demo --serve    # then keep the services up; source ./tf-demo/env.sh elsewhere`,
+		Args: cobra.NoArgs,
 		Long: `quickstart runs the whole flow in process on loopback and checks the gate
 allows what is proven and denies, at the right check, what is not.
 

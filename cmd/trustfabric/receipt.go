@@ -18,7 +18,7 @@ func init() { register(NewCmdReceipt) }
 
 // NewCmdReceipt returns `trustfabric receipt`.
 func NewCmdReceipt() *cobra.Command {
-	cmd := &cobra.Command{Use: "receipt", Short: "Verify COSE Receipts"}
+	cmd := &cobra.Command{Use: "receipt", Short: "Verify COSE Receipts", Example: `  trustfabric receipt verify app.transparent.cose --service-key https://ts.example`}
 	cmd.AddCommand(newCmdReceiptVerify())
 	return cmd
 }
@@ -30,6 +30,8 @@ func newCmdReceiptVerify() *cobra.Command {
 		Use: "verify [TRANSPARENT_FILE] --service-key KEY [--issuer-key KEY] [--leaf auto|ietf|direct]\n" +
 			"  trustfabric receipt verify --statement FILE --receipt FILE --service-key KEY",
 		Short: "Verify receipts: one given with --receipt, or every receipt in a Transparent Statement",
+		Example: `  trustfabric receipt verify app.transparent.cose --service-key https://ts.example
+  trustfabric receipt verify --statement app.cose --receipt app.receipt --service-key ts.jwks --issuer-key issuer.pub.jwk`,
 		Long: `Verify receipts: one given with --receipt, or every receipt in a Transparent Statement.
 
 RFC 9162 (vds 1) receipts need the leaf convention of the service that issued

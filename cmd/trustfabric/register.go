@@ -19,11 +19,13 @@ func init() { register(NewCmdRegister) }
 
 // NewCmdRegister returns `trustfabric register`.
 func NewCmdRegister() *cobra.Command {
-	var ts, out, receiptOut, witFile, keyFile string
+	var ts, out, receiptOut, witFile, keyFile, output string
 	cmd := &cobra.Command{
 		Use:   "register --ts URL STATEMENT --out TRANSPARENT_STATEMENT [--receipt-out FILE]",
 		Short: "Register a Signed Statement with a Transparency Service and write the Transparent Statement",
-		Args:  cobra.ExactArgs(1),
+		Example: `  trustfabric register --ts https://ts.example app.cose --out app.transparent.cose
+  TRUSTFABRIC_TS_URL=https://ts.example trustfabric register app.cose --out app.transparent.cose --receipt-out app.receipt`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stmt, err := os.ReadFile(args[0])
 			if err != nil {
@@ -58,8 +60,14 @@ func NewCmdRegister() *cobra.Command {
 					return fmt.Errorf("write receipt: %w", err)
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "registered entry %s\n", reg.EntryID)
-			return nil
+			res := struct {
+				EntryID              string `json:"entryId"`
+				TransparentStatement string `json:"transparentStatement"`
+				Receipt              string `json:"receipt,omitempty"`
+			}{reg.EntryID, out, receiptOut}
+			return printResult(cmd.OutOrStdout(), output, res, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), "registered entry %s\n", reg.EntryID)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&ts, "ts", "", "Transparency Service base URL, e.g. http://127.0.0.1:8080")
@@ -67,6 +75,7 @@ func NewCmdRegister() *cobra.Command {
 	cmd.Flags().StringVar(&receiptOut, "receipt-out", "", "also write the bare receipt here")
 	cmd.Flags().StringVar(&witFile, "wit", "", "Workload Identity Token file: send WIMSE headers (with --key)")
 	cmd.Flags().StringVar(&keyFile, "key", "", "the WIT's private key file (with --wit)")
+	addOutputFlag(cmd, &output)
 	cmd.MarkFlagRequired("ts")
 	cmd.MarkFlagRequired("out")
 	return cmd

@@ -1,3 +1,5 @@
+//go:build !windows
+
 package main
 
 import (
@@ -20,11 +22,15 @@ func init() { register(NewCmdServe) }
 func NewCmdServe() *cobra.Command {
 	var so server.Config
 	o := &so
-	var level string
+	var level, logFormat string
 	var requireWIMSE, repair bool
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--storage posix|aws --db DSN --s3-bucket NAME [--s3-endpoint URL] [--s3-path-style] --key FILE] [--addr HOST:PORT] [--config FILE] [--trust-key FILE]... [--issuer URI] [--identity-config FILE]",
-		Short: "Run the SCITT Transparency Service (SCRAPI on an embedded Tessera log) and, optionally, the Identity Server",
+		Short: "Run the SCITT Transparency Service (SCRAPI on an embedded Tessera log) and, optionally, the Identity Server; /healthz, /readyz and /metrics for operators",
+		Example: `  trustfabric serve --data ./ts-data --trust-key issuer.pub.jwk
+  trustfabric serve --data /var/lib/trustfabric --addr :8443 --public-url https://ts.example --tls-cert tls.crt --tls-key tls.key --log-format json
+  trustfabric serve --data ./ts-data --config ts.yaml --identity-config identity.yaml
+  TF_DB_DSN='tf:…@tcp(db:3306)/tf' trustfabric serve --data ./replica-1 --storage aws --s3-bucket tf-log --key log-key.jwk`,
 		Long: `serve runs the Transparency Service: it registers Signed Statements that its
 registration policy accepts in an append-only Tessera log kept in --data, and
 returns COSE Receipts. Nothing else needs to be installed: keys are generated
@@ -43,7 +49,15 @@ into --data on first start (mode 0600).`,
 			if err := lv.UnmarshalText([]byte(level)); err != nil {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 			}
-			o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
+			hopts := &slog.HandlerOptions{Level: lv}
+			switch logFormat {
+			case "text":
+				o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), hopts))
+			case "json":
+				o.Logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), hopts))
+			default:
+				return fmt.Errorf("--log-format %q: want text or json", logFormat)
+			}
 			if so.Storage.Kind == server.StorageAWS && so.Storage.DB == "" {
 				// Keeps the database password off the command line.
 				so.Storage.DB = os.Getenv("TF_DB_DSN")
@@ -64,6 +78,9 @@ into --data on first start (mode 0600).`,
 	f.BoolVar(&o.RotateKey, "rotate-key", false, "retire the key in --data and generate a new one; old public keys stay published")
 	f.BoolVar(&repair, "repair", false, "repair the data directory instead of serving: rebuild the statement store from its intact records and the log, list statements that are lost, then exit (run it when serve refuses to start on damaged storage)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json (one JSON object a line, for log collectors)")
+	f.StringVar(&so.TLSCertFile, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file, reloaded when it changes (with --tls-key)")
+	f.StringVar(&so.TLSKeyFile, "tls-key", "", "PEM private key file of --tls-cert, reloaded when it changes")
 	f.StringVar(&so.IdentityConfig, "identity-config", "", "also run the Identity Server (POST /token, /.well-known/wit-bundle) with this YAML configuration; its bundle is trusted for registrations")
 	f.StringArrayVar(&so.IdentityBundles, "identity-bundle", nil, "trust WITs of another trust domain for registrations: TRUST_DOMAIN=BUNDLE_FILE (repeatable)")
 	f.StringArrayVar(&so.IdentityBundleAlgorithms, "identity-bundle-alg", nil, "also accept these JWS algorithms (EdDSA) for the WITs of an --identity-bundle trust domain: TRUST_DOMAIN=ALG[,ALG] (repeatable; the WIT-SVID profile's RS/ES/PS stay the default)")

@@ -18,7 +18,8 @@ func init() { register(NewCmdStatement) }
 
 // NewCmdStatement returns `trustfabric statement`.
 func NewCmdStatement() *cobra.Command {
-	cmd := &cobra.Command{Use: "statement", Short: "Sign and verify SCITT Signed Statements"}
+	cmd := &cobra.Command{Use: "statement", Short: "Sign and verify SCITT Signed Statements", Example: `  trustfabric statement sign --key issuer.jwk --issuer https://acme.example --subject sha256:… --payload p.json --out s.cose
+  trustfabric statement verify s.cose --key issuer.pub.jwk`}
 	cmd.AddCommand(newCmdStatementSign(), newCmdStatementVerify())
 	return cmd
 }
@@ -29,7 +30,9 @@ func newCmdStatementSign() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sign --key PRIVATE_KEY --issuer ISS --subject SUB --payload FILE --out FILE",
 		Short: "Sign a payload as a SCITT Signed Statement (COSE hash envelope unless --embed)",
-		Args:  cobra.NoArgs,
+		Example: `  trustfabric statement sign --key issuer.jwk --issuer https://acme.example --subject sha256:… --payload provenance.json --out app.cose
+  trustfabric statement sign --key wit.jwk --wit wit.jwt --subject oci://ghcr.io/acme/app@sha256:… --payload sbom.json --out sbom.cose`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			key, err := keys.LoadPrivate(keyFile)
 			if err != nil {
@@ -103,6 +106,8 @@ func newCmdStatementVerify() *cobra.Command {
 		Use: "verify FILE (--key PUBLIC_KEY | --identity-bundle FILE --trust-domain TD [--service-key KEY]) [--payload FILE]",
 		Short: "Verify a Signed Statement: with an issuer key, or, for a statement signed by a workload, " +
 			"with the identity bundle (the WIT must have been valid when the statement was registered)",
+		Example: `  trustfabric statement verify app.cose --key issuer.pub.jwk --payload provenance.json
+  trustfabric statement verify app.cose --identity-bundle bundle.jwks --trust-domain acme.example --service-key https://ts.example`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := readInput(args[0])

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustfabric/trustfabric/pkg/attest"
 	"github.com/trustfabric/trustfabric/pkg/credential"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
@@ -17,18 +23,22 @@ func init() { register(NewCmdVerify) }
 
 // NewCmdVerify returns `trustfabric verify`, the deployment gate.
 func NewCmdVerify() *cobra.Command {
-	var policyFile, output, credentialFile, nonce string
+	var policyFile, output, file, statementFile, preimageFile, credentialFile, nonce string
 	var offline bool
 	var insecure []string
 	var timeout time.Duration
 	var maxBytes int64
 	cmd := &cobra.Command{
-		Use:   "verify IMAGE[@DIGEST] --policy FILE [--output json] [--offline] [--credential PRESENTATION [--nonce NONCE]]",
-		Short: "Allow or deny an image on its SCITT statements, receipts and identities, or on a credential (exit 0 allow, 1 deny)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "verify (IMAGE[@DIGEST] | --file PATH) --policy FILE [--output json] [--offline] [--credential PRESENTATION [--nonce NONCE]]",
+		Short: "Allow or deny an image or a file on its SCITT statements, receipts and identities, or an image on a credential (exit 0 allow, 1 deny)",
+		Example: `  trustfabric verify ghcr.io/acme/app@sha256:… --policy policy.yaml
+  trustfabric verify --file dist/app_linux_amd64.tar.gz --policy policy.yaml   # reads PATH.scitt.cose and its preimage
+  TRUSTFABRIC_POLICY=policy.yaml trustfabric verify ghcr.io/acme/app:1.2 --output json
+  trustfabric verify ghcr.io/acme/app@sha256:… --policy credential-policy.yaml --credential presentation.sd-jwt --nonce n-0S6_WzA2Mj`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
+			if (len(args) == 1) == (file != "") {
+				return errors.New("give an image or --file PATH (one of them)")
 			}
 			p, err := policy.Load(policyFile)
 			if err != nil {
@@ -38,6 +48,9 @@ func NewCmdVerify() *cobra.Command {
 				return errors.New("--nonce goes with --credential")
 			}
 			if credentialFile != "" {
+				if file != "" {
+					return errors.New("--credential decides on an image, not on --file")
+				}
 				pres, err := readInput(credentialFile)
 				if err != nil {
 					return err
@@ -64,7 +77,12 @@ func NewCmdVerify() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := v.Verify(cmd.Context(), args[0])
+			var d *policy.Decision
+			if file != "" {
+				d, err = verifyFile(cmd, v, file, statementFile, preimageFile)
+			} else {
+				d, err = v.Verify(cmd.Context(), args[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -73,11 +91,14 @@ func NewCmdVerify() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&policyFile, "policy", "", "verification policy file (required)")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &output)
 	f.BoolVar(&offline, "offline", false, "use only pinned keys and bundle files, and the registry")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")
 	f.DurationVar(&timeout, "timeout", policy.DefaultTimeout, "time budget of the verification (0: none); beyond it verify fails (exit 2), never allows")
 	f.Int64Var(&maxBytes, "max-bytes", policy.DefaultMaxBytes, "bytes of referrer manifests and layers the verification may fetch, each blob once (0: no limit)")
+	f.StringVar(&file, "file", "", "verify this file instead of an image, on the statement stored next to it (PATH"+attest.FileStatementSuffix+")")
+	f.StringVar(&statementFile, "statement", "", "with --file: the transparent statement (default PATH"+attest.FileStatementSuffix+")")
+	f.StringVar(&preimageFile, "preimage", "", "with --file: the statement's preimage (default the one file STATEMENT.* next to it)")
 	f.StringVar(&credentialFile, "credential", "", "decide on this credential presentation (SD-JWT VC or SD-CWT) under the policy's credentials section, not on SCITT evidence; IMAGE must carry its digest")
 	f.StringVar(&nonce, "nonce", "", "the nonce the credential presentation must carry (with --credential)")
 	_ = cmd.MarkFlagRequired("policy")
@@ -103,6 +124,56 @@ func reportDecision(cmd *cobra.Command, d *policy.Decision, output string) error
 		return &invalidError{errors.New("denied: " + d.Image)}
 	}
 	return nil
+}
+
+// verifyFile decides on a file from its transparent statement and preimage,
+// as `trustfabric attest --file` stored them next to it.
+func verifyFile(cmd *cobra.Command, v *policy.Verifier, file, statementFile, preimageFile string) (*policy.Decision, error) {
+	if statementFile == "" {
+		statementFile = file + attest.FileStatementSuffix
+	}
+	if preimageFile == "" {
+		matches, err := filepath.Glob(globEscape(statementFile) + ".*")
+		if err != nil {
+			return nil, err
+		}
+		if len(matches) != 1 {
+			return nil, fmt.Errorf("%d files %s.* next to the statement: give the preimage with --preimage", len(matches), statementFile)
+		}
+		preimageFile = matches[0]
+	}
+	sum, err := fileDigest(file)
+	if err != nil {
+		return nil, err
+	}
+	stmt, err := readInput(statementFile)
+	if err != nil {
+		return nil, err
+	}
+	pre, err := readInput(preimageFile)
+	if err != nil {
+		return nil, err
+	}
+	return v.VerifyEvidence(cmd.Context(), file, sum, []policy.Evidence{{Source: statementFile, Statement: stmt, Preimage: pre}})
+}
+
+// fileDigest is "sha256:<hex>" of a file, read as a stream.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// globEscape quotes the glob metacharacters of a literal path.
+func globEscape(p string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(p)
 }
 
 func printDecision(cmd *cobra.Command, d *policy.Decision) {

@@ -2,7 +2,9 @@ package citest
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -116,6 +118,54 @@ func TestActionsEndToEnd(t *testing.T) {
 		}
 		if !strings.Contains(allow.Summary, "allowed") || !strings.Contains(allow.Summary, at.Outputs["entry-id"]) {
 			t.Errorf("allow summary:\n%s", allow.Summary)
+		}
+	})
+
+	t.Run("attest files then verify --file", func(t *testing.T) {
+		dist := t.TempDir()
+		for _, name := range []string{"app_linux_amd64.tar.gz", "app_darwin_arm64.tar.gz"} {
+			if err := os.WriteFile(filepath.Join(dist, name), []byte("archive "+name), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		at := run(t, root, opts(map[string]string{"subject-path": filepath.Join(dist, "*.tar.gz"),
+			"ts-url": env.TSURL, "identity-server": env.IdentityURL}))
+		if at.ExitCode != 0 {
+			t.Fatalf("attest files: exit %d\n%s", at.ExitCode, at.Stderr)
+		}
+		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(at.Outputs["entry-id"]) || at.Outputs["referrer-digest"] != "" {
+			t.Errorf("outputs %v", at.Outputs)
+		}
+		for _, name := range []string{"app_linux_amd64.tar.gz", "app_darwin_arm64.tar.gz"} {
+			file := filepath.Join(dist, name)
+			if !strings.Contains(at.Summary, name) {
+				t.Errorf("the summary does not list %s:\n%s", name, at.Summary)
+			}
+			out, err := exec.Command(cli, "verify", "--file", file, "--policy", policyFile, "--offline").CombinedOutput()
+			if err != nil {
+				t.Errorf("verify --file %s: %v\n%s", name, err, out)
+			}
+		}
+		// Bytes nobody attested, next to a copied statement: denied (exit 1).
+		tampered := filepath.Join(dist, "app_linux_amd64.tar.gz")
+		if err := os.WriteFile(tampered, []byte("other bytes"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := exec.Command(cli, "verify", "--file", tampered, "--policy", policyFile, "--offline").Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("verify --file of changed bytes: %v, want exit 1", err)
+		}
+		// No file matches, or both an image and files: usage errors.
+		none := run(t, root, opts(map[string]string{"subject-path": filepath.Join(dist, "*.zip"),
+			"ts-url": env.TSURL, "identity-server": env.IdentityURL}))
+		if _, ok := annotation(none, "error", "trustfabric attest"); none.ExitCode != 2 || !ok {
+			t.Errorf("subject-path matching nothing: exit %d, annotations %+v", none.ExitCode, none.Annotations)
+		}
+		both := run(t, root, opts(map[string]string{"image": repo, "subject-path": tampered,
+			"ts-url": env.TSURL, "identity-server": env.IdentityURL}))
+		if both.ExitCode != 2 {
+			t.Errorf("image and subject-path: exit %d", both.ExitCode)
 		}
 	})
 

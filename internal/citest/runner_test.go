@@ -168,7 +168,7 @@ func releaseRepo(t *testing.T, listed, served []byte) (dir string, env map[strin
 	}
 	f.Close()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/acme/tf/releases/download/v1.2.3/"+asset {
+		if served == nil || r.URL.Path != "/acme/tf/releases/download/v1.2.3/"+asset {
 			http.NotFound(w, r)
 			return
 		}
@@ -214,6 +214,37 @@ func TestSetupRelease(t *testing.T) {
 		}
 		if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "runner-temp-*", "trustfabric", "bin", "v1.2.3", "*")); len(left) > 0 {
 			t.Errorf("left files behind: %v", left)
+		}
+	})
+	t.Run("missing asset", func(t *testing.T) {
+		dir, env := releaseRepo(t, bin, nil)
+		temp := t.TempDir()
+		res := run(t, filepath.Join(dir, "actions", "setup"), RunOptions{Env: env, GitHub: gh, RunnerTemp: temp})
+		if res.ExitCode == 0 {
+			t.Fatal("a release whose asset is missing was installed")
+		}
+		if a, ok := annotation(res, "error", "trustfabric setup"); !ok || !strings.Contains(a.Message, "could not download") {
+			t.Errorf("annotations %+v, want a download error", res.Annotations)
+		}
+		if left, _ := filepath.Glob(filepath.Join(temp, "trustfabric", "bin", "v1.2.3", "*")); len(left) > 0 {
+			t.Errorf("left files behind: %v", left)
+		}
+	})
+	t.Run("unknown os/arch", func(t *testing.T) {
+		dir, env := releaseRepo(t, bin, bin)
+		fake := t.TempDir()
+		uname := "#!/bin/sh\ncase \"$1\" in -s) echo Linux ;; -m) echo riscv64 ;; *) echo Linux ;; esac\n"
+		if err := os.WriteFile(filepath.Join(fake, "uname"), []byte(uname), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		env["PATH"] = fake + string(os.PathListSeparator) + os.Getenv("PATH")
+		res := run(t, filepath.Join(dir, "actions", "setup"), RunOptions{Env: env, GitHub: gh,
+			Inputs: map[string]string{"cli-version": "v1.2.3"}})
+		if res.ExitCode == 0 {
+			t.Fatal("a release was installed for an OS/arch it is not built for")
+		}
+		if a, ok := annotation(res, "error", "trustfabric setup"); !ok || !strings.Contains(a.Message, "no release binary for linux/riscv64") {
+			t.Errorf("annotations %+v, want an error naming linux/riscv64", res.Annotations)
 		}
 	})
 	t.Run("unlisted version", func(t *testing.T) {

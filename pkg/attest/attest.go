@@ -2,6 +2,8 @@ package attest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +44,12 @@ type Options struct {
 	// Image is the image to attest: name[:tag] or name@sha256:<hex>. A tag is
 	// resolved to a digest once.
 	Image string
+	// File, instead of Image, is a file to attest (a release archive, a
+	// binary, an SBOM): the statement's subject is its SHA-256
+	// ("sha256:<hex>"), and the transparent statement is stored next to it as
+	// File+[FileStatementSuffix] (or at StatementOut), its preimage next to
+	// that; no registry is involved.
+	File string
 	// TS is the Transparency Service base URL.
 	TS string
 	// IdentityServer is the Identity Server URL the CI token is exchanged at.
@@ -76,9 +84,10 @@ type Options struct {
 	// StatementOut, when set, receives the transparent statement, and
 	// StatementOut+".intoto.json" its preimage, before the attach step.
 	StatementOut string
-	// InsecureRegistry allows plain HTTP to the image's registry. Default:
-	// plain HTTP only for loopback registries.
-	InsecureRegistry bool
+	// InsecureRegistries are registry hosts (HOST[:PORT]) reached over plain
+	// HTTP, as --insecure-registry is everywhere in the CLI. Default: plain
+	// HTTP only for loopback registries.
+	InsecureRegistries []string
 	// Registry is the OCI client. Default: oci.New with the credentials of
 	// oci.Keychain(Getenv).
 	Registry *oci.Client
@@ -111,7 +120,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	r := &run{o: o, res: &Result{Image: o.Image, TSURL: o.TS}}
+	r := &run{o: o, res: &Result{Image: o.Image, File: o.File, TSURL: o.TS}}
 	err := r.do(ctx)
 	return r.res, err
 }
@@ -128,8 +137,8 @@ type run struct {
 }
 
 func (o *Options) defaults() error {
-	if o.Image == "" {
-		return fmt.Errorf("%w: the image is required", ErrInput)
+	if (o.Image == "") == (o.File == "") {
+		return fmt.Errorf("%w: give an image or a file to attest (one of them)", ErrInput)
 	}
 	if o.TS == "" {
 		return fmt.Errorf("%w: the transparency service URL is required (--ts)", ErrInput)
@@ -149,10 +158,10 @@ func (o *Options) defaults() error {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 60 * time.Second}
 	}
-	if o.Registry == nil {
+	if o.Registry == nil && o.File == "" {
 		opts := []oci.Option{oci.WithKeychain(oci.Keychain(o.Getenv))}
-		if o.InsecureRegistry {
-			opts = append(opts, oci.WithInsecureRegistry(registryHost(o.Image)))
+		for _, h := range o.InsecureRegistries {
+			opts = append(opts, oci.WithInsecureRegistry(h))
 		}
 		c, err := oci.New(opts...)
 		if err != nil {
@@ -161,16 +170,6 @@ func (o *Options) defaults() error {
 		o.Registry = c
 	}
 	return nil
-}
-
-// registryHost returns the registry part of an image reference, as
-// go-containerregistry reads it (a first segment with '.', ':' or "localhost").
-func registryHost(image string) string {
-	first, _, ok := strings.Cut(image, "/")
-	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
-		return first
-	}
-	return "index.docker.io"
 }
 
 func (r *run) do(ctx context.Context) error {
@@ -236,17 +235,32 @@ func (r *run) identity(ctx context.Context) error {
 }
 
 func (r *run) provenance(ctx context.Context) error {
-	repo, dig, err := r.o.Registry.Resolve(ctx, r.o.Image)
-	if err != nil {
-		return fmt.Errorf("resolve %s: %w", r.o.Image, err)
+	var subject provenance.Subject
+	req := provenance.Request{Getenv: r.o.Getenv}
+	if r.o.File != "" {
+		hexd, err := fileSHA256(r.o.File)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInput, err)
+		}
+		r.res.Digest = "sha256:" + hexd
+		r.res.Subject = r.res.Digest
+		subject = provenance.Subject{Name: filepath.Base(r.o.File), Digest: map[string]string{"sha256": hexd}}
+		req.Files = []string{r.o.File}
+	} else {
+		repo, dig, err := r.o.Registry.Resolve(ctx, r.o.Image)
+		if err != nil {
+			return fmt.Errorf("resolve %s: %w", r.o.Image, err)
+		}
+		hexd, ok := strings.CutPrefix(dig, "sha256:")
+		if !ok {
+			return fmt.Errorf("%w: %s has a %q digest; only sha256 is supported", ErrInput, r.o.Image, dig)
+		}
+		r.res.Repository, r.res.Digest = repo, dig
+		r.res.Subject = "oci://" + repo + "@" + dig
+		subject = provenance.Subject{Name: repo, Digest: map[string]string{"sha256": hexd}}
+		req.Images = []string{repo + "@" + dig}
 	}
-	hexd, ok := strings.CutPrefix(dig, "sha256:")
-	if !ok {
-		return fmt.Errorf("%w: %s has a %q digest; only sha256 is supported", ErrInput, r.o.Image, dig)
-	}
-	r.res.Repository, r.res.Digest = repo, dig
-	r.res.Subject = "oci://" + repo + "@" + dig
-	subject := provenance.Subject{Name: repo, Digest: map[string]string{"sha256": hexd}}
+	var err error
 	var p *provenance.Payload
 	if r.o.PredicateFile != "" {
 		p, err = loadPredicate(predicateInput{path: r.o.PredicateFile, predicateType: r.o.PredicateType,
@@ -259,7 +273,7 @@ func (r *run) provenance(ctx context.Context) error {
 			popts = append(popts, provenance.WithBuilderID(b))
 		}
 		var st *provenance.Statement
-		st, err = provenance.Generate(ctx, provenance.Request{Images: []string{repo + "@" + dig}, Getenv: r.o.Getenv}, popts...)
+		st, err = provenance.Generate(ctx, req, popts...)
 		if err == nil {
 			p = &provenance.Payload{Raw: st.Raw, MediaType: st.MediaType, Kind: provenance.KindInToto, Statement: st}
 		}
@@ -352,6 +366,14 @@ func (r *run) register(ctx context.Context) error {
 }
 
 func (r *run) attach(ctx context.Context) error {
+	if r.o.File != "" {
+		// A file has no registry: the statement is stored next to it.
+		path := r.o.StatementOut
+		if path == "" {
+			path = r.o.File + FileStatementSuffix
+		}
+		return r.save(path)
+	}
 	if r.o.StatementOut != "" {
 		if err := r.save(r.o.StatementOut); err != nil {
 			return r.notAttached(err)
@@ -409,6 +431,24 @@ func (r *run) notAttached(cause error) error {
 	}
 	e.StatementPath, e.PreimagePath = r.res.StatementPath, r.res.PreimagePath
 	return e
+}
+
+// FileStatementSuffix is appended to an attested file's path to name its
+// transparent statement (`trustfabric verify --file` looks for it there).
+const FileStatementSuffix = ".scitt.cose"
+
+// fileSHA256 hashes a file as a stream.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // PreimageSuffix is appended to the statement path to name an in-toto

@@ -86,7 +86,10 @@ func (s Step) MarshalJSON() ([]byte, error) {
 type Result struct {
 	// Image is the reference as given; Repository and Digest what it
 	// resolved to; Subject the statement's sub.
-	Image      string `json:"image"`
+	Image string `json:"image,omitempty"`
+	// File is the attested file (Options.File), whose statement is stored
+	// at StatementPath.
+	File       string `json:"file,omitempty"`
 	Repository string `json:"repository,omitempty"`
 	Digest     string `json:"digest,omitempty"`
 	Subject    string `json:"subject,omitempty"`
@@ -122,8 +125,11 @@ type Result struct {
 	Preimage  []byte `json:"-"`
 }
 
-// Attached reports whether every step succeeded.
-func (r *Result) Attached() bool { return r != nil && r.ReferrerDigest != "" }
+// Attached reports whether every step succeeded: the statement is attached
+// to the image, or stored next to the file.
+func (r *Result) Attached() bool {
+	return r != nil && (r.ReferrerDigest != "" || (r.File != "" && r.StatementPath != ""))
+}
 
 // WriteStep prints one step line: "  register   12.3ms".
 func WriteStep(w io.Writer, s Step) {

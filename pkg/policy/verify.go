@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -427,24 +428,67 @@ func (v *Verifier) decideWithin(ctx context.Context, repo, digest string) (*Deci
 	if err != nil {
 		return nil, fmt.Errorf("discover referrers of %s@%s: %w", repo, digest, err)
 	}
-	d := &Decision{Image: repo + "@" + digest, Digest: digest, Policy: hex.EncodeToString(v.p.digest[:])}
+	cache := oci.NewBlobCache(v.maxBytes)
+	fetch := func(group []oci.Entry) error {
+		if err := v.oci.FetchContent(ctx, disc.Repository, group, oci.WithBlobCache(cache)); err != nil {
+			return fmt.Errorf("fetch referrers of %s@%s: %w", repo, digest, err)
+		}
+		return nil
+	}
+	return v.judge(ctx, repo+"@"+digest, digest, disc.Entries, fetch)
+}
+
+// Evidence is a transparent statement and its preimage kept outside a
+// registry, e.g. next to a released file.
+type Evidence struct {
+	// Source names where it was read from (a file path); it stands for the
+	// referrer digest in the decision.
+	Source              string
+	Statement, Preimage []byte
+}
+
+// VerifyEvidence decides on an artifact known by its digest
+// ("sha256:<hex>", e.g. of a file) from evidence given directly instead of
+// discovered in a registry, with the same checks as Verify. name is what the
+// decision calls the artifact (a file path).
+func (v *Verifier) VerifyEvidence(ctx context.Context, name, digest string, evidence []Evidence) (*Decision, error) {
+	if !strings.HasPrefix(digest, "sha256:") || len(digest) != len("sha256:")+64 {
+		return nil, fmt.Errorf("digest %q is not sha256:<64 hex>", digest)
+	}
+	entries := make([]oci.Entry, len(evidence))
+	for i, e := range evidence {
+		sum := sha256.Sum256(e.Preimage)
+		entries[i] = oci.Entry{Descriptor: oci.Descriptor{Digest: e.Source}, Statement: e.Statement, Preimage: e.Preimage,
+			PreimageDigest: "sha256:" + hex.EncodeToString(sum[:])}
+	}
+	if v.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, v.timeout)
+		defer cancel()
+	}
+	return v.judge(ctx, name, digest, entries, func([]oci.Entry) error { return nil })
+}
+
+// judge evaluates candidates, fetching their content a group at a time with
+// fetch, until every requirement of the policy is met by one that passes
+// every check, and builds the decision.
+func (v *Verifier) judge(ctx context.Context, name, digest string, entries []oci.Entry, fetch func([]oci.Entry) error) (*Decision, error) {
+	d := &Decision{Image: name, Digest: digest, Policy: hex.EncodeToString(v.p.digest[:])}
 	for _, r := range v.p.Payloads.Require {
 		d.Requirements = append(d.Requirements, Requirement{Name: r.String()})
 	}
 	unmet := len(d.Requirements)
 	satisfiedBy := -1
-	cache := oci.NewBlobCache(v.maxBytes)
 	memo := payloadMemo{}
 	// Candidates are evaluated in listing order until every requirement is
 	// met by one that passes every check. Each candidate is judged on its
 	// own, so the verdict does not depend on the order (only which
 	// candidates are reported does); a deny evaluates and reports every
 	// candidate.
-	entries := disc.Entries
 	for start := 0; start < len(entries) && unmet > 0; start += fetchGroup {
 		group := entries[start:min(start+fetchGroup, len(entries))]
-		if err := v.oci.FetchContent(ctx, disc.Repository, group, oci.WithBlobCache(cache)); err != nil {
-			return nil, fmt.Errorf("fetch referrers of %s@%s: %w", repo, digest, err)
+		if err := fetch(group); err != nil {
+			return nil, err
 		}
 		for i := range group {
 			if err := group[i].Err; errors.Is(err, oci.ErrBudgetExceeded) {

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -93,6 +94,10 @@ type Config struct {
 	// S3-compatible bucket shared by every replica (KeyFile required, the
 	// same for every replica; Dir keeps only local key state).
 	Storage transparency.StorageConfig
+	// TLSCertFile and TLSKeyFile, when set, serve HTTPS with this PEM
+	// certificate (chain) and key, reloaded when the files change. Default:
+	// plain HTTP (behind a TLS-terminating proxy or on loopback).
+	TLSCertFile, TLSKeyFile string
 	// Logger receives structured logs. Default: discarded.
 	Logger *slog.Logger
 }
@@ -113,9 +118,12 @@ type Server struct {
 	// URL is the public URL.
 	URL string
 
-	ln      net.Listener
-	handler http.Handler
-	log     *slog.Logger
+	ln       net.Listener
+	handler  http.Handler
+	log      *slog.Logger
+	tls      *certReloader
+	metrics  *metrics
+	draining atomic.Bool
 }
 
 // New builds the services of cfg and listens. On error, nothing is left open.
@@ -137,7 +145,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
 	}
-	if s.URL, err = publicURL(cfg.PublicURL, cfg.Addr, s.ln.Addr().String()); err != nil {
+	scheme := "http"
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		if s.tls, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {
+			return nil, err
+		}
+		scheme = "https"
+	}
+	if s.URL, err = publicURL(cfg.PublicURL, scheme, cfg.Addr, s.ln.Addr().String()); err != nil {
 		return nil, err
 	}
 	tsOpts, err := tsOptions(cfg)
@@ -185,7 +200,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		mux.Handle("/", h)
 		h = mux
 	}
-	s.handler = h
+	s.handler = s.operations(h)
 	return s, nil
 }
 
@@ -213,13 +228,19 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Serve(ctx context.Context) error {
 	srv := transparency.NewServer(s.Addr(), s.handler, s.log)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
+	if s.tls != nil {
+		srv.TLSConfig = s.tls.tlsConfig()
+		go func() { errc <- srv.ServeTLS(s.ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(s.ln) }()
+	}
 	s.log.InfoContext(ctx, "listening", slog.String("addr", s.Addr()), slog.String("url", s.URL))
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	s.draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
@@ -234,7 +255,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-func publicURL(configured, addr, bound string) (string, error) {
+func publicURL(configured, scheme, addr, bound string) (string, error) {
 	if configured != "" {
 		return strings.TrimRight(configured, "/"), nil
 	}
@@ -245,7 +266,7 @@ func publicURL(configured, addr, bound string) (string, error) {
 	if strings.HasSuffix(host, ":0") {
 		host = bound
 	}
-	return "http://" + host, nil
+	return scheme + "://" + host, nil
 }
 
 type tsConfig struct {

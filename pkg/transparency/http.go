@@ -53,6 +53,7 @@ const DefaultBodyTimeout = 10 * time.Second
 //	GET  /jwks                             the key set as a JWK Set (legacy clients)
 //	GET  /consistency?from=N[&to=M]        consistency receipt (non-standard)
 //	GET  /checkpoint, /tile/…              the log, read-only (C2SP tlog-tiles)
+//	GET  /log/vkey                         the checkpoint verifier key (signed-note vkey, text)
 //	GET  /healthz                          liveness
 //
 // Errors are RFC 9290 concise problem details in CBOR. docs/design/
@@ -75,6 +76,7 @@ func (s *Service) Handler(o HandlerOptions) http.Handler {
 	mux.HandleFunc("GET /jwks", h.getJWKS)
 	mux.HandleFunc("GET /consistency", h.getConsistency)
 	mux.HandleFunc("GET /checkpoint", h.getCheckpoint)
+	mux.HandleFunc("GET /log/vkey", h.getVKey)
 	mux.HandleFunc("GET /tile/{path...}", h.getTile)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -416,6 +418,9 @@ func (h *handler) getConfiguration(w http.ResponseWriter, r *http.Request) {
 		"registration_policy_entry": h.s.PolicyEntry(),
 		"verifiable_data_structure": scitt.VDSRFC9162SHA256,
 		scrapi.ConfigLeafConvention: LeafConvention.String(),
+		scrapi.ConfigLogOrigin:      h.s.Origin(),
+		scrapi.ConfigLogVKey:        h.s.VerifierKey(),
+		"log_vkey_uri":              base + "/log/vkey",
 		"leaf_definition":           "leaf = SHA-256(0x00 || SHA-256(signed statement with unprotected header {})), RFC 9162 tree",
 	})
 	if err != nil {
@@ -455,6 +460,14 @@ func (h *handler) getConsistency(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", scrapi.MediaTypeCOSE)
 	w.Write(b)
+}
+
+// getVKey serves the checkpoint verifier key as text, so that auditors,
+// witnesses and monitors can verify checkpoints without access to the
+// server's disk.
+func (h *handler) getVKey(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, h.s.VerifierKey()+"\n") // the client went away: nothing to do
 }
 
 func (h *handler) getCheckpoint(w http.ResponseWriter, r *http.Request) {

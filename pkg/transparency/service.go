@@ -80,6 +80,12 @@ type Options struct {
 	// Issuer is the service identifier: the CWT iss of receipts and of the
 	// policy statement. Default DefaultIssuer.
 	Issuer string
+	// Origin is the checkpoint origin of a new log (C2SP tlog-checkpoint),
+	// fixed when its checkpoint key is created. Default: the log's URL
+	// prefix without scheme, derived from Issuer ([DefaultOrigin]). An
+	// existing log keeps its origin (the name of its key); an Origin that
+	// differs from it is an ErrConfig.
+	Origin string
 	// KeyFile, when set, is the receipt signing key; otherwise the key in
 	// Dir/keys is used, generated on first start.
 	KeyFile string
@@ -107,6 +113,7 @@ type Service struct {
 	opts   Options
 	issuer string
 	origin string
+	vkey   string
 	log    storage.Log
 	store  storage.Statements
 	keys   *serviceKeys
@@ -185,7 +192,13 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, verifier, err := loadNoteSigner(opts.Dir, originFor(opts.Issuer))
+	origin := opts.Origin
+	if origin == "" {
+		origin = DefaultOrigin(opts.Issuer)
+	} else if err := checkOrigin(origin); err != nil {
+		return nil, err
+	}
+	signer, verifier, vkey, err := loadNoteSigner(opts.Dir, origin, opts.Origin != "")
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +218,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		opts: opts, issuer: opts.Issuer, origin: signer.Name(), log: lg, store: st, keys: keys,
+		opts: opts, issuer: opts.Issuer, origin: signer.Name(), vkey: vkey, log: lg, store: st, keys: keys,
 		policy: opts.Policy, logger: opts.Logger,
 		proofs:      newProofCache(lg.ReadTile),
 		receipts:    newReceiptCache(1 << 14),
@@ -232,19 +245,33 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	return s, nil
 }
 
-// originFor derives the checkpoint origin (a note key name) from the issuer.
-func originFor(issuer string) string {
+// DefaultOrigin is the checkpoint origin of a new log served at issuer: the
+// log's URL prefix without scheme and trailing slashes, as C2SP
+// tlog-checkpoint recommends (the tiles are served at the root of the
+// issuer URL, so "https://ts.example.com" gives "ts.example.com").
+//
+// Logs created before v0.x used "<host><path>/scitt-log"; they keep it,
+// since the origin is the name of the checkpoint key stored in the data
+// directory (docs/design/transparency.md, "Log identity").
+func DefaultOrigin(issuer string) string {
 	name := issuer
 	if u, err := url.Parse(issuer); err == nil && u.Host != "" {
 		name = u.Host + strings.TrimRight(u.Path, "/")
 	}
-	name = strings.Map(func(r rune) rune {
+	return strings.Map(func(r rune) rune {
 		if r <= ' ' || r == '+' || r > 0x7e {
 			return '-'
 		}
 		return r
 	}, name)
-	return name + "/scitt-log"
+}
+
+// checkOrigin checks a configured origin is a valid signed-note key name.
+func checkOrigin(origin string) error {
+	if origin == "" || strings.ContainsFunc(origin, func(r rune) bool { return r <= ' ' || r == '+' || r > 0x7e }) {
+		return fmt.Errorf("%w: origin %q must be non-empty printable ASCII without spaces or '+'", ErrConfig, origin)
+	}
+	return nil
 }
 
 // recover resolves statements that were stored but have no index: they are
@@ -689,6 +716,13 @@ func (s *Service) ConsistencyReceipt(ctx context.Context, from, to uint64) ([]by
 // Keys returns the service's public keys, the current key first; retired
 // keys stay so that old receipts keep verifying.
 func (s *Service) Keys() keys.Set { return s.keys.all }
+
+// Origin returns the log's checkpoint origin (C2SP tlog-checkpoint).
+func (s *Service) Origin() string { return s.origin }
+
+// VerifierKey returns the checkpoint verifier key in signed-note vkey form
+// (golang.org/x/mod/sumdb/note): "<origin>+<key hash>+<base64 key>".
+func (s *Service) VerifierKey() string { return s.vkey }
 
 // Issuer returns the service identifier (receipt iss).
 func (s *Service) Issuer() string { return s.issuer }

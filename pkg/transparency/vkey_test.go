@@ -2,10 +2,10 @@ package transparency_test
 
 import (
 	"bytes"
-	"errors"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"

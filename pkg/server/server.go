@@ -249,7 +249,7 @@ func tsOptions(cfg Config) (tsConfig, error) {
 			return tsConfig{}, err
 		}
 	}
-	o := tsConfig{pc: file.Policy, Options: transparency.Options{Dir: cfg.Dir, Issuer: file.Issuer, Origin: file.Origin, KeyFile: cfg.KeyFile, RotateKey: cfg.RotateKey, Logger: cfg.Logger}}
+	o := tsConfig{pc: file.Policy, Options: transparency.Options{Dir: cfg.Dir, Issuer: file.Issuer, Origin: file.Origin, Witnessing: file.Witnessing, KeyFile: cfg.KeyFile, RotateKey: cfg.RotateKey, Logger: cfg.Logger}}
 	if cfg.Issuer != "" {
 		o.Issuer = cfg.Issuer
 	}

@@ -69,6 +69,8 @@ type Config struct {
 	// duration); default DefaultBodyTimeout.
 	BodyTimeout string       `yaml:"body_timeout"`
 	Policy      PolicyConfig `yaml:"policy"`
+	// Witnessing configures witness cosignatures (see [Witnessing]).
+	Witnessing *Witnessing `yaml:"witnessing"`
 }
 
 // PolicyConfig is the registration policy section of [Config].

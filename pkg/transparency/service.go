@@ -102,6 +102,11 @@ type Options struct {
 	CheckpointInterval, BatchMaxAge time.Duration
 	// PollInterval is how often the published checkpoint is read. Default 5 ms.
 	PollInterval time.Duration
+	// Witnessing, when it names witnesses, sends every new checkpoint to
+	// them and publishes it with their cosignatures; receipts then carry the
+	// cosigned checkpoint (scitt.LabelCheckpoint). Only the embedded POSIX
+	// backend is wired to it; with another Backend it is an ErrConfig.
+	Witnessing *Witnessing
 	// Backend opens the storage; nil means the embedded POSIX backend in Dir.
 	Backend Backend
 	// Logger receives structured logs; nil discards them.
@@ -128,6 +133,7 @@ type Service struct {
 	inflight map[storage.Entry]*operation
 
 	policyEntry storage.Entry
+	witnessed   bool // receipts carry the (cosigned) checkpoint
 
 	appendSlots chan struct{}
 	closing     atomic.Bool
@@ -202,11 +208,22 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	wit, err := opts.Witnessing.compile()
+	if err != nil {
+		return nil, err
+	}
 	backend := opts.Backend
+	if backend != nil && wit != nil {
+		return nil, fmt.Errorf("%w: witnessing is wired for the embedded POSIX backend only", ErrConfig)
+	}
 	if backend == nil {
 		backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
-			return posix.Open(ctx, posix.Config{Dir: opts.Dir, Signer: signer,
-				CheckpointInterval: opts.CheckpointInterval, BatchMaxAge: opts.BatchMaxAge, Logger: opts.Logger})
+			cfg := posix.Config{Dir: opts.Dir, Signer: signer,
+				CheckpointInterval: opts.CheckpointInterval, BatchMaxAge: opts.BatchMaxAge, Logger: opts.Logger}
+			if wit != nil {
+				cfg.Witnesses, cfg.WitnessOptions = wit.group, wit.opts
+			}
+			return posix.Open(ctx, cfg)
 		}
 	}
 	lg, st, err := backend(ctx, signer)
@@ -226,6 +243,10 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		appendSlots: make(chan struct{}, maxPendingAppends),
 	}
 	s.follow = newFollower(lg.ReadCheckpoint, s.origin, verifier, opts.PollInterval, opts.Logger)
+	if wit != nil {
+		s.witnessed = true
+		s.follow.witnesses = &wit.trusted
+	}
 	if err := s.recover(ctx); err != nil {
 		return nil, errors.Join(err, s.closeStorage(ctx))
 	}
@@ -243,6 +264,31 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	s.logger.InfoContext(ctx, "transparency service started", slog.String("issuer", s.issuer),
 		slog.String("origin", s.origin), slog.String("kid", hex.EncodeToString(keys.current.KID)))
 	return s, nil
+}
+
+// InitLogKey creates the checkpoint key of a new log in opts.Dir (or loads
+// the existing one) without starting the service, and returns its verifier
+// key. Witnesses must trust the log's key before its first checkpoint is
+// published: with witnessing configured and failing closed, run this first,
+// give the key to the witnesses, then [Open] (serve --init-log-key).
+func InitLogKey(opts Options) (string, error) {
+	if opts.Dir == "" {
+		return "", errors.New("init log key: a data directory is required")
+	}
+	if opts.Issuer == "" {
+		opts.Issuer = DefaultIssuer
+	}
+	origin := opts.Origin
+	if origin == "" {
+		origin = DefaultOrigin(opts.Issuer)
+	} else if err := checkOrigin(origin); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return "", fmt.Errorf("create data directory: %w", err)
+	}
+	_, _, vkey, err := loadNoteSigner(opts.Dir, origin, opts.Origin != "")
+	return vkey, err
 }
 
 // DefaultOrigin is the checkpoint origin of a new log served at issuer: the
@@ -663,7 +709,7 @@ func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *chec
 		return nil, fmt.Errorf("inclusion proof of %d does not match checkpoint %d: %w", rec.Index, cp.Size, err)
 	}
 	r, err := scitt.IssueReceipt(ctx, s.keys.current,
-		scitt.ReceiptClaims{Issuer: s.issuer, Subject: hex.EncodeToString(rec.Entry[:]), IssuedAt: rec.Registered, Leaf: LeafConvention.String()},
+		scitt.ReceiptClaims{Issuer: s.issuer, Subject: hex.EncodeToString(rec.Entry[:]), IssuedAt: rec.Registered, Leaf: LeafConvention.String(), Checkpoint: s.anchor(cp)},
 		scitt.InclusionProof{TreeSize: cp.Size, LeafIndex: rec.Index, Path: path}, cp.Root)
 	if err != nil {
 		return nil, fmt.Errorf("issue receipt: %w", err)
@@ -671,6 +717,19 @@ func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *chec
 	s.receipts.put(rec.Entry, r)
 	return r, nil
 }
+
+// anchor is the checkpoint a receipt carries: the published checkpoint with
+// its cosignatures when witnessing is configured, else none.
+func (s *Service) anchor(cp *checkpoint) []byte {
+	if !s.witnessed {
+		return nil
+	}
+	return cp.Raw
+}
+
+// UnwitnessedCheckpoints counts the checkpoints published (fail open) with
+// fewer trusted cosignatures than the witnessing threshold.
+func (s *Service) UnwitnessedCheckpoints() uint64 { return s.follow.unwitnessed.Load() }
 
 // Statement returns the registered statement (unprotected header {}).
 func (s *Service) Statement(ctx context.Context, entry storage.Entry) ([]byte, error) {

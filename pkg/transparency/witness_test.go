@@ -1,0 +1,206 @@
+package transparency_test
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"net/http/httptest"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/veraison/go-cose"
+
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
+	"github.com/trustfabric/trustfabric/pkg/transparency"
+	"github.com/trustfabric/trustfabric/pkg/transparency/witnesstest"
+)
+
+// witnessedEnv is a service whose checkpoints are cosigned by two test
+// witnesses.
+type witnessedEnv struct {
+	*env
+	w [2]*witnesstest.Witness
+}
+
+func newWitnessedEnv(t *testing.T, failOpen bool) *witnessedEnv {
+	t.Helper()
+	e := &witnessedEnv{env: &env{dir: t.TempDir(), logs: &syncBuffer{}}}
+	for i, name := range []string{"w1.test", "w2.test"} {
+		w, err := witnesstest.New(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Close)
+		e.w[i] = w
+	}
+	issuer, keyFile := newIssuer(t)
+	e.issuer = issuer
+	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, []string{keyFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wit := &transparency.Witnessing{Threshold: 2, FailOpen: failOpen, Timeout: "1s"}
+	for _, w := range e.w {
+		wit.Witnesses = append(wit.Witnesses, transparency.WitnessEndpoint{URL: w.URL, Key: w.VKey})
+	}
+	opts := transparency.Options{Dir: e.dir, Policy: pol, Issuer: "https://ts.test",
+		Witnessing: wit, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))}
+	// The witnesses must know the log before its first checkpoint.
+	vkey, err := transparency.InitLogKey(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range e.w {
+		if err := w.AddLog(vkey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.svc, err = transparency.Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptestServer(t, e.svc)
+	t.Cleanup(func() {
+		for _, w := range e.w {
+			w.Down.Store(false) // let the last checkpoints be published
+		}
+		e.srv.Close()
+		if err := e.svc.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	e.client, err = scrapi.NewClient(e.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *witnessedEnv) trusted(t *testing.T, th int) scitt.Witnesses {
+	t.Helper()
+	var w scitt.Witnesses
+	for _, x := range e.w {
+		v, err := scitt.ParseWitnessKey(x.VKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Keys = append(w.Keys, v)
+	}
+	w.Threshold = th
+	return w
+}
+
+// cosignersOf verifies the receipt of stmt and the cosignatures of the
+// checkpoint it carries.
+func cosignersOf(t *testing.T, stmt, receipt []byte, w scitt.Witnesses) ([]string, error) {
+	t.Helper()
+	st, err := scitt.ParseStatement(stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := scitt.ParseReceipt(receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := r.Root(scitt.LeafHash(st.Registered(), scitt.LeafIETF))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return scitt.VerifyCosigned(r.Checkpoint, r.Inclusion[0].TreeSize, root, w)
+}
+
+func entryIDOf(t *testing.T, stmt []byte) string {
+	t.Helper()
+	st, err := scitt.ParseStatement(stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := st.EntryHash()
+	return hex.EncodeToString(e[:])
+}
+
+func newIssuer(t *testing.T) (*keys.PrivateKey, string) {
+	t.Helper()
+	k, err := keys.Generate(cose.AlgorithmES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, writeKey(t, t.TempDir(), "issuer.jwk", k)
+}
+
+func httptestServer(t *testing.T, svc *transparency.Service) *httptest.Server {
+	return httptest.NewServer(svc.Handler(transparency.HandlerOptions{}))
+}
+
+func TestWitnessedReceiptsCarryCosignatures(t *testing.T) {
+	e := newWitnessedEnv(t, false)
+	ctx := t.Context()
+	stmt := e.sign(t, "witnessed")
+	reg, err := e.client.Register(ctx, stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyReceipt(t, stmt, reg.Receipt, e.svc.Keys()) // still a valid RFC 9942 receipt
+	names, err := cosignersOf(t, stmt, reg.Receipt, e.trusted(t, 2))
+	if err != nil || len(names) != 2 {
+		t.Fatalf("cosigned by %v: %v", names, err)
+	}
+
+	// Fail closed: with one witness stopped, no checkpoint is published, so
+	// a new registration gets no receipt ...
+	e.w[1].Down.Store(true)
+	stmt2 := e.sign(t, "held")
+	_, reg2, err := e.client.Submit(ctx, stmt2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg2 != nil && reg2.Receipt != nil {
+		t.Fatal("a receipt was issued while a required witness was down (fail closed)")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	id, err := transparency.ParseEntryID(entryIDOf(t, stmt2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Receipt(ctx, id); !errors.Is(err, transparency.ErrPending) {
+		t.Fatalf("receipt while a witness is down: %v, want ErrPending", err)
+	}
+	// ... until it is back.
+	e.w[1].Down.Store(false)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rb, err := e.svc.AwaitReceipt(wctx, id)
+	if err != nil {
+		t.Fatalf("after the witness came back: %v", err)
+	}
+	if names, err := cosignersOf(t, stmt2, rb, e.trusted(t, 2)); err != nil || len(names) != 2 {
+		t.Fatalf("cosigned by %v: %v", names, err)
+	}
+	if n := e.svc.UnwitnessedCheckpoints(); n != 0 {
+		t.Fatalf("%d unwitnessed checkpoints published while failing closed", n)
+	}
+}
+
+func TestWitnessFailOpenPublishesAndCounts(t *testing.T) {
+	e := newWitnessedEnv(t, true)
+	ctx := t.Context()
+	if _, err := e.client.Register(ctx, e.sign(t, "both up")); err != nil {
+		t.Fatal(err)
+	}
+	e.w[1].Down.Store(true)
+	stmt := e.sign(t, "one down")
+	reg, err := e.client.Register(ctx, stmt)
+	if err != nil {
+		t.Fatalf("fail open: %v", err)
+	}
+	names, err := cosignersOf(t, stmt, reg.Receipt, e.trusted(t, 2))
+	if !errors.Is(err, scitt.ErrWitness) || len(names) != 1 {
+		t.Fatalf("cosigned by %v (%v), want only the witness that is up", names, err)
+	}
+	if e.svc.UnwitnessedCheckpoints() == 0 {
+		t.Fatal("a checkpoint published below the threshold was not counted")
+	}
+}

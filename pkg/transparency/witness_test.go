@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"net/http/httptest"
 	"log/slog"
+	"net/http/httptest"
 	"testing"
 	"time"
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
@@ -18,45 +19,67 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/transparency/witnesstest"
 )
 
-// witnessedEnv is a service whose checkpoints are cosigned by two test
+// witnessedEnv is a service whose checkpoints are cosigned by two
 // witnesses.
 type witnessedEnv struct {
 	*env
-	w [2]*witnesstest.Witness
+	w    [2]*witnesstest.Witness // the own test witnesses, when used
+	keys []string                // the witnesses' verifier keys
 }
 
+// newWitnessedEnv starts a service with two own test witnesses.
 func newWitnessedEnv(t *testing.T, failOpen bool) *witnessedEnv {
 	t.Helper()
-	e := &witnessedEnv{env: &env{dir: t.TempDir(), logs: &syncBuffer{}}}
+	var ws [2]*witnesstest.Witness
 	for i, name := range []string{"w1.test", "w2.test"} {
 		w, err := witnesstest.New(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(w.Close)
-		e.w[i] = w
+		ws[i] = w
 	}
+	e := openWitnessed(t, failOpen, func(vkey string) []transparency.WitnessEndpoint {
+		var out []transparency.WitnessEndpoint
+		for _, w := range ws {
+			if err := w.AddLog(vkey); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, transparency.WitnessEndpoint{URL: w.URL, Key: w.VKey})
+		}
+		return out
+	})
+	e.w = ws
+	t.Cleanup(func() {
+		for _, w := range ws {
+			w.Down.Store(false) // let the last checkpoints be published
+		}
+	})
+	return e
+}
+
+// openWitnessed starts a service whose witnesses (threshold 2) are given by
+// start, called with the log's verifier key before the service opens (the
+// witnesses must know the log before its first checkpoint).
+func openWitnessed(t *testing.T, failOpen bool, start func(vkey string) []transparency.WitnessEndpoint) *witnessedEnv {
+	t.Helper()
+	e := &witnessedEnv{env: &env{dir: t.TempDir(), logs: &syncBuffer{}}}
 	issuer, keyFile := newIssuer(t)
 	e.issuer = issuer
 	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, []string{keyFile}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wit := &transparency.Witnessing{Threshold: 2, FailOpen: failOpen, Timeout: "1s"}
-	for _, w := range e.w {
-		wit.Witnesses = append(wit.Witnesses, transparency.WitnessEndpoint{URL: w.URL, Key: w.VKey})
-	}
+	wit := &transparency.Witnessing{Threshold: 2, FailOpen: failOpen, Timeout: "2s"}
 	opts := transparency.Options{Dir: e.dir, Policy: pol, Issuer: "https://ts.test",
 		Witnessing: wit, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))}
-	// The witnesses must know the log before its first checkpoint.
 	vkey, err := transparency.InitLogKey(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range e.w {
-		if err := w.AddLog(vkey); err != nil {
-			t.Fatal(err)
-		}
+	wit.Witnesses = start(vkey)
+	for _, w := range wit.Witnesses {
+		e.keys = append(e.keys, w.Key)
 	}
 	e.svc, err = transparency.Open(t.Context(), opts)
 	if err != nil {
@@ -64,9 +87,6 @@ func newWitnessedEnv(t *testing.T, failOpen bool) *witnessedEnv {
 	}
 	e.srv = httptestServer(t, e.svc)
 	t.Cleanup(func() {
-		for _, w := range e.w {
-			w.Down.Store(false) // let the last checkpoints be published
-		}
 		e.srv.Close()
 		if err := e.svc.Close(context.Background()); err != nil {
 			t.Errorf("close: %v", err)
@@ -82,8 +102,8 @@ func newWitnessedEnv(t *testing.T, failOpen bool) *witnessedEnv {
 func (e *witnessedEnv) trusted(t *testing.T, th int) scitt.Witnesses {
 	t.Helper()
 	var w scitt.Witnesses
-	for _, x := range e.w {
-		v, err := scitt.ParseWitnessKey(x.VKey)
+	for _, k := range e.keys {
+		v, err := scitt.ParseWitnessKey(k)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,5 +222,59 @@ func TestWitnessFailOpenPublishesAndCounts(t *testing.T) {
 	}
 	if e.svc.UnwitnessedCheckpoints() == 0 {
 		t.Fatal("a checkpoint published below the threshold was not counted")
+	}
+}
+
+// TestIndependentWitnesses runs two litewitness processes (filippo.io/
+// torchwood, installed from the Go module proxy) with a threshold of 2:
+// receipts carry both cosignatures; with one stopped, publication holds
+// (fail closed).
+func TestIndependentWitnesses(t *testing.T) {
+	var lws []*witnesstest.Litewitness
+	e := openWitnessed(t, false, func(vkey string) []transparency.WitnessEndpoint {
+		var out []transparency.WitnessEndpoint
+		for _, name := range []string{"lw1.test/witness", "lw2.test/witness"} {
+			lw := witnesstest.StartLitewitness(t, name, vkey)
+			lws = append(lws, lw)
+			out = append(out, transparency.WitnessEndpoint{URL: lw.URL, Key: lw.VKey})
+		}
+		return out
+	})
+	ctx := t.Context()
+	for i := range 3 {
+		stmt := e.sign(t, fmt.Sprint("independent ", i))
+		reg, err := e.client.Register(ctx, stmt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := cosignersOf(t, stmt, reg.Receipt, e.trusted(t, 2))
+		if err != nil || len(names) != 2 {
+			t.Fatalf("receipt %d cosigned by %v: %v", i, names, err)
+		}
+	}
+	lws[1].Stop()
+	stmt := e.sign(t, "held by a stopped litewitness")
+	id, err := transparency.ParseEntryID(entryIDOf(t, stmt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.client.Submit(ctx, stmt); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := e.svc.AwaitReceipt(wctx, id); !errors.Is(err, transparency.ErrPending) {
+		t.Fatalf("with a required witness stopped: %v, want ErrPending (publication held)", err)
+	}
+	// Back: the held checkpoint is cosigned and published.
+	lws[1].Start(t)
+	wctx, cancel = context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	rb, err := e.svc.AwaitReceipt(wctx, id)
+	if err != nil {
+		t.Fatalf("after the witness restarted: %v", err)
+	}
+	if names, err := cosignersOf(t, stmt, rb, e.trusted(t, 2)); err != nil || len(names) != 2 {
+		t.Fatalf("cosigned by %v: %v", names, err)
 	}
 }

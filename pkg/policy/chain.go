@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,6 +65,9 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string, memo payloadMemo) Candi
 	}
 	c.RegisteredAt, c.Services = regTime, services
 	c.pass(CheckReceipts, "registered with "+strings.Join(services, ", "))
+	if w := v.witnessedBy(services); len(w) > 0 {
+		c.pass(CheckWitnesses, "checkpoints cosigned by enough trusted witnesses for "+strings.Join(w, ", "))
+	}
 
 	claims, err := v.checkSignature(s, regTime)
 	if err != nil {
@@ -281,6 +285,18 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 		return time.Time{}, nil, fmt.Errorf("%w: %d of %d required receipts verify, from %s%s", ErrNoTrustedReceipt, len(names), v.p.RequiredReceipts, from, detail)
 	}
 	return regTime, names, nil
+}
+
+// witnessedBy lists the services among names whose receipts had their
+// witness cosignatures checked.
+func (v *Verifier) witnessedBy(names []string) []string {
+	var out []string
+	for _, svc := range v.services {
+		if svc.witnesses != nil && slices.Contains(names, svc.name) {
+			out = append(out, svc.name)
+		}
+	}
+	return out
 }
 
 // checkWitnessed checks the cosignatures on the checkpoint a verified

@@ -66,6 +66,8 @@ type Config struct {
 	// CheckpointInterval overrides the configuration file's. Zero: the
 	// file's, else transparency.DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
+	// Witnessing overrides the configuration file's witnessing section.
+	Witnessing *transparency.Witnessing
 	// IdentityConfig is the Identity Server's YAML configuration file;
 	// Identity an in-memory one (it wins). Neither: no Identity Server.
 	IdentityConfig string
@@ -274,6 +276,9 @@ func tsOptions(cfg Config) (tsConfig, error) {
 	}
 	if cfg.CheckpointInterval != 0 {
 		o.CheckpointInterval = cfg.CheckpointInterval
+	}
+	if cfg.Witnessing != nil {
+		o.Witnessing = cfg.Witnessing
 	}
 	o.maxConns = file.MaxConnectionsPerClient
 	if o.maxConns == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustfabric/trustfabric/pkg/monitor"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 func init() { register(NewCmdMonitor) }
@@ -18,11 +19,12 @@ func init() { register(NewCmdMonitor) }
 // NewCmdMonitor returns `trustfabric monitor`.
 func NewCmdMonitor() *cobra.Command {
 	var tsURL, statePath, vkey string
-	var watch []string
+	var watch, witnesses []string
+	var threshold int
 	var asJSON bool
 	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "monitor --ts URL --state FILE [--watch IDENTITY_PREFIX]... [--json] [--interval D]",
+		Use:   "monitor --ts URL --state FILE [--watch IDENTITY_PREFIX]... [--witness VKEY]... [--json] [--interval D]",
 		Short: "Follow a Transparency Service's log and report entries of watched identities",
 		Long: `Follow a Transparency Service's log from its tiles (C2SP tlog-tiles).
 
@@ -44,6 +46,20 @@ contents do not match its checkpoint exits 1, naming the inconsistency.`,
 			if vkey != "" {
 				opts = append(opts, monitor.WithVerifierKey(vkey))
 			}
+			if len(witnesses) > 0 {
+				w := scitt.Witnesses{Threshold: threshold}
+				if w.Threshold == 0 {
+					w.Threshold = len(witnesses)
+				}
+				for _, k := range witnesses {
+					v, err := scitt.ParseWitnessKey(k)
+					if err != nil {
+						return err
+					}
+					w.Keys = append(w.Keys, v)
+				}
+				opts = append(opts, monitor.WithWitnesses(w))
+			}
 			m, err := monitor.New(tsURL, statePath, opts...)
 			if err != nil {
 				return err
@@ -56,6 +72,8 @@ contents do not match its checkpoint exits 1, naming the inconsistency.`,
 	cmd.Flags().StringArrayVar(&watch, "watch", nil, "report entries whose issuer starts with this prefix (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print reports as JSON lines")
 	cmd.Flags().StringVar(&vkey, "vkey", "", "the log's checkpoint verifier key (default: pinned in the state file, else fetched from /log/vkey on first use)")
+	cmd.Flags().StringArrayVar(&witnesses, "witness", nil, "require checkpoints cosigned by this witness (cosignature/v1 vkey; repeatable)")
+	cmd.Flags().IntVar(&threshold, "witness-threshold", 0, "how many --witness keys must have cosigned (default: all)")
 	cmd.Flags().DurationVar(&interval, "interval", 0, "keep following the log, checking every interval (0: catch up once and exit)")
 	_ = cmd.MarkFlagRequired("ts")
 	_ = cmd.MarkFlagRequired("state")

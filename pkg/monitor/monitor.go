@@ -99,6 +99,7 @@ type Monitor struct {
 	watch       []string
 	vkey        string
 	concurrency int
+	witnesses   *scitt.Witnesses
 }
 
 // Option configures [New].
@@ -128,6 +129,20 @@ func WithVerifierKey(vkey string) Option {
 			return fmt.Errorf("verifier key: %w", err)
 		}
 		m.vkey = vkey
+		return nil
+	}
+}
+
+// WithWitnesses requires every checkpoint the monitor follows to be
+// cosigned by at least w.Threshold of w.Keys (C2SP tlog-cosignature); a
+// checkpoint that is not is an [ErrBadCheckpoint]. Default: cosignatures are
+// not checked.
+func WithWitnesses(w scitt.Witnesses) Option {
+	return func(m *Monitor) error {
+		if w.Threshold < 1 || w.Threshold > len(w.Keys) {
+			return fmt.Errorf("witnesses: threshold %d for %d keys", w.Threshold, len(w.Keys))
+		}
+		m.witnesses = &w
 		return nil
 	}
 }
@@ -214,6 +229,11 @@ func (m *Monitor) Step(ctx context.Context, report func(Report) error) (*Result,
 	}
 	if cp.Origin != v.Name() {
 		return nil, fmt.Errorf("%w: origin %q, the key is %q's", ErrBadCheckpoint, cp.Origin, v.Name())
+	}
+	if m.witnesses != nil {
+		if _, err := scitt.VerifyCosigned(raw, uint64(cp.Size), cp.Root[:], *m.witnesses); err != nil {
+			return nil, fmt.Errorf("%w: checkpoint of size %d: %w", ErrBadCheckpoint, cp.Size, err)
+		}
 	}
 	tr := &tileReader{ctx: ctx, f: m.f, full: map[tlog.Tile][]byte{}}
 	hr := tlog.TileHashReader(tlog.Tree{N: cp.Size, Hash: cp.Root}, tr)

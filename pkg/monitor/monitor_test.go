@@ -20,6 +20,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
+	"github.com/trustfabric/trustfabric/pkg/transparency/witnesstest"
 )
 
 // ts is a running Transparency Service (real service, POSIX log) trusting
@@ -52,11 +53,16 @@ func newKey(t testing.TB) (*keys.PrivateKey, string) {
 // startTS opens a service on dir (new or existing) trusting keyFile.
 func startTS(t testing.TB, dir string, key *keys.PrivateKey, keyFile string) *ts {
 	t.Helper()
+	return startTSWith(t, dir, key, keyFile, nil)
+}
+
+func startTSWith(t testing.TB, dir string, key *keys.PrivateKey, keyFile string, wit *transparency.Witnessing) *ts {
+	t.Helper()
 	pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, []string{keyFile}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := transparency.Open(context.Background(), transparency.Options{Dir: dir, Policy: pol, Issuer: "https://ts.test"})
+	svc, err := transparency.Open(context.Background(), transparency.Options{Dir: dir, Policy: pol, Issuer: "https://ts.test", Witnessing: wit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,5 +301,46 @@ func TestMonitorOptions(t *testing.T) {
 		if _, err := monitor.New(c.url, c.state, c.opts...); err == nil {
 			t.Errorf("case %d: no error", i)
 		}
+	}
+}
+
+// TestMonitorRequiresWitnesses: with --witness, checkpoints must carry the
+// witnesses' cosignatures.
+func TestMonitorRequiresWitnesses(t *testing.T) {
+	key, keyFile := newKey(t)
+	w, err := witnesstest.New("w.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	stranger, err := witnesstest.New("stranger.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger.Close()
+	dir := t.TempDir()
+	opts := transparency.Options{Dir: dir, Issuer: "https://ts.test"}
+	vkey, err := transparency.InitLogKey(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddLog(vkey); err != nil {
+		t.Fatal(err)
+	}
+	s := startTSWith(t, dir, key, keyFile, &transparency.Witnessing{Witnesses: []transparency.WitnessEndpoint{{URL: w.URL, Key: w.VKey}}})
+	s.register(t, watched+"a")
+	trusted := func(k string) scitt.Witnesses {
+		v, err := scitt.ParseWitnessKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return scitt.Witnesses{Keys: []note.Verifier{v}, Threshold: 1}
+	}
+	if _, _, err := step(t, s.srv.URL, filepath.Join(t.TempDir(), "s"), monitor.WithWitnesses(trusted(w.VKey))); err != nil {
+		t.Fatalf("cosigned checkpoint: %v", err)
+	}
+	_, _, err = step(t, s.srv.URL, filepath.Join(t.TempDir(), "s"), monitor.WithWitnesses(trusted(stranger.VKey)))
+	if !errors.Is(err, monitor.ErrBadCheckpoint) || !errors.Is(err, scitt.ErrWitness) {
+		t.Fatalf("checkpoint not cosigned by the required witness: %v", err)
 	}
 }

@@ -20,7 +20,7 @@ func NewCmdServe() *cobra.Command {
 	var so server.Config
 	o := &so
 	var level string
-	var requireWIMSE, repair bool
+	var requireWIMSE, repair, initLogKey bool
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--addr HOST:PORT] [--config FILE] [--trust-key FILE]... [--issuer URI] [--identity-config FILE]",
 		Short: "Run the SCITT Transparency Service (SCRAPI on an embedded Tessera log) and, optionally, the Identity Server",
@@ -36,6 +36,14 @@ into --data on first start (mode 0600).`,
 					return err
 				}
 				printRepair(cmd.OutOrStdout(), rep)
+				return nil
+			}
+			if initLogKey {
+				vkey, err := server.InitLogKey(so)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), vkey)
 				return nil
 			}
 			var lv slog.Level
@@ -58,6 +66,7 @@ into --data on first start (mode 0600).`,
 	f.StringVar(&o.KeyFile, "key", "", "receipt signing key file (default: generated into --data)")
 	f.BoolVar(&o.RotateKey, "rotate-key", false, "retire the key in --data and generate a new one; old public keys stay published")
 	f.BoolVar(&repair, "repair", false, "repair the data directory instead of serving: rebuild the statement store from its intact records and the log, list statements that are lost, then exit (run it when serve refuses to start on damaged storage)")
+	f.BoolVar(&initLogKey, "init-log-key", false, "create the log's checkpoint key in --data if missing, print its verifier key (give it to the witnesses before the first start) and exit")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&so.IdentityConfig, "identity-config", "", "also run the Identity Server (POST /token, /.well-known/wit-bundle) with this YAML configuration; its bundle is trusted for registrations")
 	f.StringArrayVar(&so.IdentityBundles, "identity-bundle", nil, "trust WITs of another trust domain for registrations: TRUST_DOMAIN=BUNDLE_FILE (repeatable)")

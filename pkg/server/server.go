@@ -235,6 +235,18 @@ func publicURL(configured, addr, bound string) (string, error) {
 	return "http://" + host, nil
 }
 
+// InitLogKey creates the log's checkpoint key in cfg.Dir when missing,
+// without starting anything, and returns its verifier key (signed-note
+// vkey): what the witnesses of a new log must be given before its first
+// start (`serve --init-log-key`).
+func InitLogKey(cfg Config) (string, error) {
+	o, err := tsOptions(cfg)
+	if err != nil {
+		return "", err
+	}
+	return transparency.InitLogKey(o.Options)
+}
+
 type tsConfig struct {
 	transparency.Options
 	pc       transparency.PolicyConfig

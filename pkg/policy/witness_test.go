@@ -132,10 +132,10 @@ func TestGateWitnesses(t *testing.T) {
 			}
 			ch, ok := d.Candidates[0].Failed()
 			var bad *note.InvalidSignatureError
-			if c.want == errForged && !errors.As(ch.Err(), &bad) {
+			if errors.Is(c.want, errForged) && !errors.As(ch.Err(), &bad) {
 				t.Errorf("forged cosignature: %v, want a note.InvalidSignatureError", ch.Err())
 			}
-			if c.want == errForged {
+			if errors.Is(c.want, errForged) {
 				c.want = scitt.ErrWitness
 			}
 			if !ok || ch.Name != CheckWitnesses || !errors.Is(ch.Err(), ErrWitnesses) || !errors.Is(ch.Err(), c.want) {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -276,5 +278,92 @@ func TestIndependentWitnesses(t *testing.T) {
 	}
 	if names, err := cosignersOf(t, stmt, rb, e.trusted(t, 2)); err != nil || len(names) != 2 {
 		t.Fatalf("cosigned by %v: %v", names, err)
+	}
+}
+
+// TestWitnessesRefuseASplitView builds a split view: the data directory of
+// a witnessed log is copied and the copy (same key, same origin) grows
+// differently. The witnesses refuse to cosign the fork's checkpoints (it
+// publishes them failing open), so its receipts fail the witness check the
+// gate runs (scitt.VerifyCosigned), and so does a fork receipt carrying the
+// honest log's cosigned checkpoint.
+func TestWitnessesRefuseASplitView(t *testing.T) {
+	a := newWitnessedEnv(t, false)
+	ctx := t.Context()
+	if _, err := a.client.Register(ctx, a.sign(t, "before the fork")); err != nil {
+		t.Fatal(err)
+	}
+	a.srv.Close()
+	if err := a.svc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	forkDir := filepath.Join(t.TempDir(), "fork")
+	if err := os.CopyFS(forkDir, os.DirFS(a.dir)); err != nil {
+		t.Fatal(err)
+	}
+	open := func(dir string, failOpen bool) (*transparency.Service, *scrapi.Client) {
+		pol, err := transparency.NewPolicy(transparency.PolicyConfig{}, []string{writeKey(t, t.TempDir(), "i.jwk", a.issuer)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wit := &transparency.Witnessing{Threshold: 2, FailOpen: failOpen, Timeout: "2s"}
+		for _, w := range a.w {
+			wit.Witnesses = append(wit.Witnesses, transparency.WitnessEndpoint{URL: w.URL, Key: w.VKey})
+		}
+		svc, err := transparency.Open(ctx, transparency.Options{Dir: dir, Policy: pol, Issuer: "https://ts.test", Witnessing: wit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptestServer(t, svc)
+		t.Cleanup(func() { srv.Close(); _ = svc.Close(context.Background()) })
+		c, err := scrapi.NewClient(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc, c
+	}
+	_, honest := open(a.dir, false)
+	fork, forked := open(forkDir, true)
+
+	hs := a.sign(t, "honest")
+	hreg, err := honest.Register(ctx, hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, err := cosignersOf(t, hs, hreg.Receipt, a.trusted(t, 2)); err != nil || len(names) != 2 {
+		t.Fatalf("honest log cosigned by %v: %v", names, err)
+	}
+	fs := a.sign(t, "forked")
+	freg, err := forked.Register(ctx, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := scitt.ParseReceipt(freg.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, err := scitt.ParseReceipt(hreg.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr.Inclusion[0].TreeSize != hr.Inclusion[0].TreeSize {
+		t.Fatalf("the two views have sizes %d and %d; the test wants one size, two roots", fr.Inclusion[0].TreeSize, hr.Inclusion[0].TreeSize)
+	}
+	// A valid receipt of the fork (same service key: a split view)...
+	verifyReceipt(t, fs, freg.Receipt, fork.Keys())
+	// ... whose checkpoint no witness cosigned,
+	if names, err := cosignersOf(t, fs, freg.Receipt, a.trusted(t, 2)); !errors.Is(err, scitt.ErrWitness) || len(names) != 0 {
+		t.Fatalf("fork receipt: cosigned by %v (%v), want none", names, err)
+	}
+	if fork.UnwitnessedCheckpoints() == 0 {
+		t.Fatal("the fork's uncosigned checkpoint was not counted")
+	}
+	// ... nor does the honest cosigned checkpoint fit it.
+	grafted, err := fr.WithCheckpoint(hr.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cosignersOf(t, fs, grafted, a.trusted(t, 2)); !errors.Is(err, scitt.ErrWitness) {
+		t.Fatalf("fork receipt with the honest checkpoint: %v, want ErrWitness", err)
 	}
 }

@@ -2,6 +2,7 @@ package transparency_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -248,5 +249,61 @@ func TestOriginOfExistingLogNeverChanges(t *testing.T) {
 	}
 	if _, err := transparency.Open(t.Context(), transparency.Options{Dir: t.TempDir(), Policy: pol, Origin: "bad origin"}); !errors.Is(err, transparency.ErrConfig) {
 		t.Fatalf("origin with a space: %v, want ErrConfig", err)
+	}
+}
+
+// TestTilePathsCanonicalAndBundlesGzipped: only canonical tile paths are
+// served, and entry bundles come gzip-compressed to clients that accept it.
+func TestTilePathsCanonicalAndBundlesGzipped(t *testing.T) {
+	e := newEnv(t, transparency.PolicyConfig{})
+	get := func(path, enc string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/"+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if enc != "" {
+			req.Header.Set("Accept-Encoding", enc) // set by hand: no transparent decompression
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	// The policy statement is entry 0: a partial bundle and tile of width 1.
+	for _, p := range []string{"tile/entries/000.p/1", "tile/0/000.p/1"} {
+		if resp, _ := get(p, ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", p, resp.StatusCode)
+		}
+	}
+	for _, p := range []string{"tile/entries/x000/000.p/1", "tile/00/000.p/1", "tile/+0/000.p/1", "tile/0/x000/000.p/1", "tile/entries/000.p/01"} {
+		if resp, _ := get(p, ""); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("non-canonical %s: status %d, want 404", p, resp.StatusCode)
+		}
+	}
+	resp, plain := get("tile/entries/000.p/1", "")
+	if resp.Header.Get("Content-Encoding") != "" || len(plain) != 2+32 {
+		t.Fatalf("plain bundle: encoding %q, %d bytes", resp.Header.Get("Content-Encoding"), len(plain))
+	}
+	resp, zipped := get("tile/entries/000.p/1", "br, gzip")
+	if resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("gzip bundle: headers %v", resp.Header)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(zipped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(unzipped, plain) {
+		t.Fatalf("gunzipped bundle differs: %v", err)
+	}
+	if resp, _ := get("tile/entries/000.p/1", "gzip;q=0"); resp.Header.Get("Content-Encoding") != "" {
+		t.Fatal("gzip;q=0 got gzip")
 	}
 }

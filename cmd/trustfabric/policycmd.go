@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"sort"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/policy"
 )
 
@@ -24,11 +27,21 @@ func NewCmdPolicy() *cobra.Command {
 			}
 			// Load every key and bundle the policy names (offline), so that
 			// a missing or malformed file is reported now.
-			if _, err := policy.NewVerifier(cmd.Context(), p, policy.WithOffline()); err != nil {
+			issuers, err := p.CredentialIssuers()
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if p.CredentialOnly() {
+				fmt.Fprintf(w, "%s: valid (sha256 %x), decides on credentials only\n", args[0], p.Hash())
+				printCredentialRules(w, p, issuers)
+				return nil
+			}
+			if _, err := policy.NewVerifier(cmd.Context(), p, policy.WithOffline()); err != nil {
+				return err
+			}
 			fmt.Fprintf(w, "%s: valid (sha256 %x)\n", args[0], p.Hash())
+			defer printCredentialRules(w, p, issuers)
 			fmt.Fprintf(w, "transparency services (%d receipt(s) required):\n", p.RequiredReceipts)
 			for _, ts := range p.TransparencyServices {
 				fmt.Fprintf(w, "  - %s leaf=%s keys=%v inline=%d url=%s\n", orDash(ts.Issuer), orDefault(ts.Leaf, "ietf"), ts.Keys, len(ts.InlineKeys), orDash(ts.URL))
@@ -76,4 +89,23 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// printCredentialRules prints a policy's credentials section, if any.
+func printCredentialRules(w io.Writer, p *policy.Policy, issuers map[string]keys.Set) {
+	if p.Credentials == nil {
+		return
+	}
+	fmt.Fprintf(w, "credentials (audience %s):\n", orDash(p.Credentials.Audience))
+	for _, is := range p.Credentials.Issuers {
+		fmt.Fprintf(w, "  - issuer %s (%d key(s))\n", is.Issuer, len(issuers[is.Issuer]))
+	}
+	names := make([]string, 0, len(p.Credentials.Require))
+	for n := range p.Credentials.Require {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  require %s in %v\n", n, p.Credentials.Require[n])
+	}
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,4 +172,57 @@ func TestCriticalHeadersCLI(t *testing.T) {
 		t.Errorf("register of the critical statement: exit %d\n%s%s", code, out, errOut)
 	}
 	mustRun(t, "register", "--ts", ts, valid+"statement.cose", "--out", filepath.Join(dir, "valid.t.cose"))
+}
+
+// TestReceiptVerifyRefusesGraftedConsistencyReceipt: the service's own
+// consistency receipt, with the statement's inclusion proof grafted into its
+// unprotected header (its signature covers the same root), is refused by
+// `receipt verify`, alone and inside a transparent statement.
+func TestReceiptVerifyRefusesGraftedConsistencyReceipt(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	mustRun(t, "key", "generate", "--out", p("issuer.jwk"), "--public-out", p("issuer.pub.jwk"))
+	ts := startServe(t, "--data", p("data"), "--trust-key", p("issuer.pub.jwk"))
+	os.WriteFile(p("prov.json"), []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}`), 0o644)
+	mustRun(t, "statement", "sign", "--key", p("issuer.jwk"), "--issuer", "https://ci.example.org", "--subject", "sha256:00", "--payload", p("prov.json"), "--out", p("s.cose"))
+	mustRun(t, "register", "--ts", ts, p("s.cose"), "--out", p("t.cose"), "--receipt-out", p("r.cose"))
+
+	incl, _ := os.ReadFile(p("r.cose"))
+	ir, err := scitt.ParseReceipt(incl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := ir.Inclusion[0].TreeSize
+	resp, err := http.Get(fmt.Sprintf("%s/consistency?from=1&to=%d", ts, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /consistency?from=1&to=%d: %d %s", size, resp.StatusCode, cons)
+	}
+	cm, err := cosewire.Parse(cons, scitt.MaxReceiptSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := cosewire.Parse(incl, scitt.MaxReceiptSize)
+	os.WriteFile(p("graft.cose"), cm.WithUnprotected(im.Unprotected), 0o644)
+	stmt, _ := os.ReadFile(p("s.cose"))
+	tsGraft, err := scitt.AddReceipt(stmt, cm.WithUnprotected(im.Unprotected))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p("t-graft.cose"), tsGraft, 0o644)
+
+	mustRun(t, "receipt", "verify", "--statement", p("s.cose"), "--receipt", p("r.cose"), "--service-key", ts)
+	for _, args := range [][]string{
+		{"receipt", "verify", "--statement", p("s.cose"), "--receipt", p("graft.cose"), "--service-key", ts},
+		{"receipt", "verify", p("t-graft.cose"), "--service-key", ts},
+	} {
+		code, out, errOut := tf(t, args...)
+		if code == 0 || !strings.Contains(out+errOut, "receipt.kind") || !strings.Contains(out+errOut, "consistency") {
+			t.Fatalf("%v: exit %d, want a refusal naming receipt.kind\n%s%s", args, code, out, errOut)
+		}
+	}
 }

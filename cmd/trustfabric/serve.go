@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +23,7 @@ func NewCmdServe() *cobra.Command {
 	var level string
 	var requireWIMSE, repair, initLogKey bool
 	cmd := &cobra.Command{
-		Use:   "serve --data DIR [--addr HOST:PORT] [--config FILE] [--trust-key FILE]... [--issuer URI] [--identity-config FILE]",
+		Use:   "serve --data DIR [--storage posix|aws --db DSN --s3-bucket NAME [--s3-endpoint URL] [--s3-path-style] --key FILE] [--addr HOST:PORT] [--config FILE] [--trust-key FILE]... [--issuer URI] [--identity-config FILE]",
 		Short: "Run the SCITT Transparency Service (SCRAPI on an embedded Tessera log) and, optionally, the Identity Server",
 		Long: `serve runs the Transparency Service: it registers Signed Statements that its
 registration policy accepts in an append-only Tessera log kept in --data, and
@@ -51,6 +52,10 @@ into --data on first start (mode 0600).`,
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 			}
 			o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
+			if so.Storage.Kind == server.StorageAWS && so.Storage.DB == "" {
+				// Keeps the database password off the command line.
+				so.Storage.DB = os.Getenv("TF_DB_DSN")
+			}
 			if cmd.Flags().Changed("require-wimse") {
 				so.RequireWIMSE = &requireWIMSE
 			}
@@ -73,6 +78,12 @@ into --data on first start (mode 0600).`,
 	f.StringArrayVar(&so.IdentityBundleAlgorithms, "identity-bundle-alg", nil, "also accept these JWS algorithms (EdDSA) for the WITs of an --identity-bundle trust domain: TRUST_DOMAIN=ALG[,ALG] (repeatable; the WIT-SVID profile's RS/ES/PS stay the default)")
 	f.BoolVar(&requireWIMSE, "require-wimse", true, "require Workload-Identity-Token and Workload-Proof-Token headers on POST /entries (default: on when a trust domain is trusted)")
 	f.StringVar(&so.PublicURL, "public-url", "", "URL clients reach this server at: the WIMSE proof audience and the Identity Server's default issuer (default http://ADDR)")
+	f.StringVar(&so.Storage.Kind, "storage", "", "storage backend: posix (default: the log and statements in --data) or aws (a MySQL-compatible database + S3-compatible bucket shared by replicas; needs --key)")
+	f.StringVar(&so.Storage.DB, "db", "", "--storage aws: database DSN user:password@tcp(host:port)/dbname (default $TF_DB_DSN)")
+	f.StringVar(&so.Storage.S3Bucket, "s3-bucket", "", "--storage aws: S3 bucket for tiles, entry bundles and checkpoints")
+	f.StringVar(&so.Storage.S3Endpoint, "s3-endpoint", "", "--storage aws: S3 endpoint URL of a self-hosted S3-compatible store (default: AWS S3); credentials and region from the AWS environment variables or shared config")
+	f.BoolVar(&so.Storage.S3PathStyle, "s3-path-style", false, "--storage aws: path-style S3 addressing (most self-hosted stores need it)")
+	f.StringVar(&so.Storage.S3Prefix, "s3-prefix", "", "--storage aws: prefix of every object name (several logs in one bucket, each with its own database)")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustfabric/trustfabric/pkg/credential"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/policy"
 )
@@ -16,14 +17,14 @@ func init() { register(NewCmdVerify) }
 
 // NewCmdVerify returns `trustfabric verify`, the deployment gate.
 func NewCmdVerify() *cobra.Command {
-	var policyFile, output string
+	var policyFile, output, credentialFile, nonce string
 	var offline bool
 	var insecure []string
 	var timeout time.Duration
 	var maxBytes int64
 	cmd := &cobra.Command{
-		Use:   "verify IMAGE[@DIGEST] --policy FILE [--output json] [--offline]",
-		Short: "Allow or deny an image on its SCITT statements, receipts and identities (exit 0 allow, 1 deny)",
+		Use:   "verify IMAGE[@DIGEST] --policy FILE [--output json] [--offline] [--credential PRESENTATION [--nonce NONCE]]",
+		Short: "Allow or deny an image on its SCITT statements, receipts and identities, or on a credential (exit 0 allow, 1 deny)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
@@ -32,6 +33,20 @@ func NewCmdVerify() *cobra.Command {
 			p, err := policy.Load(policyFile)
 			if err != nil {
 				return err
+			}
+			if nonce != "" && credentialFile == "" {
+				return errors.New("--nonce goes with --credential")
+			}
+			if credentialFile != "" {
+				pres, err := readInput(credentialFile)
+				if err != nil {
+					return err
+				}
+				d, err := credential.Gate(p, credential.GateRequest{Image: args[0], Presentation: pres, Nonce: nonce})
+				if err != nil {
+					return err
+				}
+				return reportDecision(cmd, d, output)
 			}
 			var ociOpts []oci.Option
 			for _, h := range insecure {
@@ -53,22 +68,7 @@ func NewCmdVerify() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				b, err := d.JSON()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			} else {
-				printDecision(cmd, d)
-			}
-			if !d.Allowed {
-				for _, r := range d.Reasons {
-					fmt.Fprintln(cmd.ErrOrStderr(), "deny: "+r)
-				}
-				return &invalidError{errors.New("denied: " + d.Image)}
-			}
-			return nil
+			return reportDecision(cmd, d, output)
 		},
 	}
 	f := cmd.Flags()
@@ -78,8 +78,31 @@ func NewCmdVerify() *cobra.Command {
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")
 	f.DurationVar(&timeout, "timeout", policy.DefaultTimeout, "time budget of the verification (0: none); beyond it verify fails (exit 2), never allows")
 	f.Int64Var(&maxBytes, "max-bytes", policy.DefaultMaxBytes, "bytes of referrer manifests and layers the verification may fetch, each blob once (0: no limit)")
+	f.StringVar(&credentialFile, "credential", "", "decide on this credential presentation (SD-JWT VC or SD-CWT) under the policy's credentials section, not on SCITT evidence; IMAGE must carry its digest")
+	f.StringVar(&nonce, "nonce", "", "the nonce the credential presentation must carry (with --credential)")
 	_ = cmd.MarkFlagRequired("policy")
 	return cmd
+}
+
+// reportDecision prints a decision and returns the deny as an invalid
+// error (exit 1).
+func reportDecision(cmd *cobra.Command, d *policy.Decision, output string) error {
+	if output == "json" {
+		b, err := d.JSON()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), string(b))
+	} else {
+		printDecision(cmd, d)
+	}
+	if !d.Allowed {
+		for _, r := range d.Reasons {
+			fmt.Fprintln(cmd.ErrOrStderr(), "deny: "+r)
+		}
+		return &invalidError{errors.New("denied: " + d.Image)}
+	}
+	return nil
 }
 
 func printDecision(cmd *cobra.Command, d *policy.Decision) {

@@ -15,6 +15,17 @@
 // KEY=VALUE lines: TF_SELFTEST_REGISTRY, TF_SELFTEST_TS, TF_SELFTEST_IDS,
 // TF_SELFTEST_POLICY, and ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN (GitHub fake) or
 // TRUSTFABRIC_ID_TOKEN (GitLab fake). Then it serves until interrupted.
+//
+// For the isolated attest workflow's self-test (GitHub fake only):
+//
+//   - -workflow PATH names the caller's workflow file in the fake's tokens
+//     (workflow_ref, and job_workflow_ref of the run's own jobs);
+//   - -job NAME=JOB_WORKFLOW_REF (repeatable) adds a job whose tokens carry
+//     that job_workflow_ref, as a job of a called reusable workflow gets on
+//     GitHub; its runner request token is TF_SELFTEST_JOB_<NAME>_REQUEST_TOKEN
+//     (use it as that job's ACTIONS_ID_TOKEN_REQUEST_TOKEN);
+//   - -require-builder GLOB also writes a policy requiring that builder id
+//     (provenance builderIDs), TF_SELFTEST_BUILDER_POLICY.
 package main
 
 import (
@@ -46,6 +57,20 @@ func main() {
 
 type options struct {
 	provider, issuer, repository, dir, envFile string
+	workflow, requireBuilder                   string
+	jobs                                       []job
+}
+
+// job is a -job flag: a job of a called reusable workflow.
+type job struct{ name, ref string }
+
+func (o *options) addJob(v string) error {
+	name, ref, ok := strings.Cut(v, "=")
+	if !ok || ref == "" || name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+		return fmt.Errorf("want NAME=OWNER/REPO/PATH@REF with NAME of [a-z0-9_], got %q", v)
+	}
+	o.jobs = append(o.jobs, job{name: name, ref: ref})
+	return nil
 }
 
 func run() error {
@@ -55,9 +80,15 @@ func run() error {
 	flag.StringVar(&o.repository, "repository", "", "github: owner/repo the identity is restricted to (the fake's run by default)")
 	flag.StringVar(&o.dir, "dir", "", "data directory (required)")
 	flag.StringVar(&o.envFile, "env-file", "", "file to write the variables to (required)")
+	flag.StringVar(&o.workflow, "workflow", "", "github fake: the caller's workflow file (default the fake's, .github/workflows/release.yml)")
+	flag.Func("job", "github fake: NAME=JOB_WORKFLOW_REF, a job of a called reusable workflow (repeatable)", o.addJob)
+	flag.StringVar(&o.requireBuilder, "require-builder", "", "also write a policy requiring this builder id (glob)")
 	flag.Parse()
 	if o.dir == "" || o.envFile == "" {
 		return errors.New("-dir and -env-file are required")
+	}
+	if (o.workflow != "" || len(o.jobs) > 0) && (o.provider != "github" || o.issuer != "") {
+		return errors.New("-workflow and -job need the GitHub fake (-provider github without -issuer)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -67,8 +98,12 @@ func run() error {
 		return err
 	}
 	var b strings.Builder
-	for _, k := range []string{"TF_SELFTEST_REGISTRY", "TF_SELFTEST_TS", "TF_SELFTEST_IDS", "TF_SELFTEST_POLICY",
-		"ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "TRUSTFABRIC_ID_TOKEN"} {
+	names := []string{"TF_SELFTEST_REGISTRY", "TF_SELFTEST_TS", "TF_SELFTEST_IDS", "TF_SELFTEST_POLICY",
+		"TF_SELFTEST_BUILDER_POLICY", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "TRUSTFABRIC_ID_TOKEN"}
+	for _, j := range o.jobs {
+		names = append(names, jobTokenVar(j.name))
+	}
+	for _, k := range names {
 		if v, ok := env[k]; ok {
 			fmt.Fprintf(&b, "%s=%s\n", k, v)
 		}
@@ -86,12 +121,26 @@ func run() error {
 	return nil
 }
 
+// jobTokenVar names the variable holding a -job's runner request token.
+func jobTokenVar(name string) string {
+	return "TF_SELFTEST_JOB_" + strings.ToUpper(name) + "_REQUEST_TOKEN"
+}
+
 // start brings the services up (package servertest, on the composition root)
 // and returns the variables to publish.
 func start(ctx context.Context, o options) (map[string]string, func(), error) {
 	env := map[string]string{}
+	var run oidctest.GitHubRun
+	if o.workflow != "" {
+		run = oidctest.DefaultGitHubRun
+		if owner, repo, ok := strings.Cut(o.repository, "/"); ok {
+			run.Owner, run.Repo = owner, repo
+		}
+		run.WorkflowFile = o.workflow
+	}
 	e, err := servertest.Start(ctx, servertest.Config{
 		Dir: o.dir, TrustDomain: trustDomain, Provider: o.provider, ExternalIssuer: o.issuer, AllowRepository: o.repository,
+		Run: run,
 	})
 	if err != nil {
 		return nil, func() {}, err
@@ -100,6 +149,11 @@ func start(ctx context.Context, o options) (map[string]string, func(), error) {
 	switch {
 	case e.GitHub != nil:
 		env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = e.GitHub.RequestURL(), e.GitHub.RequestToken
+		for _, j := range o.jobs {
+			called := e.GitHub.Run()
+			called.JobWorkflowRef = j.ref
+			env[jobTokenVar(j.name)] = e.GitHub.AddJob(called)
+		}
 	case e.GitLab != nil:
 		tok, err := e.GitLab.MintJob(oidctest.DefaultGitLabJob, e.IdentityURL)
 		if err != nil {
@@ -115,6 +169,19 @@ func start(ctx context.Context, o options) (map[string]string, func(), error) {
 		return nil, closeAll, err
 	}
 	env["TF_SELFTEST_POLICY"] = policy
+	if o.requireBuilder != "" {
+		b, err := os.ReadFile(policy)
+		if err != nil {
+			return nil, closeAll, err
+		}
+		// The provenance section is the policy's last.
+		b = fmt.Appendf(b, "  builderIDs: [%q]\n", o.requireBuilder)
+		p := filepath.Join(o.dir, "policy-builder.yaml")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return nil, closeAll, err
+		}
+		env["TF_SELFTEST_BUILDER_POLICY"] = p
+	}
 	return env, closeAll, nil
 }
 

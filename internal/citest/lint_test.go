@@ -75,6 +75,25 @@ func TestWorkflowLint(t *testing.T) {
 	}
 }
 
+// TestSelftestWorkflowLint lints the workflows .ci/ci.sh runs only under act
+// (.github/selftest/*.yml, not run on GitHub: the isolated workflow's caller).
+func TestSelftestWorkflowLint(t *testing.T) {
+	root := repoRoot(t)
+	files, err := filepath.Glob(filepath.Join(root, ".github", "selftest", "*.yml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no workflows in .github/selftest (err %v)", err)
+	}
+	proj, err := actionlint.NewProject(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, err := newLinter(t).LintFiles(files, proj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reportLint(t, errs)
+}
+
 // remoteRef matches how the examples and the README reference our actions.
 var remoteRef = regexp.MustCompile(`uses: trustfabric/trustfabric(/actions/[a-z-]+)?@[A-Za-z0-9._-]+`)
 

@@ -26,6 +26,10 @@ type Attachment struct {
 	PreimageTitle string
 	// Annotations describe the statement in the referrers listing.
 	Annotations Annotations
+	// ArtifactType is the referrer manifest's artifactType. Default
+	// [ArtifactType] (the statements the gate discovers); another type keeps
+	// the referrer out of the gate's listing (e.g. a credential's statement).
+	ArtifactType string
 }
 
 // Attached reports one referrer written.
@@ -93,6 +97,10 @@ func (c *Client) Attach(ctx context.Context, ref string, a Attachment, opts ...A
 		}
 	}
 	ann := a.Annotations.Map()
+	at := a.ArtifactType
+	if at == "" {
+		at = ArtifactType
+	}
 	subjects := []Descriptor{{MediaType: subj.mediaType, Digest: subj.digest, Size: int64(len(subj.body))}}
 	if o.recursive && (subj.mediaType == IndexMediaType || subj.mediaType == DockerManifestList) {
 		ix, err := parseIndex(subj.body, c.maxEntries)
@@ -107,7 +115,7 @@ func (c *Client) Attach(ctx context.Context, ref string, a Attachment, opts ...A
 	}
 	var out []Attached
 	for _, s := range subjects {
-		mode, refDigest, err := c.attachOne(ctx, rc, s, stmt, pre, ann)
+		mode, refDigest, err := c.attachOne(ctx, rc, s, at, stmt, pre, ann)
 		if err != nil {
 			return out, fmt.Errorf("attach to %s@%s: %w", d.Context(), s.Digest, err)
 		}
@@ -118,8 +126,8 @@ func (c *Client) Attach(ctx context.Context, ref string, a Attachment, opts ...A
 }
 
 // attachOne pushes the referrer manifest for one subject and makes sure it is listed.
-func (c *Client) attachOne(ctx context.Context, rc *repoClient, subject Descriptor, stmt, pre blob, ann map[string]string) (Mode, string, error) {
-	body, err := referrerManifest(subject, stmt, pre, ann)
+func (c *Client) attachOne(ctx context.Context, rc *repoClient, subject Descriptor, artifactType string, stmt, pre blob, ann map[string]string) (Mode, string, error) {
+	body, err := referrerManifest(subject, artifactType, stmt, pre, ann)
 	if err != nil {
 		return "", "", err
 	}
@@ -139,7 +147,7 @@ func (c *Client) attachOne(ctx context.Context, rc *repoClient, subject Descript
 	if mode == ModeReferrersAPI {
 		return mode, dig, nil
 	}
-	desc := Descriptor{MediaType: ManifestMediaType, Digest: dig, Size: int64(len(body)), ArtifactType: ArtifactType,
+	desc := Descriptor{MediaType: ManifestMediaType, Digest: dig, Size: int64(len(body)), ArtifactType: artifactType,
 		Annotations: ann}
 	if err := c.addToTagIndex(ctx, rc, subject.Digest, desc); err != nil {
 		return "", "", err

@@ -68,7 +68,7 @@ func FuzzParseIndex(f *testing.F) {
 func FuzzParseManifest(f *testing.F) {
 	a := attachment(1)
 	subj := Descriptor{MediaType: ManifestMediaType, Digest: EmptyDigest, Size: 2}
-	good, _ := referrerManifest(subj, newBlob(StatementMediaType, a.Statement, StatementTitle), newBlob(PreimageMediaType, a.Preimage, "preimage.intoto.json"), a.Annotations.Map())
+	good, _ := referrerManifest(subj, ArtifactType, newBlob(StatementMediaType, a.Statement, StatementTitle), newBlob(PreimageMediaType, a.Preimage, "preimage.intoto.json"), a.Annotations.Map())
 	f.Add(good)
 	f.Add([]byte(`{"schemaVersion":2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

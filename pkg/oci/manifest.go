@@ -123,11 +123,11 @@ func newBlob(mediaType string, data []byte, title string) blob {
 }
 
 // referrerManifest builds the manifest of design §2.5 for one transparent statement.
-func referrerManifest(subject Descriptor, statement, preimage blob, ann map[string]string) ([]byte, error) {
+func referrerManifest(subject Descriptor, artifactType string, statement, preimage blob, ann map[string]string) ([]byte, error) {
 	m := manifest{
 		SchemaVersion: 2,
 		MediaType:     ManifestMediaType,
-		ArtifactType:  ArtifactType,
+		ArtifactType:  artifactType,
 		Config:        emptyConfig,
 		Layers:        []Descriptor{statement.desc, preimage.desc},
 		Subject:       &Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},

@@ -70,7 +70,7 @@ func TestManifestBytes(t *testing.T) {
 	}
 	subj := Descriptor{MediaType: ManifestMediaType, Digest: digestOf([]byte("img")), Size: 3}
 	a := attachment(7)
-	b, err := referrerManifest(subj, newBlob(StatementMediaType, a.Statement, StatementTitle), newBlob(PreimageMediaType, a.Preimage, "preimage.intoto.json"), a.Annotations.Map())
+	b, err := referrerManifest(subj, ArtifactType, newBlob(StatementMediaType, a.Statement, StatementTitle), newBlob(PreimageMediaType, a.Preimage, "preimage.intoto.json"), a.Annotations.Map())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string, memo payloadMemo) Candi
 	}
 	c.pass(CheckSubject, s.Subject)
 
-	regTime, services, err := v.checkReceipts(s)
+	regTime, services, first, err := v.checkReceipts(s)
 	if errors.Is(err, ErrWitnesses) {
 		c.fail(CheckWitnesses, err)
 		return c
@@ -114,6 +114,7 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string, memo payloadMemo) Candi
 		// provenance, not to SBOMs, VEX or other payloads.
 		c.pass(CheckProvenance, "not provenance: the provenance rules do not apply")
 		c.OK = true
+		c.Facts = newFacts(first, payload, nil, false)
 		return c
 	}
 	if err := v.checkProvenance(payload.Statement, digest, facts); err != nil {
@@ -122,6 +123,7 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string, memo payloadMemo) Candi
 	}
 	c.pass(CheckProvenance, "")
 	c.OK = true
+	c.Facts = newFacts(first, payload, facts, true)
 	return c
 }
 
@@ -203,15 +205,18 @@ func aboutDigest(subject, digest string) bool {
 
 // checkReceipts verifies the receipts of trusted services and returns the
 // earliest registration time and the services that registered it.
-func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error) {
+// It also returns the earliest trusted receipt (its iss and log index go
+// into Facts).
+func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, *scitt.Receipt, error) {
 	if len(s.Receipts) == 0 {
-		return time.Time{}, nil, fmt.Errorf("%w: the statement carries no receipts", ErrNoTrustedReceipt)
+		return time.Time{}, nil, nil, fmt.Errorf("%w: the statement carries no receipts", ErrNoTrustedReceipt)
 	}
 	entry := s.EntryHash()
 	entryID := hex.EncodeToString(entry[:])
 	var (
 		regTime time.Time
 		names   []string
+		first   *scitt.Receipt
 		counted = make([]bool, len(v.services))
 		seen    []string
 		tooOld  error
@@ -219,7 +224,7 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 	for i, rb := range s.Receipts {
 		r, err := scitt.ParseReceipt(rb)
 		if err != nil {
-			return time.Time{}, nil, fmt.Errorf("receipt %d: %w", i, err)
+			return time.Time{}, nil, nil, fmt.Errorf("receipt %d: %w", i, err)
 		}
 		if r.Issuer != "" {
 			seen = append(seen, r.Issuer)
@@ -236,7 +241,7 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 				if len(r.KID) == 0 && svc.issuer == "" {
 					continue // an unnamed receipt, perhaps of another service
 				}
-				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s: %w", ErrBadReceipt, i, svc.name, err)
+				return time.Time{}, nil, nil, fmt.Errorf("%w: receipt %d from %s: %w", ErrBadReceipt, i, svc.name, err)
 			}
 			// Checked on receipts the service's key verified: ours name the
 			// entry they prove, so one naming something else (a consistency
@@ -244,15 +249,15 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 			// this statement; and without a registration time the identity
 			// cannot be checked at registration.
 			if r.Subject != "" && r.Subject != entryID {
-				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s is for %q, not entry %s", ErrNoTrustedReceipt, i, svc.name, r.Subject, entryID)
+				return time.Time{}, nil, nil, fmt.Errorf("%w: receipt %d from %s is for %q, not entry %s", ErrNoTrustedReceipt, i, svc.name, r.Subject, entryID)
 			}
 			if svc.witnesses != nil {
 				if err := checkWitnessed(r, s.Registered(), svc); err != nil {
-					return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s: %w", ErrWitnesses, i, svc.name, err)
+					return time.Time{}, nil, nil, fmt.Errorf("%w: receipt %d from %s: %w", ErrWitnesses, i, svc.name, err)
 				}
 			}
 			if r.IssuedAt.IsZero() {
-				return time.Time{}, nil, fmt.Errorf("%w: receipt %d from %s has no registration time (CWT iat): the identity cannot be checked at registration", ErrNoTrustedReceipt, i, svc.name)
+				return time.Time{}, nil, nil, fmt.Errorf("%w: receipt %d from %s has no registration time (CWT iat): the identity cannot be checked at registration", ErrNoTrustedReceipt, i, svc.name)
 			}
 			if max := time.Duration(v.p.MaxReceiptAge); max > 0 && v.now().Sub(r.IssuedAt) > max {
 				// Too old is not tampering: it does not count, and says so
@@ -265,13 +270,13 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 				names = append(names, svc.name)
 			}
 			if regTime.IsZero() || r.IssuedAt.Before(regTime) {
-				regTime = r.IssuedAt
+				regTime, first = r.IssuedAt, r
 			}
 			break
 		}
 	}
 	if len(names) < v.p.RequiredReceipts && tooOld != nil {
-		return time.Time{}, nil, tooOld
+		return time.Time{}, nil, nil, tooOld
 	}
 	if len(names) < v.p.RequiredReceipts {
 		from := "no trusted service"
@@ -282,9 +287,9 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, error
 		if len(seen) > 0 {
 			detail = fmt.Sprintf(" (its receipts are from %s)", strings.Join(seen, ", "))
 		}
-		return time.Time{}, nil, fmt.Errorf("%w: %d of %d required receipts verify, from %s%s", ErrNoTrustedReceipt, len(names), v.p.RequiredReceipts, from, detail)
+		return time.Time{}, nil, nil, fmt.Errorf("%w: %d of %d required receipts verify, from %s%s", ErrNoTrustedReceipt, len(names), v.p.RequiredReceipts, from, detail)
 	}
-	return regTime, names, nil
+	return regTime, names, first, nil
 }
 
 // witnessedBy lists the services among names whose receipts had their
@@ -403,7 +408,8 @@ type slsa struct {
 		ExternalParameters   map[string]any `json:"externalParameters"`
 		InternalParameters   map[string]any `json:"internalParameters"`
 		ResolvedDependencies []struct {
-			URI string `json:"uri"`
+			URI    string            `json:"uri"`
+			Digest map[string]string `json:"digest"`
 		} `json:"resolvedDependencies"`
 	} `json:"buildDefinition"`
 	RunDetails struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/transparency-dev/merkle/testonly"
 	"github.com/veraison/go-cose"
 
+	"github.com/trustfabric/trustfabric/internal/cosewire"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/oci"
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
@@ -163,6 +164,10 @@ type evidence struct {
 	// noReceiptIat and receiptSubject shape the receipt's CWT claims.
 	noReceiptIat   bool
 	receiptSubject string
+	// graftConsistency replaces the receipt by a consistency receipt of the
+	// same service (same claims, signed over the same root) carrying the
+	// statement's inclusion proof in its unprotected header.
+	graftConsistency bool
 	// ci replaces the WIT's CI claims (a GitLab or Kubernetes workload);
 	// prov, given the digest, replaces the provenance.
 	ci   map[string]any
@@ -284,6 +289,25 @@ func (w *world) attest(e evidence) {
 	receipt, err := scitt.IssueReceipt(w.ctx, e.tsKey, rc, scitt.InclusionProof{TreeSize: 4, LeafIndex: 3, Path: path}, tree.Hash())
 	if err != nil {
 		w.t.Fatal(err)
+	}
+	if e.graftConsistency {
+		cpath, err := tree.ConsistencyProof(2, 4)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		cons, err := scitt.IssueConsistencyReceipt(w.ctx, e.tsKey, rc, scitt.ConsistencyProof{TreeSize1: 2, TreeSize2: 4, Path: cpath}, tree.Hash())
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		cm, err := cosewire.Parse(cons, scitt.MaxReceiptSize)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		im, err := cosewire.Parse(receipt, scitt.MaxReceiptSize)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		receipt = cm.WithUnprotected(im.Unprotected)
 	}
 	receipts := [][]byte{receipt}
 	if e.badReceipt != "" {

@@ -51,6 +51,10 @@
 //	  allow:                           # verified and reported, not required
 //	    - contentTypes: [application/openvex+json]
 //
+// A credentials section (see [Credentials]) lets the gate allow an image on a
+// selective-disclosure credential instead (pkg/credential.Gate); a policy
+// holding only that section is a consumer's policy.
+//
 // Unknown fields are errors. A policy that trusts nothing (no service keys,
 // no identities or issuer keys, no allowed workloads) is an error, never an
 // allow-all.
@@ -106,6 +110,9 @@ type Policy struct {
 	// (Require) or may have (Allow). Default: require one in-toto statement
 	// of a Provenance.PredicateTypes type.
 	Payloads Payloads `yaml:"payloads"`
+	// Credentials, when set, let the gate allow an image on a verifying
+	// selective-disclosure credential (see Credentials).
+	Credentials *Credentials `yaml:"credentials"`
 
 	dir    string
 	digest [32]byte
@@ -295,6 +302,14 @@ func (p *Policy) validate() error {
 	}
 	if p.Kind != Kind {
 		return p.invalid("kind %q: want %s", p.Kind, Kind)
+	}
+	if p.Credentials != nil {
+		if err := p.validateCredentials(); err != nil {
+			return err
+		}
+		if p.CredentialOnly() {
+			return nil
+		}
 	}
 	if len(p.TransparencyServices) == 0 {
 		return p.invalid("transparencyServices is empty: a policy must trust at least one Transparency Service")

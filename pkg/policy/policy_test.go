@@ -49,6 +49,7 @@ func TestGate(t *testing.T) {
 		{name: "provenance claims main, the identity was issued for another branch", e: evidence{witRef: "refs/heads/dev"}, wantCheck: CheckProvenance, wantErr: ErrProvenance},
 		{name: "receipt without a registration time", e: evidence{noReceiptIat: true}, wantCheck: CheckReceipts, wantErr: ErrNoTrustedReceipt},
 		{name: "receipt for another subject (a grafted consistency receipt)", e: evidence{receiptSubject: "consistency 1 2"}, wantCheck: CheckReceipts, wantErr: ErrNoTrustedReceipt},
+		{name: "consistency receipt with a grafted inclusion proof, sub = the entry", e: evidence{graftConsistency: true}, wantCheck: CheckReceipts, wantErr: scitt.ErrWrongReceiptKind},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

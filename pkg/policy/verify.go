@@ -79,6 +79,10 @@ type Candidate struct {
 	Satisfies []string `json:"satisfies,omitempty"`
 	OK        bool     `json:"ok"`
 	Checks    []Check  `json:"checks"`
+	// Facts are what the candidate's checks established (set on a
+	// candidate that passed every check): the input of a credential
+	// (pkg/credential).
+	Facts *Facts `json:"facts,omitempty"`
 }
 
 // Check is one step of the chain.
@@ -242,6 +246,9 @@ func NewVerifier(ctx context.Context, p *Policy, opts ...Option) (*Verifier, err
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
+	}
+	if p.CredentialOnly() {
+		return nil, ErrCredentialOnly
 	}
 	if o.oci == nil {
 		c, err := oci.New()

@@ -38,6 +38,23 @@ const (
 // it ignore it.
 const LabelLeafConvention = "trustfabric.leaf"
 
+// LabelReceiptKind is the protected header label under which Trustfabric
+// receipts say which proof their signature stands for: [KindInclusion] or
+// [KindConsistency]. A consistency receipt's signature covers the newer
+// tree's root, which is also the root of every inclusion proof in that tree;
+// without this label, a consistency receipt with an inclusion proof grafted
+// into its unprotected header would verify as an inclusion receipt, with the
+// consistency receipt's sub and iat. Verifiers refuse a receipt whose kind is
+// not the one required (see docs/design/scitt.md); receipts that name no kind
+// (other services, older Trustfabric releases) are judged as before.
+const LabelReceiptKind = "trustfabric.kind"
+
+// Values of [LabelReceiptKind].
+const (
+	KindInclusion   = "inclusion"
+	KindConsistency = "consistency"
+)
+
 // Proof labels inside the vdp map (396) for vds 1.
 const (
 	proofInclusion   = -1
@@ -203,6 +220,10 @@ func issue(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, proo
 	if claims.Leaf != "" && proofLabel == proofInclusion {
 		hdr[LabelLeafConvention] = claims.Leaf
 	}
+	hdr[LabelReceiptKind] = KindInclusion
+	if proofLabel == proofConsistency {
+		hdr[LabelReceiptKind] = KindConsistency
+	}
 	protected, sig, err := signProtected(ctx, key, hdr, root)
 	if err != nil {
 		return nil, fmt.Errorf("issue receipt: %w", err)
@@ -239,6 +260,9 @@ type Receipt struct {
 	// Leaf is the leaf convention the receipt names under
 	// [LabelLeafConvention] ("" when it names none).
 	Leaf string
+	// Kind is the receipt kind named under [LabelReceiptKind] ("" when it
+	// names none).
+	Kind string
 	// Inclusion and Consistency are the proofs of a vds 1 receipt.
 	Inclusion   []InclusionProof
 	Consistency []ConsistencyProof
@@ -307,6 +331,9 @@ func receiptFrom(m *cosewire.Sign1) (*Receipt, error) {
 	}
 	r.Issuer, r.Subject, r.IssuedAt = c.iss, c.sub, c.iat
 	if r.Leaf, _, err = p.tstr(LabelLeafConvention, "leaf convention"); err != nil {
+		return nil, err
+	}
+	if r.Kind, _, err = p.tstr(LabelReceiptKind, "receipt kind"); err != nil {
 		return nil, err
 	}
 	if vds != VDSRFC9162SHA256 && vds != VDSCCFLedgerSHA256 {
@@ -410,10 +437,24 @@ const (
 	CheckReceiptAlgorithm = "receipt.algorithm"
 	CheckReceiptProof     = "receipt.proof"
 	CheckReceiptSignature = "receipt.signature"
+	// CheckReceiptKind: the receipt's signed kind ([LabelReceiptKind]) is
+	// the one required.
+	CheckReceiptKind = "receipt.kind"
 	// CheckReceiptLeaf passes with the convention appended
 	// ("receipt.leaf.ietf", "receipt.leaf.direct", "receipt.leaf.ccf").
 	CheckReceiptLeaf = "receipt.leaf"
 )
+
+// checkKind fails a receipt that names a kind other than want.
+func (r *Receipt) checkKind(res *Result, want string) error {
+	if r.Kind != "" && r.Kind != want {
+		_, err := res.fail(CheckReceiptKind, fmt.Errorf("%w: %w: the receipt's signature is for a %s proof (protected header %q), not an %s proof, whatever proofs its unprotected header carries",
+			ErrWrongReceiptKind, ErrProofMismatch, r.Kind, LabelReceiptKind, want))
+		return err
+	}
+	res.pass(CheckReceiptKind)
+	return nil
+}
 
 func (r *Receipt) checkHeader(res *Result) error {
 	if r.VDS != VDSRFC9162SHA256 && r.VDS != VDSCCFLedgerSHA256 {
@@ -487,6 +528,9 @@ func (r *Receipt) VerifyInclusion(statement []byte, ks keys.Set, leaf LeafConven
 		h := sha256.Sum256(m.Stripped())
 		return res, r.verifyCCF(res, h[:], ks)
 	}
+	if err := r.checkKind(res, KindInclusion); err != nil {
+		return res, err
+	}
 	if len(r.Inclusion) == 0 {
 		return res.fail(CheckReceiptProof, fmt.Errorf("%w: the receipt has no inclusion proof", ErrProofMismatch))
 	}
@@ -541,6 +585,9 @@ func (r *Receipt) VerifyInclusionOfLeaf(leafHash []byte, ks keys.Set) (*Result, 
 	if r.VDS != VDSRFC9162SHA256 {
 		return res.fail(CheckReceiptVDS, fmt.Errorf("%w: a leaf hash can only be checked against a vds 1 receipt", ErrUnsupportedVDS))
 	}
+	if err := r.checkKind(res, KindInclusion); err != nil {
+		return res, err
+	}
 	if len(r.Inclusion) == 0 {
 		return res.fail(CheckReceiptProof, fmt.Errorf("%w: the receipt has no inclusion proof", ErrProofMismatch))
 	}
@@ -586,6 +633,9 @@ func (r *Receipt) VerifyConsistency(oldRoot []byte, ks keys.Set) ([]byte, error)
 	}
 	if r.VDS != VDSRFC9162SHA256 {
 		_, err := res.fail(CheckReceiptVDS, fmt.Errorf("%w: consistency receipts are implemented for vds 1 only", ErrUnsupportedVDS))
+		return nil, err
+	}
+	if err := r.checkKind(res, KindConsistency); err != nil {
 		return nil, err
 	}
 	if len(r.Consistency) == 0 {

@@ -29,6 +29,10 @@ var (
 	// out of range, wrong path length, or a root that the signature does not
 	// cover.
 	ErrProofMismatch = errors.New("proof mismatch")
+	// ErrWrongReceiptKind: the receipt's signed kind (LabelReceiptKind) is
+	// not the one required: a consistency receipt where an inclusion receipt
+	// is required, or the reverse. It comes wrapped with ErrProofMismatch.
+	ErrWrongReceiptKind = errors.New("wrong receipt kind")
 	// ErrPayloadMismatch: the payload does not match the preimage, or a hash
 	// envelope payload has the wrong length.
 	ErrPayloadMismatch = errors.New("payload mismatch")

@@ -433,3 +433,88 @@ func TestLeafAuto(t *testing.T) {
 		}
 	}
 }
+
+// TestGraftedReceiptKindRefused: a consistency receipt whose signature covers
+// the root of a tree holding the statement, with the statement's inclusion
+// proof grafted into its unprotected header, is not an inclusion receipt,
+// whatever its sub; and an inclusion receipt with a grafted consistency proof
+// is not a consistency receipt.
+func TestGraftedReceiptKindRefused(t *testing.T) {
+	key := serviceKey(t)
+	ks := keys.Set{key.Public()}
+	stmt, err := SignStatement(ctx, mustKey(t, cose.AlgorithmES256), testClaims(), []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := ParseStatement(stmt)
+	entry := sha256.Sum256(s.Registered())
+	tr := testTree(s.Registered(), 3, 8, LeafIETF)
+	ipath, err := tr.InclusionProof(3, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpath, err := tr.ConsistencyProof(5, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"consistency 5 8", hexString(entry[:]), ""} {
+		claims := ReceiptClaims{Issuer: "https://ts.example", Subject: sub, IssuedAt: time.Now()}
+		incl, err := IssueReceipt(ctx, key, claims, InclusionProof{TreeSize: 8, LeafIndex: 3, Path: ipath}, tr.Hash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons, err := IssueConsistencyReceipt(ctx, key, claims, ConsistencyProof{TreeSize1: 5, TreeSize2: 8, Path: cpath}, tr.Hash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		im, _ := cosewire.Parse(incl, MaxReceiptSize)
+		cm, _ := cosewire.Parse(cons, MaxReceiptSize)
+
+		// The untouched receipts verify as what they are.
+		ir, _ := ParseReceipt(incl)
+		if ir.Kind != KindInclusion {
+			t.Fatalf("inclusion receipt kind = %q", ir.Kind)
+		}
+		if _, err := ir.VerifyInclusion(stmt, ks, LeafIETF); err != nil {
+			t.Fatal(err)
+		}
+		cr, _ := ParseReceipt(cons)
+		if cr.Kind != KindConsistency {
+			t.Fatalf("consistency receipt kind = %q", cr.Kind)
+		}
+		if _, err := cr.VerifyConsistency(tr.HashAt(5), ks); err != nil {
+			t.Fatal(err)
+		}
+
+		graft, err := ParseReceipt(cm.WithUnprotected(im.Unprotected))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := graft.VerifyInclusion(stmt, ks, LeafIETF)
+		if !errors.Is(err, ErrWrongReceiptKind) || !errors.Is(err, ErrProofMismatch) {
+			t.Fatalf("sub %q: consistency receipt with a grafted inclusion proof: %v, want ErrWrongReceiptKind", sub, err)
+		}
+		if last := res.Checks[len(res.Checks)-1]; last.OK || last.Name != CheckReceiptKind {
+			t.Fatalf("last check %+v, want a failed %s", last, CheckReceiptKind)
+		}
+		if _, err := graft.VerifyInclusionOfLeaf(LeafHash(s.Registered(), LeafIETF), ks); !errors.Is(err, ErrWrongReceiptKind) {
+			t.Fatalf("sub %q: VerifyInclusionOfLeaf of a grafted receipt: %v", sub, err)
+		}
+		back, err := ParseReceipt(im.WithUnprotected(cm.Unprotected))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := back.VerifyConsistency(tr.HashAt(5), ks); !errors.Is(err, ErrWrongReceiptKind) {
+			t.Fatalf("sub %q: inclusion receipt with a grafted consistency proof: %v", sub, err)
+		}
+	}
+}
+
+func hexString(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}

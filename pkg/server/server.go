@@ -30,11 +30,14 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/veraison/go-cose"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/identity"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
+	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
+	awsstorage "github.com/trustfabric/trustfabric/pkg/transparency/storage/aws"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -86,9 +89,21 @@ type Config struct {
 	// and the Identity Server's default issuer. Default: http://ADDR, when
 	// ADDR is a specific host.
 	PublicURL string
+	// Storage selects the Transparency Service's storage; its fields
+	// override the configuration file's storage section. Kind "" or "posix":
+	// the embedded log in Dir. Kind "aws": a MySQL-compatible database and an
+	// S3-compatible bucket shared by every replica (KeyFile required, the
+	// same for every replica; Dir keeps only local key state).
+	Storage transparency.StorageConfig
 	// Logger receives structured logs. Default: discarded.
 	Logger *slog.Logger
 }
+
+// Storage kinds of [Config].Storage.
+const (
+	StoragePOSIX = "posix"
+	StorageAWS   = "aws"
+)
 
 // Server is a built composition, listening but not yet serving.
 type Server struct {
@@ -292,11 +307,65 @@ func tsOptions(cfg Config) (tsConfig, error) {
 	if cfg.Witnessing != nil {
 		o.Witnessing = cfg.Witnessing
 	}
+	sc := mergeStorage(file.Storage, cfg.Storage)
+	switch sc.Kind {
+	case "", StoragePOSIX:
+		if sc.DB != "" || sc.S3Bucket != "" || sc.S3Endpoint != "" || sc.S3PathStyle || sc.S3Prefix != "" {
+			return tsConfig{}, fmt.Errorf("%w: database and bucket settings need storage kind %q (--storage aws)", transparency.ErrConfig, StorageAWS)
+		}
+	case StorageAWS:
+		if sc.DB == "" || sc.S3Bucket == "" {
+			return tsConfig{}, fmt.Errorf("%w: storage %q needs a database DSN (--db, or TF_DB_DSN) and a bucket (--s3-bucket)", transparency.ErrConfig, StorageAWS)
+		}
+		if cfg.KeyFile == "" {
+			return tsConfig{}, fmt.Errorf("%w: storage %q needs the receipt key in a file (--key), the same for every replica", transparency.ErrConfig, StorageAWS)
+		}
+		var claim time.Duration
+		if sc.ClaimTimeout != "" {
+			var err error
+			if claim, err = time.ParseDuration(sc.ClaimTimeout); err != nil || claim < 100*time.Millisecond {
+				return tsConfig{}, fmt.Errorf("%w: storage claim_timeout %q (minimum 100ms)", transparency.ErrConfig, sc.ClaimTimeout)
+			}
+		}
+		o.SharedLog = true
+		// The checkpoint is an S3 object here, published at most once a
+		// second: polling it every 5 ms (the POSIX default, a file read)
+		// would cost a signed GET each time for nothing.
+		o.PollInterval = 50 * time.Millisecond
+		o.Backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
+			ci := o.CheckpointInterval
+			if ci == 0 {
+				ci = transparency.DefaultCheckpointInterval
+			}
+			return awsstorage.Open(ctx, awsstorage.Config{DSN: sc.DB, Bucket: sc.S3Bucket, Endpoint: sc.S3Endpoint,
+				PathStyle: sc.S3PathStyle, BucketPrefix: sc.S3Prefix, ClaimTimeout: claim, Signer: signer, CheckpointInterval: max(ci, time.Second),
+				BatchMaxAge: o.BatchMaxAge, Logger: cfg.Logger})
+		}
+	default:
+		return tsConfig{}, fmt.Errorf("%w: storage kind %q: want %q or %q", transparency.ErrConfig, sc.Kind, StoragePOSIX, StorageAWS)
+	}
 	o.maxConns = file.MaxConnectionsPerClient
 	if o.maxConns == 0 {
 		o.maxConns = transparency.DefaultMaxConnsPerClient
 	}
 	return o, nil
+}
+
+// mergeStorage overlays the flags' storage settings on the file's.
+func mergeStorage(file, flags transparency.StorageConfig) transparency.StorageConfig {
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&file.Kind, flags.Kind}, {&file.DB, flags.DB}, {&file.S3Bucket, flags.S3Bucket}, {&file.S3Endpoint, flags.S3Endpoint},
+		{&file.S3Prefix, flags.S3Prefix}, {&file.ClaimTimeout, flags.ClaimTimeout},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	file.S3PathStyle = file.S3PathStyle || flags.S3PathStyle
+	return file
 }
 
 // buildIdentity starts the Identity Server when configured and collects the

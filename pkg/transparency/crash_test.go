@@ -31,6 +31,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	runReplicaChild()
 	if dir := os.Getenv(childDirEnv); dir != "" {
 		err := server.Run(context.Background(), server.Config{
 			Addr: "127.0.0.1:0", Dir: dir, TrustKeys: []string{os.Getenv(childTrustEnv)}, Issuer: "https://crash.test",
@@ -55,6 +56,12 @@ func startChild(t *testing.T, dir, trust string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childTrustEnv+"="+trust)
+	return runChild(t, cmd)
+}
+
+// runChild starts cmd, a server, and waits for its address.
+func runChild(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
+	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
 	"github.com/trustfabric/trustfabric/pkg/wimse"
 )
 
@@ -144,6 +145,8 @@ func problemFor(err error) (int, string) {
 		return http.StatusServiceUnavailable, "Storage Full"
 	case errors.Is(err, ErrAppendFailing):
 		return http.StatusServiceUnavailable, "Log Append Failing"
+	case errors.Is(err, storage.ErrUnavailable):
+		return http.StatusServiceUnavailable, "Storage Unavailable"
 	case errors.Is(err, ErrPending):
 		return http.StatusServiceUnavailable, "Not Yet Available"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -158,6 +161,12 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, ErrStorageFull) || errors.Is(err, ErrAppendFailing) {
 		// Not a matter of a second: the operator has to free space.
 		w.Header().Set("Retry-After", "30")
+	}
+	if errors.Is(err, storage.ErrUnavailable) && !errors.Is(err, ErrAppendFailing) {
+		// The database or bucket is unreachable: its address is the
+		// operator's business, not the client's.
+		h.s.logger.WarnContext(r.Context(), "storage unavailable", slog.String("path", r.URL.Path), slog.Any("error", err))
+		detail = "the service's storage (database or object store) is unreachable; retry later"
 	}
 	if status == http.StatusInternalServerError {
 		h.s.logger.ErrorContext(r.Context(), "internal error", slog.String("path", r.URL.Path), slog.Any("error", err))

@@ -1,7 +1,11 @@
 package transparency
 
 import (
+	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -160,3 +164,45 @@ func loadNoteSigner(dataDir, origin string, fixed bool) (note.Signer, note.Verif
 	}
 	return signer, verifier, vkey, nil
 }
+
+// noteKeyInfo separates the derived checkpoint key from any other use of
+// the receipt key's bytes.
+const noteKeyInfo = "trustfabric checkpoint note key v1"
+
+// deriveNoteSigner derives the checkpoint note signer (Ed25519) of a shared
+// log from the receipt signing key: HKDF-SHA256 over the key's PKCS #8
+// encoding, salted with the origin. Replicas started with the same --key
+// sign the same checkpoints without sharing a second secret; rotating the
+// receipt key changes the checkpoint key (see docs/design/transparency.md,
+// "Replicas").
+func deriveNoteSigner(key *keys.PrivateKey, origin string) (note.Signer, note.Verifier, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key.Signer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("derive checkpoint key: the receipt key must be a private key in a file: %w", err)
+	}
+	seed, err := hkdf.Key(sha256.New, der, []byte(origin), noteKeyInfo, ed25519.SeedSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("derive checkpoint key: %w", err)
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	vkey, err := note.NewEd25519VerifierKey(origin, priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, nil, fmt.Errorf("derive checkpoint key: %w", err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("derive checkpoint key: %w", err)
+	}
+	return &derivedSigner{name: origin, hash: v.KeyHash(), key: priv}, v, nil
+}
+
+// derivedSigner is a note.Signer on an Ed25519 key held in memory.
+type derivedSigner struct {
+	name string
+	hash uint32
+	key  ed25519.PrivateKey
+}
+
+func (s *derivedSigner) Name() string                    { return s.name }
+func (s *derivedSigner) KeyHash() uint32                 { return s.hash }
+func (s *derivedSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }

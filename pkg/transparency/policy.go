@@ -71,6 +71,31 @@ type Config struct {
 	Policy      PolicyConfig `yaml:"policy"`
 	// Witnessing configures witness cosignatures (see [Witnessing]).
 	Witnessing *Witnessing `yaml:"witnessing"`
+	// Storage selects the storage backend (the `serve --storage` flags win).
+	Storage StorageConfig `yaml:"storage"`
+}
+
+// StorageConfig is the storage section of [Config].
+type StorageConfig struct {
+	// Kind is "posix" (default: the log and statements in the data
+	// directory) or "aws" (Tessera's AWS driver: a MySQL-compatible database
+	// and an S3-compatible bucket, shared by replicas).
+	Kind string `yaml:"kind"`
+	// DB is the database DSN (user:password@tcp(host:port)/dbname) of the
+	// aws backend.
+	DB string `yaml:"db"`
+	// S3Bucket, S3Endpoint (empty: AWS S3) and S3PathStyle locate the aws
+	// backend's bucket.
+	S3Bucket    string `yaml:"s3_bucket"`
+	S3Endpoint  string `yaml:"s3_endpoint"`
+	S3PathStyle bool   `yaml:"s3_path_style"`
+	// S3Prefix, when set, is prepended to every object name (several logs
+	// in one bucket, each with its own database).
+	S3Prefix string `yaml:"s3_prefix"`
+	// ClaimTimeout is how long a replica waits for another replica's
+	// unfinished append of an entry before taking it over (a Go duration;
+	// default 30s).
+	ClaimTimeout string `yaml:"claim_timeout"`
 }
 
 // PolicyConfig is the registration policy section of [Config].

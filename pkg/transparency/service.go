@@ -31,6 +31,7 @@ package transparency
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -109,6 +110,14 @@ type Options struct {
 	Witnessing *Witnessing
 	// Backend opens the storage; nil means the embedded POSIX backend in Dir.
 	Backend Backend
+	// SharedLog says that several service processes (replicas) share the
+	// log and statement store Backend opens (package storage/aws). Then the
+	// checkpoint key is derived from the receipt key in KeyFile (required),
+	// so that every replica started with the same key signs the same log,
+	// and registrations another replica left pending are adopted every
+	// AdoptInterval (default 2 s).
+	SharedLog     bool
+	AdoptInterval time.Duration
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -198,13 +207,15 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	origin := opts.Origin
-	if origin == "" {
-		origin = DefaultOrigin(opts.Issuer)
-	} else if err := checkOrigin(origin); err != nil {
-		return nil, err
+	if opts.SharedLog {
+		if opts.KeyFile == "" {
+			return nil, errors.New("open transparency service: a shared log needs the receipt key in a file (--key), the same for every replica")
+		}
+		if opts.AdoptInterval <= 0 {
+			opts.AdoptInterval = 2 * time.Second
+		}
 	}
-	signer, verifier, vkey, err := loadNoteSigner(opts.Dir, origin, opts.Origin != "")
+	signer, verifier, vkey, err := logSigner(opts, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +268,13 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		defer s.wg.Done()
 		s.follow.run(fctx)
 	}()
+	if s.dedup() && opts.SharedLog {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.adoptLoop(fctx)
+		}()
+	}
 	if err := s.registerPolicy(ctx); err != nil {
 		s.Close(ctx)
 		return nil, err
@@ -278,18 +296,64 @@ func InitLogKey(opts Options) (string, error) {
 	if opts.Issuer == "" {
 		opts.Issuer = DefaultIssuer
 	}
-	origin := opts.Origin
-	if origin == "" {
-		origin = DefaultOrigin(opts.Issuer)
-	} else if err := checkOrigin(origin); err != nil {
-		return "", err
-	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return "", fmt.Errorf("create data directory: %w", err)
 	}
-	_, _, vkey, err := loadNoteSigner(opts.Dir, origin, opts.Origin != "")
+	var ks *serviceKeys
+	if opts.SharedLog {
+		var err error
+		if ks, err = loadServiceKeys(opts.Dir, opts.KeyFile, false); err != nil {
+			return "", err
+		}
+	}
+	_, _, vkey, err := logSigner(opts, ks)
 	return vkey, err
 }
+
+// logSigner returns the checkpoint signer of the log, its verifier and its
+// verifier key. A log in the data directory keeps its key there, created on
+// first start with the configured origin or [DefaultOrigin]. A shared log
+// (several replicas) derives its key from the receipt key and the origin,
+// and nothing records the origin: unless configured it is the origin such
+// logs had before the C2SP default, [LegacyOrigin], so that they keep their
+// key and checkpoints.
+func logSigner(opts Options, ks *serviceKeys) (note.Signer, note.Verifier, string, error) {
+	if opts.Origin != "" {
+		if err := checkOrigin(opts.Origin); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	if !opts.SharedLog {
+		origin := opts.Origin
+		if origin == "" {
+			origin = DefaultOrigin(opts.Issuer)
+		}
+		return loadNoteSigner(opts.Dir, origin, opts.Origin != "")
+	}
+	origin := opts.Origin
+	if origin == "" {
+		origin = LegacyOrigin(opts.Issuer)
+	}
+	signer, verifier, err := deriveNoteSigner(ks.current, origin)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	ds, ok := signer.(*derivedSigner)
+	if !ok {
+		return nil, nil, "", errors.New("derive checkpoint key: unexpected signer")
+	}
+	vkey, err := note.NewEd25519VerifierKey(origin, ds.key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("derive checkpoint key: %w", err)
+	}
+	return signer, verifier, vkey, nil
+}
+
+// LegacyOrigin is the origin derived from the issuer before the C2SP
+// default: "<host><path>/scitt-log". Logs in a data directory created then
+// keep it (it is their stored key's name); shared logs use it unless an
+// origin is configured.
+func LegacyOrigin(issuer string) string { return DefaultOrigin(issuer) + "/scitt-log" }
 
 // DefaultOrigin is the checkpoint origin of a new log served at issuer: the
 // log's URL prefix without scheme and trailing slashes, as C2SP
@@ -320,8 +384,80 @@ func checkOrigin(origin string) error {
 	return nil
 }
 
+// dedup reports whether appending an entry twice is harmless (the log
+// returns its existing index; storage.Deduplicator).
+func (s *Service) dedup() bool {
+	d, ok := s.log.(storage.Deduplicator)
+	return ok && d.Deduplicates()
+}
+
+// adoptLoop appends, every AdoptInterval, the registrations that are stored
+// but have no index and are not being appended by this process: those of a
+// replica that stopped (or died) before appending them. The log's
+// deduplication makes this safe while the other replica is still alive.
+func (s *Service) adoptLoop(ctx context.Context) {
+	t := time.NewTicker(s.opts.AdoptInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pending, err := s.store.Unindexed(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger.WarnContext(ctx, "listing pending registrations failed", slog.Any("error", err))
+			}
+			continue
+		}
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 256)
+		adopted := 0
+		for _, e := range pending {
+			s.mu.Lock()
+			_, mine := s.inflight[e]
+			s.mu.Unlock()
+			if mine {
+				continue
+			}
+			adopted++
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if err := s.adopt(ctx, e); err != nil && ctx.Err() == nil {
+					s.logger.WarnContext(ctx, "adopting a pending registration failed; retrying later",
+						slog.String("entry", hex.EncodeToString(e[:])), slog.Any("error", err))
+				}
+			})
+		}
+		wg.Wait()
+		if adopted > 0 {
+			s.logger.InfoContext(ctx, "adopted pending registrations", slog.Int("entries", adopted))
+		}
+	}
+}
+
+// adopt appends a registration another replica left pending. With a log
+// that knows who is appending what (storage.Adopter), entries a live
+// replica is still appending are skipped: waiting on them would put every
+// registration of every other replica through this one too.
+func (s *Service) adopt(ctx context.Context, e storage.Entry) error {
+	a, ok := s.log.(storage.Adopter)
+	if !ok {
+		_, err := s.appendEntry(ctx, e, nil)
+		return err
+	}
+	idx, ok, err := a.AppendUnclaimed(ctx, e)
+	if err != nil || !ok {
+		return err
+	}
+	return s.store.SetIndex(ctx, e, idx)
+}
+
 // recover resolves statements that were stored but have no index: they are
-// looked up in the log (newest bundles first) or appended again.
+// looked up in the log (newest bundles first) or appended again. On a
+// deduplicating log they are simply appended again.
 func (s *Service) recover(ctx context.Context) error {
 	pending, err := s.store.Unindexed(ctx)
 	if err != nil || len(pending) == 0 {
@@ -330,6 +466,9 @@ func (s *Service) recover(ctx context.Context) error {
 	want := make(map[storage.Entry]bool, len(pending))
 	for _, e := range pending {
 		want[e] = true
+	}
+	if s.dedup() {
+		return s.reappend(ctx, want, 0)
 	}
 	size, err := s.log.IntegratedSize(ctx)
 	if err != nil {
@@ -361,7 +500,12 @@ func (s *Service) recover(ctx context.Context) error {
 			}
 		}
 	}
-	// Re-append the rest concurrently, so that Tessera batches them.
+	return s.reappend(ctx, want, found)
+}
+
+// reappend appends the entries of want concurrently, so that Tessera
+// batches them.
+func (s *Service) reappend(ctx context.Context, want map[storage.Entry]bool, found int) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error

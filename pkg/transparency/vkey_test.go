@@ -10,14 +10,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/veraison/go-cose"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
 )
@@ -305,5 +309,40 @@ func TestTilePathsCanonicalAndBundlesGzipped(t *testing.T) {
 	}
 	if resp, _ := get("tile/entries/000.p/1", "gzip;q=0"); resp.Header.Get("Content-Encoding") != "" {
 		t.Fatal("gzip;q=0 got gzip")
+	}
+}
+
+// TestSharedLogKeepsLegacyOrigin: a shared log's checkpoint key is derived
+// from the receipt key and the origin, so its default origin stays the one
+// such logs were created with (the same key as before this change), unless
+// one is configured.
+func TestSharedLogKeepsLegacyOrigin(t *testing.T) {
+	k, err := keys.Generate(cose.AlgorithmES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := k.MarshalJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "service.jwk")
+	if err := os.WriteFile(keyFile, jwk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := transparency.Options{Dir: t.TempDir(), Issuer: "https://ts.test", KeyFile: keyFile, SharedLog: true}
+	vkey, err := transparency.InitLogKey(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(vkey, transparency.LegacyOrigin("https://ts.test")+"+") || transparency.LegacyOrigin("https://ts.test") != "ts.test/scitt-log" {
+		t.Fatalf("shared log vkey %q, want origin ts.test/scitt-log", vkey)
+	}
+	again, err := transparency.InitLogKey(transparency.Options{Dir: t.TempDir(), Issuer: "https://ts.test", KeyFile: keyFile, SharedLog: true})
+	if err != nil || again != vkey {
+		t.Fatalf("another replica derives %q (%v), want %q", again, err, vkey)
+	}
+	opts.Origin = "ts.test"
+	if vkey, err := transparency.InitLogKey(opts); err != nil || !strings.HasPrefix(vkey, "ts.test+") {
+		t.Fatalf("configured origin: %q %v", vkey, err)
 	}
 }

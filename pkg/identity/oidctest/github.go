@@ -68,14 +68,21 @@ func (r GitHubRun) withDefaults() GitHubRun {
 
 // GitHub fakes token.actions.githubusercontent.com and the runner's token
 // request endpoint.
+//
+// On GitHub, ACTIONS_ID_TOKEN_REQUEST_TOKEN is the job's own runtime token, so
+// the token service knows which job asks and mints that job's claims (a job
+// of a called reusable workflow gets its job_workflow_ref). The fake does the
+// same: RequestToken mints for the current run (SetRun), and each token
+// AddJob returns mints for the run given there.
 type GitHub struct {
 	*Issuer
 	// RequestToken is the bearer the runner endpoint requires
 	// (ACTIONS_ID_TOKEN_REQUEST_TOKEN).
 	RequestToken string
 
-	mu  sync.Mutex
-	run GitHubRun
+	mu   sync.Mutex
+	run  GitHubRun
+	jobs map[string]GitHubRun // request token → the run of that job
 }
 
 // NewGitHub starts a GitHub Actions issuer fake with DefaultGitHubRun.
@@ -94,6 +101,21 @@ func (g *GitHub) SetRun(r GitHubRun) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.run = r.withDefaults()
+}
+
+// AddJob returns a new request token (the ACTIONS_ID_TOKEN_REQUEST_TOKEN of
+// another job) for which the runner endpoint mints tokens of run, e.g. the
+// current run with JobWorkflowRef naming a called reusable workflow. Zero
+// fields of run take DefaultGitHubRun's values.
+func (g *GitHub) AddJob(run GitHubRun) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	tok := randomID()
+	if g.jobs == nil {
+		g.jobs = map[string]GitHubRun{}
+	}
+	g.jobs[tok] = run.withDefaults()
+	return tok
 }
 
 // Run returns the current run.
@@ -173,18 +195,38 @@ func (g *GitHub) Env() map[string]string {
 }
 
 // serveRunnerToken mimics the runner's token service: bearer
-// ACTIONS_ID_TOKEN_REQUEST_TOKEN required, audience from the query (default
-// the owner URL), response {"value": jwt}.
+// ACTIONS_ID_TOKEN_REQUEST_TOKEN (RequestToken or one from AddJob) required,
+// audience from the query (default the owner URL), response {"value": jwt}
+// with the claims of the job the bearer belongs to.
 func (g *GitHub) serveRunnerToken(w http.ResponseWriter, r *http.Request) {
-	auth := r.Header.Get("Authorization")
-	if subtle.ConstantTimeCompare([]byte(auth), []byte("Bearer "+g.RequestToken)) != 1 {
+	run, ok := g.runOf(r.Header.Get("Authorization"))
+	if !ok {
 		http.Error(w, `{"message":"Unauthorized"}`, http.StatusUnauthorized)
 		return
 	}
-	tok, err := g.MintRun(g.Run(), r.URL.Query().Get("audience"))
+	tok, err := g.MintRun(run, r.URL.Query().Get("audience"))
 	if err != nil {
 		http.Error(w, "mint failed", http.StatusInternalServerError)
 		return
 	}
 	writeJSON(w, map[string]string{"value": tok})
+}
+
+// runOf returns the run of the job whose request token auth carries.
+func (g *GitHub) runOf(auth string) (GitHubRun, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	bearer, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok {
+		return GitHubRun{}, false
+	}
+	if subtle.ConstantTimeCompare([]byte(bearer), []byte(g.RequestToken)) == 1 {
+		return g.run, true
+	}
+	for tok, run := range g.jobs {
+		if subtle.ConstantTimeCompare([]byte(bearer), []byte(tok)) == 1 {
+			return run, true
+		}
+	}
+	return GitHubRun{}, false
 }

@@ -49,6 +49,11 @@ var ErrLocked = errors.New("storage locked by another process")
 // exhausted quota; the write may succeed later.
 var ErrNoSpace = errors.New("no space left on storage")
 
+// ErrUnavailable is wrapped by errors caused by a storage service (a
+// database, an object store) being unreachable or failing; the operation may
+// succeed later (HTTP 503 + Retry-After).
+var ErrUnavailable = errors.New("storage unavailable")
+
 // ErrLost is returned by [Statements.Statement] for an entry that the log
 // holds but whose statement bytes were lost (a repair found the entry in the
 // log and no intact statement for it). Registering the same statement again
@@ -73,6 +78,26 @@ type Log interface {
 	// the published checkpoint and must never be used to build public proofs.
 	IntegratedSize(ctx context.Context) (uint64, error)
 	Close(ctx context.Context) error
+}
+
+// Deduplicator is implemented by a [Log] whose Append is idempotent across
+// every process that opened the same storage (replicas): appending an entry
+// that is already in the log, or being appended by another process, returns
+// its index instead of adding a second leaf. The service then recovers
+// pending registrations by appending them again instead of searching the log,
+// and adopts registrations other replicas left pending.
+type Deduplicator interface {
+	Deduplicates() bool
+}
+
+// Adopter is implemented by a deduplicating [Log] that can tell whether a
+// live process is appending an entry. AppendUnclaimed appends entry unless a
+// live process (another replica, or this one) is appending it: then it
+// returns ok false and leaves the entry to that process. The service adopts
+// other replicas' pending registrations through it, so that it does not wait
+// on every registration another replica is serving.
+type Adopter interface {
+	AppendUnclaimed(ctx context.Context, entry Entry) (index uint64, ok bool, err error)
 }
 
 // Record is what the statement store knows about an entry.

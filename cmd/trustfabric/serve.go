@@ -23,7 +23,7 @@ func NewCmdServe() *cobra.Command {
 	var so server.Config
 	o := &so
 	var level, logFormat string
-	var requireWIMSE, repair bool
+	var requireWIMSE, repair, initLogKey bool
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--storage posix|aws --db DSN --s3-bucket NAME [--s3-endpoint URL] [--s3-path-style] --key FILE] [--addr HOST:PORT] [--config FILE] [--trust-key FILE]... [--issuer URI] [--identity-config FILE]",
 		Short: "Run the SCITT Transparency Service (SCRAPI on an embedded Tessera log) and, optionally, the Identity Server; /healthz, /readyz and /metrics for operators",
@@ -43,6 +43,14 @@ into --data on first start (mode 0600).`,
 					return err
 				}
 				printRepair(cmd.OutOrStdout(), rep)
+				return nil
+			}
+			if initLogKey {
+				vkey, err := server.InitLogKey(so)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), vkey)
 				return nil
 			}
 			var lv slog.Level
@@ -77,6 +85,7 @@ into --data on first start (mode 0600).`,
 	f.StringVar(&o.KeyFile, "key", "", "receipt signing key file (default: generated into --data)")
 	f.BoolVar(&o.RotateKey, "rotate-key", false, "retire the key in --data and generate a new one; old public keys stay published")
 	f.BoolVar(&repair, "repair", false, "repair the data directory instead of serving: rebuild the statement store from its intact records and the log, list statements that are lost, then exit (run it when serve refuses to start on damaged storage)")
+	f.BoolVar(&initLogKey, "init-log-key", false, "create the log's checkpoint key in --data if missing, print its verifier key (give it to the witnesses before the first start) and exit")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json (one JSON object a line, for log collectors)")
 	f.StringVar(&so.TLSCertFile, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file, reloaded when it changes (with --tls-key)")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,12 +55,19 @@ func (v *Verifier) evaluate(e *oci.Entry, digest string, memo payloadMemo) Candi
 	c.pass(CheckSubject, s.Subject)
 
 	regTime, services, first, err := v.checkReceipts(s)
+	if errors.Is(err, ErrWitnesses) {
+		c.fail(CheckWitnesses, err)
+		return c
+	}
 	if err != nil {
 		c.fail(CheckReceipts, err)
 		return c
 	}
 	c.RegisteredAt, c.Services = regTime, services
 	c.pass(CheckReceipts, "registered with "+strings.Join(services, ", "))
+	if w := v.witnessedBy(services); len(w) > 0 {
+		c.pass(CheckWitnesses, "checkpoints cosigned by enough trusted witnesses for "+strings.Join(w, ", "))
+	}
 
 	claims, err := v.checkSignature(s, regTime)
 	if err != nil {
@@ -243,6 +251,11 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, *scit
 			if r.Subject != "" && r.Subject != entryID {
 				return time.Time{}, nil, nil, fmt.Errorf("%w: receipt %d from %s is for %q, not entry %s", ErrNoTrustedReceipt, i, svc.name, r.Subject, entryID)
 			}
+			if svc.witnesses != nil {
+				if err := checkWitnessed(r, s.Registered(), svc); err != nil {
+					return time.Time{}, nil, nil, fmt.Errorf("%w: receipt %d from %s: %w", ErrWitnesses, i, svc.name, err)
+				}
+			}
 			if r.IssuedAt.IsZero() {
 				return time.Time{}, nil, nil, fmt.Errorf("%w: receipt %d from %s has no registration time (CWT iat): the identity cannot be checked at registration", ErrNoTrustedReceipt, i, svc.name)
 			}
@@ -277,6 +290,48 @@ func (v *Verifier) checkReceipts(s *scitt.Statement) (time.Time, []string, *scit
 		return time.Time{}, nil, nil, fmt.Errorf("%w: %d of %d required receipts verify, from %s%s", ErrNoTrustedReceipt, len(names), v.p.RequiredReceipts, from, detail)
 	}
 	return regTime, names, first, nil
+}
+
+// witnessedBy lists the services among names whose receipts had their
+// witness cosignatures checked.
+func (v *Verifier) witnessedBy(names []string) []string {
+	var out []string
+	for _, svc := range v.services {
+		if svc.witnesses != nil && slices.Contains(names, svc.name) {
+			out = append(out, svc.name)
+		}
+	}
+	return out
+}
+
+// checkWitnessed checks the cosignatures on the checkpoint a verified
+// receipt carries: the checkpoint must be the receipt's tree (its size and
+// the root the receipt's proof leads to) and be cosigned by enough trusted
+// witnesses. A receipt from a forked log has a root no honest witness
+// cosigned.
+func checkWitnessed(r *scitt.Receipt, registered []byte, svc service) error {
+	if len(r.Inclusion) == 0 {
+		return fmt.Errorf("%w: no inclusion proof", scitt.ErrWitness)
+	}
+	// The receipt verified under one leaf convention; the root of that one
+	// is the signed root. Roots under another convention are other values,
+	// which no checkpoint matches.
+	var first error
+	for _, c := range []scitt.LeafConvention{svc.leaf, scitt.LeafIETF, scitt.LeafDirect} {
+		if c == scitt.LeafAuto {
+			continue
+		}
+		root, err := r.Root(scitt.LeafHash(registered, c))
+		if err == nil {
+			if _, err = scitt.VerifyCosigned(r.Checkpoint, r.Inclusion[0].TreeSize, root, *svc.witnesses); err == nil {
+				return nil
+			}
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // checkSignature verifies the statement's signature: with the key of its WIT

@@ -179,6 +179,9 @@ type evidence struct {
 	// badReceipt adds a second receipt of the trusted service whose audit
 	// path is tampered, "first" or "last".
 	badReceipt string
+	// checkpoint, when set, gives the checkpoint the receipt carries, from
+	// the receipt's tree size and root.
+	checkpoint func(size uint64, root []byte) []byte
 }
 
 func (w *world) provenance(digest string, ref string) []byte {
@@ -279,6 +282,9 @@ func (w *world) attest(e evidence) {
 	}
 	if e.receiptSubject != "" {
 		rc.Subject = e.receiptSubject
+	}
+	if e.checkpoint != nil {
+		rc.Checkpoint = e.checkpoint(4, tree.Hash())
 	}
 	receipt, err := scitt.IssueReceipt(w.ctx, e.tsKey, rc, scitt.InclusionProof{TreeSize: 4, LeafIndex: 3, Path: path}, tree.Hash())
 	if err != nil {

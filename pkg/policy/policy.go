@@ -134,6 +134,20 @@ type TransparencyService struct {
 	Kids []string `yaml:"kids"`
 	// Leaf is the service's leaf convention: ietf (default) or direct.
 	Leaf string `yaml:"leaf"`
+	// Witnesses, when set, requires the checkpoint each receipt carries
+	// (scitt.LabelCheckpoint) to be the receipt's tree and cosigned by at
+	// least Threshold of the trusted witness keys (C2SP tlog-cosignature);
+	// checked offline, from the receipt alone.
+	Witnesses *WitnessPolicy `yaml:"witnesses"`
+}
+
+// WitnessPolicy is the witness requirement of a Transparency Service.
+type WitnessPolicy struct {
+	// Keys are the witnesses' verifier keys (signed-note vkeys,
+	// cosignature/v1 or Ed25519), inline.
+	Keys []string `yaml:"keys"`
+	// Threshold is how many of them must have cosigned (default: all).
+	Threshold int `yaml:"threshold"`
 }
 
 // IdentityDomain is a trusted WIMSE trust domain.
@@ -306,6 +320,22 @@ func (p *Policy) validate() error {
 		}
 		if _, err := scitt.ParseLeafConvention(ts.Leaf); err != nil {
 			return p.invalid("transparencyServices[%d]: %v", i, err)
+		}
+		if w := ts.Witnesses; w != nil {
+			if len(w.Keys) == 0 {
+				return p.invalid("transparencyServices[%d].witnesses: no keys", i)
+			}
+			if w.Threshold == 0 {
+				w.Threshold = len(w.Keys)
+			}
+			if w.Threshold < 0 || w.Threshold > len(w.Keys) {
+				return p.invalid("transparencyServices[%d].witnesses: threshold %d for %d keys", i, w.Threshold, len(w.Keys))
+			}
+			for _, k := range w.Keys {
+				if _, err := scitt.ParseWitnessKey(k); err != nil {
+					return p.invalid("transparencyServices[%d].witnesses: %v", i, err)
+				}
+			}
 		}
 	}
 	if p.RequiredReceipts == 0 {

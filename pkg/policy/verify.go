@@ -31,6 +31,7 @@ const (
 	CheckStatement  = "statement"
 	CheckSubject    = "subject"
 	CheckReceipts   = "receipts"
+	CheckWitnesses  = "witnesses"
 	CheckSignature  = "signature"
 	CheckPreimage   = "preimage"
 	CheckPayload    = "payload"
@@ -124,7 +125,11 @@ var (
 	ErrProvenance       = errors.New("provenance does not satisfy the policy")
 	ErrReceiptTooOld    = errors.New("receipt is older than the policy allows")
 	ErrBadReceipt       = errors.New("a receipt of a trusted service does not verify")
-	ErrPayload          = errors.New("payload is not acceptable")
+	// ErrWitnesses: a receipt's checkpoint is not cosigned by enough trusted
+	// witnesses (missing, forged or untrusted cosignatures, or a checkpoint
+	// of another tree: a forked log). Also wraps scitt.ErrWitness.
+	ErrWitnesses = errors.New("witness check failed")
+	ErrPayload   = errors.New("payload is not acceptable")
 	// ErrBudget: the verification needed more time or bytes than its budget
 	// (WithBudget); Verify returns it as an error, never as an allow.
 	ErrBudget = errors.New("verification exceeded its budget")
@@ -143,6 +148,7 @@ type service struct {
 	name, issuer string
 	keys         keys.Set
 	leaf         scitt.LeafConvention
+	witnesses    *scitt.Witnesses
 }
 
 type staticIssuer struct {
@@ -280,7 +286,18 @@ func NewVerifier(ctx context.Context, p *Policy, opts ...Option) (*Verifier, err
 		if name == "" {
 			name = fmt.Sprintf("transparencyServices[%d]", i)
 		}
-		v.services = append(v.services, service{name: name, issuer: ts.Issuer, keys: keys, leaf: leaf})
+		svc := service{name: name, issuer: ts.Issuer, keys: keys, leaf: leaf}
+		if w := ts.Witnesses; w != nil {
+			svc.witnesses = &scitt.Witnesses{Threshold: w.Threshold}
+			for _, k := range w.Keys {
+				wv, err := scitt.ParseWitnessKey(k)
+				if err != nil {
+					return nil, fmt.Errorf("transparencyServices[%d].witnesses: %w", i, err)
+				}
+				svc.witnesses.Keys = append(svc.witnesses.Keys, wv)
+			}
+		}
+		v.services = append(v.services, svc)
 	}
 	for i, d := range p.Identities {
 		var data []byte

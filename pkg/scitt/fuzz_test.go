@@ -2,6 +2,7 @@ package scitt
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -131,6 +132,27 @@ func FuzzTransparentStatement(f *testing.F) {
 		}
 		if w, _ := ParseStatement(without); w == nil || len(w.Receipts) != 0 || !bytes.Equal(w.Registered(), s.Registered()) {
 			t.Fatal("remove receipts did not restore the statement")
+		}
+	})
+}
+
+// FuzzVerifyCosigned feeds untrusted checkpoint notes to the witness check:
+// it never panics, and what it accepts is the tree it was asked about.
+func FuzzVerifyCosigned(f *testing.F) {
+	root := make([]byte, 32)
+	f.Add([]byte("log.test\n4\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n— log.test AAAAAQ==\n"), uint64(4))
+	f.Add([]byte("log.test\n4\n"), uint64(4))
+	f.Add([]byte(""), uint64(0))
+	f.Fuzz(func(t *testing.T, cp []byte, size uint64) {
+		names, err := VerifyCosigned(cp, size, root, Witnesses{Threshold: 0})
+		if err != nil {
+			if !errors.Is(err, ErrWitness) {
+				t.Fatalf("error %v does not wrap ErrWitness", err)
+			}
+			return
+		}
+		if len(names) != 0 {
+			t.Fatalf("no trusted keys, yet cosigned by %v", names)
 		}
 	})
 }

@@ -72,6 +72,10 @@ type ReceiptClaims struct {
 	// Leaf, when set ("ietf" or "direct"), is written under
 	// [LabelLeafConvention] in the protected header of inclusion receipts.
 	Leaf string
+	// Checkpoint, when set, is the signed checkpoint note (C2SP
+	// tlog-checkpoint, with witness cosignatures) the receipt is anchored
+	// in, written under [LabelCheckpoint] in the unprotected header.
+	Checkpoint []byte
 }
 
 // InclusionProof is an RFC 9162 inclusion proof (RFC 9942 §5.2).
@@ -224,9 +228,16 @@ func issue(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, proo
 	if err != nil {
 		return nil, fmt.Errorf("issue receipt: %w", err)
 	}
-	unprotected, err := cosewire.Enc.Marshal(map[int64]any{
-		LabelVDP: map[int64]any{proofLabel: []cbor.RawMessage{cosewire.AppendBstr(nil, proofBytes)}},
-	})
+	uh := map[any]any{
+		int64(LabelVDP): map[int64]any{proofLabel: []cbor.RawMessage{cosewire.AppendBstr(nil, proofBytes)}},
+	}
+	if len(claims.Checkpoint) > 0 {
+		if len(claims.Checkpoint) > MaxCheckpointSize {
+			return nil, fmt.Errorf("issue receipt: checkpoint of %d bytes (at most %d)", len(claims.Checkpoint), MaxCheckpointSize)
+		}
+		uh[LabelCheckpoint] = claims.Checkpoint
+	}
+	unprotected, err := cosewire.Enc.Marshal(uh)
 	if err != nil {
 		return nil, fmt.Errorf("issue receipt: %w", err)
 	}
@@ -257,6 +268,10 @@ type Receipt struct {
 	Consistency []ConsistencyProof
 	// CCF holds the inclusion proofs of a vds 2 (CCF_LEDGER_SHA256) receipt.
 	CCF []CCFInclusionProof
+	// Checkpoint is the signed checkpoint note under [LabelCheckpoint]
+	// (unprotected, not covered by the receipt's signature: it carries its
+	// own), nil when absent. See [VerifyCosigned].
+	Checkpoint []byte
 
 	msg    *cosewire.Sign1
 	algErr error
@@ -323,6 +338,12 @@ func receiptFrom(m *cosewire.Sign1) (*Receipt, error) {
 	}
 	if vds != VDSRFC9162SHA256 && vds != VDSCCFLedgerSHA256 {
 		return r, nil // proofs of other structures are not decoded
+	}
+	if r.Checkpoint, _, err = uh.bstr(LabelCheckpoint, "checkpoint"); err != nil {
+		return nil, err
+	}
+	if len(r.Checkpoint) > MaxCheckpointSize {
+		return nil, fmt.Errorf("%w: checkpoint (%s) of %d bytes (at most %d)", ErrMalformed, LabelCheckpoint, len(r.Checkpoint), MaxCheckpointSize)
 	}
 	u := uh
 	raw := u.raw(LabelVDP)

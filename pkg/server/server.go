@@ -70,6 +70,8 @@ type Config struct {
 	// CheckpointInterval overrides the configuration file's. Zero: the
 	// file's, else transparency.DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
+	// Witnessing overrides the configuration file's witnessing section.
+	Witnessing *transparency.Witnessing
 	// IdentityConfig is the Identity Server's YAML configuration file;
 	// Identity an in-memory one (it wins). Neither: no Identity Server.
 	IdentityConfig string
@@ -269,6 +271,18 @@ func publicURL(configured, scheme, addr, bound string) (string, error) {
 	return scheme + "://" + host, nil
 }
 
+// InitLogKey creates the log's checkpoint key in cfg.Dir when missing,
+// without starting anything, and returns its verifier key (signed-note
+// vkey): what the witnesses of a new log must be given before its first
+// start (`serve --init-log-key`).
+func InitLogKey(cfg Config) (string, error) {
+	o, err := tsOptions(cfg)
+	if err != nil {
+		return "", err
+	}
+	return transparency.InitLogKey(o.Options)
+}
+
 type tsConfig struct {
 	transparency.Options
 	pc       transparency.PolicyConfig
@@ -285,7 +299,7 @@ func tsOptions(cfg Config) (tsConfig, error) {
 			return tsConfig{}, err
 		}
 	}
-	o := tsConfig{pc: file.Policy, Options: transparency.Options{Dir: cfg.Dir, Issuer: file.Issuer, KeyFile: cfg.KeyFile, RotateKey: cfg.RotateKey, Logger: cfg.Logger}}
+	o := tsConfig{pc: file.Policy, Options: transparency.Options{Dir: cfg.Dir, Issuer: file.Issuer, Origin: file.Origin, Witnessing: file.Witnessing, KeyFile: cfg.KeyFile, RotateKey: cfg.RotateKey, Logger: cfg.Logger}}
 	if cfg.Issuer != "" {
 		o.Issuer = cfg.Issuer
 	}
@@ -310,6 +324,9 @@ func tsOptions(cfg Config) (tsConfig, error) {
 	}
 	if cfg.CheckpointInterval != 0 {
 		o.CheckpointInterval = cfg.CheckpointInterval
+	}
+	if cfg.Witnessing != nil {
+		o.Witnessing = cfg.Witnessing
 	}
 	sc := mergeStorage(file.Storage, cfg.Storage)
 	switch sc.Kind {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt"
 )
 
 // checkpoint is a published, signature-checked checkpoint.
@@ -39,6 +41,12 @@ type follower struct {
 	// idlePoll otherwise (reading it is a few syscalls, which add up).
 	waiters atomic.Int32
 	kick    chan struct{}
+
+	// witnesses, when set, is the witness policy checkpoints are counted
+	// against: a published checkpoint below its threshold (fail open) is
+	// logged and counted in unwitnessed.
+	witnesses   *scitt.Witnesses
+	unwitnessed atomic.Uint64
 }
 
 // idlePoll is the polling period when nobody waits for a checkpoint.
@@ -72,6 +80,13 @@ func (f *follower) refresh(ctx context.Context) error {
 	defer f.mu.Unlock()
 	if f.cur != nil && cp.Size < f.cur.Size {
 		return fmt.Errorf("published checkpoint shrank from %d to %d", f.cur.Size, cp.Size)
+	}
+	if f.witnesses != nil {
+		if names, err := scitt.VerifyCosigned(raw, cp.Size, cp.Hash, *f.witnesses); err != nil {
+			f.unwitnessed.Add(1)
+			f.logger.WarnContext(ctx, "checkpoint published without enough witness cosignatures (fail open)",
+				slog.Uint64("size", cp.Size), slog.Int("cosignatures", len(names)), slog.Int("threshold", f.witnesses.Threshold), slog.Any("error", err))
+		}
 	}
 	f.cur = &checkpoint{Size: cp.Size, Root: cp.Hash, Raw: raw}
 	close(f.changed)

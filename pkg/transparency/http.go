@@ -2,6 +2,7 @@ package transparency
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -54,6 +55,7 @@ const DefaultBodyTimeout = 10 * time.Second
 //	GET  /jwks                             the key set as a JWK Set (legacy clients)
 //	GET  /consistency?from=N[&to=M]        consistency receipt (non-standard)
 //	GET  /checkpoint, /tile/…              the log, read-only (C2SP tlog-tiles)
+//	GET  /log/vkey                         the checkpoint verifier key (signed-note vkey, text)
 //	GET  /healthz                          liveness
 //
 // Errors are RFC 9290 concise problem details in CBOR. docs/design/
@@ -76,6 +78,7 @@ func (s *Service) Handler(o HandlerOptions) http.Handler {
 	mux.HandleFunc("GET /jwks", h.getJWKS)
 	mux.HandleFunc("GET /consistency", h.getConsistency)
 	mux.HandleFunc("GET /checkpoint", h.getCheckpoint)
+	mux.HandleFunc("GET /log/vkey", h.getVKey)
 	mux.HandleFunc("GET /tile/{path...}", h.getTile)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -425,6 +428,9 @@ func (h *handler) getConfiguration(w http.ResponseWriter, r *http.Request) {
 		"registration_policy_entry": h.s.PolicyEntry(),
 		"verifiable_data_structure": scitt.VDSRFC9162SHA256,
 		scrapi.ConfigLeafConvention: LeafConvention.String(),
+		scrapi.ConfigLogOrigin:      h.s.Origin(),
+		scrapi.ConfigLogVKey:        h.s.VerifierKey(),
+		"log_vkey_uri":              base + "/log/vkey",
 		"leaf_definition":           "leaf = SHA-256(0x00 || SHA-256(signed statement with unprotected header {})), RFC 9162 tree",
 	})
 	if err != nil {
@@ -466,6 +472,14 @@ func (h *handler) getConsistency(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
+// getVKey serves the checkpoint verifier key as text, so that auditors,
+// witnesses and monitors can verify checkpoints without access to the
+// server's disk.
+func (h *handler) getVKey(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, h.s.VerifierKey()+"\n") // the client went away: nothing to do
+}
+
 func (h *handler) getCheckpoint(w http.ResponseWriter, r *http.Request) {
 	b, err := h.s.log.ReadCheckpoint(r.Context())
 	if err != nil {
@@ -478,25 +492,31 @@ func (h *handler) getCheckpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 // getTile serves hash tiles (tile/<L>/<N>[.p/<W>]) and entry bundles
-// (tile/entries/<N>[.p/<W>]) of the C2SP tlog-tiles layout.
+// (tile/entries/<N>[.p/<W>]) of the C2SP tlog-tiles layout. Only canonical
+// paths are served (a path that parses but is not how the spec writes that
+// tile, such as tile/00/x000/001, is 404), so every tile has one URL for
+// caches. Entry bundles are gzip-compressed for clients that accept it, as
+// tlog-tiles recommends.
 func (h *handler) getTile(w http.ResponseWriter, r *http.Request) {
 	p := r.PathValue("path")
 	var b []byte
 	var partial uint8
 	var err error
+	entries := false
 	if rest, ok := strings.CutPrefix(p, "entries/"); ok {
 		var idx uint64
 		idx, partial, err = layout.ParseTileIndexPartial(rest)
-		if err != nil {
+		if err != nil || layout.EntriesPath(idx, partial) != "tile/"+p {
 			h.problem(w, r, http.StatusNotFound, "Not Found", fmt.Sprintf("bad entry bundle path %q", p))
 			return
 		}
+		entries = true
 		b, err = h.s.log.ReadEntryBundle(r.Context(), idx, partial)
 	} else {
 		level, rest, _ := strings.Cut(p, "/")
 		var l, idx uint64
 		l, idx, partial, err = layout.ParseTileLevelIndexPartial(level, rest)
-		if err != nil {
+		if err != nil || layout.TilePath(l, idx, partial) != "tile/"+p {
 			h.problem(w, r, http.StatusNotFound, "Not Found", fmt.Sprintf("bad tile path %q", p))
 			return
 		}
@@ -510,7 +530,28 @@ func (h *handler) getTile(w http.ResponseWriter, r *http.Request) {
 	if partial == 0 {
 		w.Header().Set("Cache-Control", "max-age=604800, immutable")
 	}
+	if entries {
+		w.Header().Set("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
+			_, _ = zw.Write(b)                              // the client went away: nothing to do
+			_ = zw.Close()
+			return
+		}
+	}
 	w.Write(b)
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding allows gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") {
+			return strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0"
+		}
+	}
+	return false
 }
 
 func (h *handler) tileError(w http.ResponseWriter, r *http.Request, err error) {

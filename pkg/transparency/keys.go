@@ -19,6 +19,7 @@ import (
 
 	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
 )
 
 // Files in the keys directory of the data directory (all private files 0600):
@@ -116,41 +117,52 @@ func loadServiceKeys(dataDir, keyFile string, rotate bool) (*serviceKeys, error)
 }
 
 // loadNoteSigner loads the checkpoint signer, or creates one named origin on
-// first start. The signer's name is the log origin, which never changes.
-func loadNoteSigner(dataDir, origin string) (note.Signer, note.Verifier, error) {
+// first start. The signer's name is the log origin, which never changes: an
+// existing key keeps its name whatever origin is asked for, unless the origin
+// was configured explicitly (fixed), in which case a different name is an
+// ErrConfig. It returns the signer and its verifier key (signed-note vkey).
+func loadNoteSigner(dataDir, origin string, fixed bool) (note.Signer, note.Verifier, string, error) {
 	path := filepath.Join(dataDir, keysDir, noteKeyFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		skey, vkey, err := note.GenerateKey(rand.Reader, origin)
 		if err != nil {
-			return nil, nil, fmt.Errorf("generate checkpoint key: %w", err)
+			return nil, nil, "", fmt.Errorf("generate checkpoint key: %w", err)
 		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, nil, fmt.Errorf("create keys directory: %w", err)
+			return nil, nil, "", fmt.Errorf("create keys directory: %w", err)
 		}
 		if err := atomicfile.WriteFile(path, []byte(skey+"\n"), 0o600); err != nil {
-			return nil, nil, fmt.Errorf("write checkpoint key: %w", err)
+			return nil, nil, "", fmt.Errorf("write checkpoint key: %w", err)
 		}
 		if err := atomicfile.WriteFile(path+noteVerifierExt, []byte(vkey+"\n"), 0o644); err != nil {
-			return nil, nil, fmt.Errorf("write checkpoint verifier key: %w", err)
+			return nil, nil, "", fmt.Errorf("write checkpoint verifier key: %w", err)
 		}
 		b = []byte(skey)
 	} else if err != nil {
-		return nil, nil, fmt.Errorf("read checkpoint key: %w", err)
+		return nil, nil, "", fmt.Errorf("read checkpoint key: %w", err)
 	}
 	signer, err := note.NewSigner(strings.TrimSpace(string(b)))
 	if err != nil {
-		return nil, nil, fmt.Errorf("checkpoint key %s: %w", path, err)
+		return nil, nil, "", fmt.Errorf("checkpoint key %s: %w", path, err)
+	}
+	if fixed && signer.Name() != origin {
+		return nil, nil, "", fmt.Errorf("%w: the log in %s has origin %q, not the configured origin %q; a log's origin never changes (remove the origin setting to keep the log)",
+			ErrConfig, dataDir, signer.Name(), origin)
 	}
 	vb, err := os.ReadFile(path + noteVerifierExt)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read checkpoint verifier key: %w", err)
+		return nil, nil, "", fmt.Errorf("read checkpoint verifier key: %w", err)
 	}
-	verifier, err := note.NewVerifier(strings.TrimSpace(string(vb)))
+	vkey := strings.TrimSpace(string(vb))
+	verifier, err := note.NewVerifier(vkey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("checkpoint verifier key: %w", err)
+		return nil, nil, "", fmt.Errorf("checkpoint verifier key: %w", err)
 	}
-	return signer, verifier, nil
+	if verifier.Name() != signer.Name() || verifier.KeyHash() != signer.KeyHash() {
+		return nil, nil, "", fmt.Errorf("%w: checkpoint verifier key %s does not match the checkpoint key", storage.ErrCorrupt, path+noteVerifierExt)
+	}
+	return signer, verifier, vkey, nil
 }
 
 // noteKeyInfo separates the derived checkpoint key from any other use of

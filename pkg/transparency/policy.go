@@ -55,7 +55,10 @@ const maxConfigSize = 1 << 20
 //	  required_headers: [alg, kid, iss, sub]
 //	  iat_window: {past: 8760h, future: 5m}
 type Config struct {
-	Issuer             string `yaml:"issuer"`
+	Issuer string `yaml:"issuer"`
+	// Origin is the checkpoint origin of a new log; default the issuer's
+	// URL prefix without scheme (Options.Origin).
+	Origin             string `yaml:"origin"`
 	RegistrationWait   string `yaml:"registration_wait"`
 	CheckpointInterval string `yaml:"checkpoint_interval"`
 	BatchMaxAge        string `yaml:"batch_max_age"`
@@ -66,6 +69,8 @@ type Config struct {
 	// duration); default DefaultBodyTimeout.
 	BodyTimeout string       `yaml:"body_timeout"`
 	Policy      PolicyConfig `yaml:"policy"`
+	// Witnessing configures witness cosignatures (see [Witnessing]).
+	Witnessing *Witnessing `yaml:"witnessing"`
 	// Storage selects the storage backend (the `serve --storage` flags win).
 	Storage StorageConfig `yaml:"storage"`
 }

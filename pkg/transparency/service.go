@@ -31,6 +31,7 @@ package transparency
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -80,6 +81,12 @@ type Options struct {
 	// Issuer is the service identifier: the CWT iss of receipts and of the
 	// policy statement. Default DefaultIssuer.
 	Issuer string
+	// Origin is the checkpoint origin of a new log (C2SP tlog-checkpoint),
+	// fixed when its checkpoint key is created. Default: the log's URL
+	// prefix without scheme, derived from Issuer ([DefaultOrigin]). An
+	// existing log keeps its origin (the name of its key); an Origin that
+	// differs from it is an ErrConfig.
+	Origin string
 	// KeyFile, when set, is the receipt signing key; otherwise the key in
 	// Dir/keys is used, generated on first start.
 	KeyFile string
@@ -96,6 +103,11 @@ type Options struct {
 	CheckpointInterval, BatchMaxAge time.Duration
 	// PollInterval is how often the published checkpoint is read. Default 5 ms.
 	PollInterval time.Duration
+	// Witnessing, when it names witnesses, sends every new checkpoint to
+	// them and publishes it with their cosignatures; receipts then carry the
+	// cosigned checkpoint (scitt.LabelCheckpoint). Only the embedded POSIX
+	// backend is wired to it; with another Backend it is an ErrConfig.
+	Witnessing *Witnessing
 	// Backend opens the storage; nil means the embedded POSIX backend in Dir.
 	Backend Backend
 	// SharedLog says that several service processes (replicas) share the
@@ -115,6 +127,7 @@ type Service struct {
 	opts   Options
 	issuer string
 	origin string
+	vkey   string
 	log    storage.Log
 	store  storage.Statements
 	keys   *serviceKeys
@@ -129,6 +142,7 @@ type Service struct {
 	inflight map[storage.Entry]*operation
 
 	policyEntry storage.Entry
+	witnessed   bool // receipts carry the (cosigned) checkpoint
 
 	appendSlots chan struct{}
 	closing     atomic.Bool
@@ -193,8 +207,6 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	var signer note.Signer
-	var verifier note.Verifier
 	if opts.SharedLog {
 		if opts.KeyFile == "" {
 			return nil, errors.New("open transparency service: a shared log needs the receipt key in a file (--key), the same for every replica")
@@ -202,18 +214,27 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		if opts.AdoptInterval <= 0 {
 			opts.AdoptInterval = 2 * time.Second
 		}
-		signer, verifier, err = deriveNoteSigner(keys.current, originFor(opts.Issuer))
-	} else {
-		signer, verifier, err = loadNoteSigner(opts.Dir, originFor(opts.Issuer))
 	}
+	signer, verifier, vkey, err := logSigner(opts, keys)
+	if err != nil {
+		return nil, err
+	}
+	wit, err := opts.Witnessing.compile()
 	if err != nil {
 		return nil, err
 	}
 	backend := opts.Backend
+	if backend != nil && wit != nil {
+		return nil, fmt.Errorf("%w: witnessing is wired for the embedded POSIX backend only", ErrConfig)
+	}
 	if backend == nil {
 		backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
-			return posix.Open(ctx, posix.Config{Dir: opts.Dir, Signer: signer,
-				CheckpointInterval: opts.CheckpointInterval, BatchMaxAge: opts.BatchMaxAge, Logger: opts.Logger})
+			cfg := posix.Config{Dir: opts.Dir, Signer: signer,
+				CheckpointInterval: opts.CheckpointInterval, BatchMaxAge: opts.BatchMaxAge, Logger: opts.Logger}
+			if wit != nil {
+				cfg.Witnesses, cfg.WitnessOptions = wit.group, wit.opts
+			}
+			return posix.Open(ctx, cfg)
 		}
 	}
 	lg, st, err := backend(ctx, signer)
@@ -225,7 +246,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		opts: opts, issuer: opts.Issuer, origin: signer.Name(), log: lg, store: st, keys: keys,
+		opts: opts, issuer: opts.Issuer, origin: signer.Name(), vkey: vkey, log: lg, store: st, keys: keys,
 		policy: opts.Policy, logger: opts.Logger,
 		proofs:      newProofCache(lg.ReadTile),
 		receipts:    newReceiptCache(1 << 14),
@@ -233,6 +254,10 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		appendSlots: make(chan struct{}, maxPendingAppends),
 	}
 	s.follow = newFollower(lg.ReadCheckpoint, s.origin, verifier, opts.PollInterval, opts.Logger)
+	if wit != nil {
+		s.witnessed = true
+		s.follow.witnesses = &wit.trusted
+	}
 	if err := s.recover(ctx); err != nil {
 		return nil, errors.Join(err, s.closeStorage(ctx))
 	}
@@ -259,19 +284,104 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	return s, nil
 }
 
-// originFor derives the checkpoint origin (a note key name) from the issuer.
-func originFor(issuer string) string {
+// InitLogKey creates the checkpoint key of a new log in opts.Dir (or loads
+// the existing one) without starting the service, and returns its verifier
+// key. Witnesses must trust the log's key before its first checkpoint is
+// published: with witnessing configured and failing closed, run this first,
+// give the key to the witnesses, then [Open] (serve --init-log-key).
+func InitLogKey(opts Options) (string, error) {
+	if opts.Dir == "" {
+		return "", errors.New("init log key: a data directory is required")
+	}
+	if opts.Issuer == "" {
+		opts.Issuer = DefaultIssuer
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return "", fmt.Errorf("create data directory: %w", err)
+	}
+	var ks *serviceKeys
+	if opts.SharedLog {
+		var err error
+		if ks, err = loadServiceKeys(opts.Dir, opts.KeyFile, false); err != nil {
+			return "", err
+		}
+	}
+	_, _, vkey, err := logSigner(opts, ks)
+	return vkey, err
+}
+
+// logSigner returns the checkpoint signer of the log, its verifier and its
+// verifier key. A log in the data directory keeps its key there, created on
+// first start with the configured origin or [DefaultOrigin]. A shared log
+// (several replicas) derives its key from the receipt key and the origin,
+// and nothing records the origin: unless configured it is the origin such
+// logs had before the C2SP default, [LegacyOrigin], so that they keep their
+// key and checkpoints.
+func logSigner(opts Options, ks *serviceKeys) (note.Signer, note.Verifier, string, error) {
+	if opts.Origin != "" {
+		if err := checkOrigin(opts.Origin); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	if !opts.SharedLog {
+		origin := opts.Origin
+		if origin == "" {
+			origin = DefaultOrigin(opts.Issuer)
+		}
+		return loadNoteSigner(opts.Dir, origin, opts.Origin != "")
+	}
+	origin := opts.Origin
+	if origin == "" {
+		origin = LegacyOrigin(opts.Issuer)
+	}
+	signer, verifier, err := deriveNoteSigner(ks.current, origin)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	ds, ok := signer.(*derivedSigner)
+	if !ok {
+		return nil, nil, "", errors.New("derive checkpoint key: unexpected signer")
+	}
+	vkey, err := note.NewEd25519VerifierKey(origin, ds.key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("derive checkpoint key: %w", err)
+	}
+	return signer, verifier, vkey, nil
+}
+
+// LegacyOrigin is the origin derived from the issuer before the C2SP
+// default: "<host><path>/scitt-log". Logs in a data directory created then
+// keep it (it is their stored key's name); shared logs use it unless an
+// origin is configured.
+func LegacyOrigin(issuer string) string { return DefaultOrigin(issuer) + "/scitt-log" }
+
+// DefaultOrigin is the checkpoint origin of a new log served at issuer: the
+// log's URL prefix without scheme and trailing slashes, as C2SP
+// tlog-checkpoint recommends (the tiles are served at the root of the
+// issuer URL, so "https://ts.example.com" gives "ts.example.com").
+//
+// Logs created before v0.x used "<host><path>/scitt-log"; they keep it,
+// since the origin is the name of the checkpoint key stored in the data
+// directory (docs/design/transparency.md, "Log identity").
+func DefaultOrigin(issuer string) string {
 	name := issuer
 	if u, err := url.Parse(issuer); err == nil && u.Host != "" {
 		name = u.Host + strings.TrimRight(u.Path, "/")
 	}
-	name = strings.Map(func(r rune) rune {
+	return strings.Map(func(r rune) rune {
 		if r <= ' ' || r == '+' || r > 0x7e {
 			return '-'
 		}
 		return r
 	}, name)
-	return name + "/scitt-log"
+}
+
+// checkOrigin checks a configured origin is a valid signed-note key name.
+func checkOrigin(origin string) error {
+	if origin == "" || strings.ContainsFunc(origin, func(r rune) bool { return r <= ' ' || r == '+' || r > 0x7e }) {
+		return fmt.Errorf("%w: origin %q must be non-empty printable ASCII without spaces or '+'", ErrConfig, origin)
+	}
+	return nil
 }
 
 // dedup reports whether appending an entry twice is harmless (the log
@@ -743,7 +853,7 @@ func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *chec
 		return nil, fmt.Errorf("inclusion proof of %d does not match checkpoint %d: %w", rec.Index, cp.Size, err)
 	}
 	r, err := scitt.IssueReceipt(ctx, s.keys.current,
-		scitt.ReceiptClaims{Issuer: s.issuer, Subject: hex.EncodeToString(rec.Entry[:]), IssuedAt: rec.Registered, Leaf: LeafConvention.String()},
+		scitt.ReceiptClaims{Issuer: s.issuer, Subject: hex.EncodeToString(rec.Entry[:]), IssuedAt: rec.Registered, Leaf: LeafConvention.String(), Checkpoint: s.anchor(cp)},
 		scitt.InclusionProof{TreeSize: cp.Size, LeafIndex: rec.Index, Path: path}, cp.Root)
 	if err != nil {
 		return nil, fmt.Errorf("issue receipt: %w", err)
@@ -751,6 +861,19 @@ func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *chec
 	s.receipts.put(rec.Entry, r)
 	return r, nil
 }
+
+// anchor is the checkpoint a receipt carries: the published checkpoint with
+// its cosignatures when witnessing is configured, else none.
+func (s *Service) anchor(cp *checkpoint) []byte {
+	if !s.witnessed {
+		return nil
+	}
+	return cp.Raw
+}
+
+// UnwitnessedCheckpoints counts the checkpoints published (fail open) with
+// fewer trusted cosignatures than the witnessing threshold.
+func (s *Service) UnwitnessedCheckpoints() uint64 { return s.follow.unwitnessed.Load() }
 
 // Statement returns the registered statement (unprotected header {}).
 func (s *Service) Statement(ctx context.Context, entry storage.Entry) ([]byte, error) {
@@ -796,6 +919,13 @@ func (s *Service) ConsistencyReceipt(ctx context.Context, from, to uint64) ([]by
 // Keys returns the service's public keys, the current key first; retired
 // keys stay so that old receipts keep verifying.
 func (s *Service) Keys() keys.Set { return s.keys.all }
+
+// Origin returns the log's checkpoint origin (C2SP tlog-checkpoint).
+func (s *Service) Origin() string { return s.origin }
+
+// VerifierKey returns the checkpoint verifier key in signed-note vkey form
+// (golang.org/x/mod/sumdb/note): "<origin>+<key hash>+<base64 key>".
+func (s *Service) VerifierKey() string { return s.vkey }
 
 // Issuer returns the service identifier (receipt iss).
 func (s *Service) Issuer() string { return s.issuer }

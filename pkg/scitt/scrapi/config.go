@@ -36,7 +36,18 @@ type Configuration struct {
 	// VDS is the verifiable data structure of its receipts
 	// ("verifiable_data_structure"); 0 when not said.
 	VDS int64
+	// LogOrigin and LogVKey identify the log behind the receipts: its
+	// checkpoint origin (C2SP tlog-checkpoint) and checkpoint verifier key
+	// (signed-note vkey), members [ConfigLogOrigin] and [ConfigLogVKey]; ""
+	// when the service does not publish them.
+	LogOrigin, LogVKey string
 }
+
+// Members of the configuration document naming the log (Trustfabric).
+const (
+	ConfigLogOrigin = "log_origin"
+	ConfigLogVKey   = "log_vkey"
+)
 
 var configDec = func() cbor.DecMode {
 	dm, err := cbor.DecOptions{MaxNestedLevels: 8, MaxMapPairs: 256, MaxArrayElements: 1024, DupMapKey: cbor.DupMapKeyEnforcedAPF}.DecMode()
@@ -92,8 +103,13 @@ func ParseConfiguration(b []byte, contentType string) (*Configuration, error) {
 	if err := text("issuer", &c.Issuer); err != nil {
 		return nil, err
 	}
-	if err := text(ConfigLeafConvention, &c.LeafConvention); err != nil {
-		return nil, err
+	for _, m := range []struct {
+		key string
+		dst *string
+	}{{ConfigLeafConvention, &c.LeafConvention}, {ConfigLogOrigin, &c.LogOrigin}, {ConfigLogVKey, &c.LogVKey}} {
+		if err := text(m.key, m.dst); err != nil {
+			return nil, err
+		}
 	}
 	switch v := raw["verifiable_data_structure"].(type) {
 	case nil:

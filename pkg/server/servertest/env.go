@@ -76,6 +76,11 @@ type Config struct {
 	// RegistryMiddleware, when set, wraps the registry's handler (fault
 	// injection: see the ocitest middleware). The image is pushed through it.
 	RegistryMiddleware func(http.Handler) http.Handler
+	// Witnesses, when set, is called with the log's checkpoint verifier key
+	// before the Transparency Service starts (the witnesses must know the
+	// log before its first checkpoint) and returns the witnesses to send
+	// checkpoints to; all of them must cosign (fail closed).
+	Witnesses func(logVKey string) ([]transparency.WitnessEndpoint, error)
 	// Logger receives the services' logs. Default: discarded.
 	Logger *slog.Logger
 }
@@ -195,8 +200,22 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	// The Identity Server and the Transparency Service, through the
 	// composition root.
 	require := !cfg.AnonymousRegistration
+	var wit *transparency.Witnessing
+	if cfg.Witnesses != nil {
+		vkey, err := transparency.InitLogKey(transparency.Options{Dir: filepath.Join(cfg.Dir, "ts"), Issuer: url})
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		ws, err := cfg.Witnesses(vkey)
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		wit = &transparency.Witnessing{Witnesses: ws}
+	}
 	e.Server, err = server.New(ctx, server.Config{
-		Listener: l, PublicURL: url, Dir: filepath.Join(cfg.Dir, "ts"), Issuer: url,
+		Listener: l, PublicURL: url, Dir: filepath.Join(cfg.Dir, "ts"), Issuer: url, Witnessing: wit,
 		CheckpointInterval: cfg.CheckpointInterval, RequireWIMSE: &require, Logger: cfg.Logger,
 		Identity: &identity.Config{TrustDomain: cfg.TrustDomain, Issuer: url, Providers: []identity.ProviderConfig{prov}},
 	})

@@ -50,6 +50,11 @@ type Config struct {
 	BatchMaxSize uint
 	// Pushback bounds entries sequenced but not yet integrated. Default 8192.
 	Pushback uint
+	// Witnesses, when it has components, are sent every new checkpoint
+	// (C2SP tlog-witness) and their cosignatures are added to it before it
+	// is published, as WitnessOptions say (Tessera's WithWitnesses).
+	Witnesses      tessera.WitnessGroup
+	WitnessOptions tessera.WitnessOptions
 	// Logger receives the rare events of the store (a torn tail cut at
 	// open). Default: discard.
 	Logger *slog.Logger
@@ -103,6 +108,10 @@ func OpenLog(ctx context.Context, cfg Config) (*Log, error) {
 		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
 		WithPushback(cfg.Pushback).
 		WithCheckpointRepublishInterval(10 * time.Minute)
+	if len(cfg.Witnesses.Components) > 0 {
+		wo := cfg.WitnessOptions
+		opts = opts.WithWitnesses(cfg.Witnesses, &wo)
+	}
 	app, shutdown, reader, err := tessera.NewAppender(lctx, driver, opts)
 	if err != nil {
 		cancel()

@@ -210,7 +210,7 @@ func Extract(img v1.Image) ([]byte, error) {
 		tr := tar.NewReader(rc)
 		for {
 			h, err := tr.Next()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {

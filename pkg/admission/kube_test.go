@@ -1,7 +1,6 @@
 package admission
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -303,14 +302,6 @@ func TestKubeAPIServer(t *testing.T) {
 			t.Fatalf("stored image %q", out)
 		}
 	})
-}
-
-func firstLines(s string, n int) string {
-	lines := bytes.SplitN([]byte(strings.TrimSpace(s)), []byte("\n"), n+1)
-	if len(lines) > n {
-		lines = lines[:n]
-	}
-	return string(bytes.Join(lines, []byte(" | ")))
 }
 
 // TestDeployManifests validates deploy/admission/ against the real API

@@ -2,6 +2,7 @@ package credential
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,7 +83,7 @@ func TestInteropSDJWTVC(t *testing.T) {
 		cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
 		out, err := cmd.Output()
 		if err != nil {
-			if ee, ok := err.(*exec.ExitError); ok {
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 				t.Logf("%s: %s", name, ee.Stderr)
 			}
 			return nil, nil, err

@@ -25,11 +25,9 @@ func BenchmarkVerifyPresentation10(b *testing.B) {
 	holder, _ := keys.Generate(cose.AlgorithmES256)
 	cnf, _ := Confirmation(holder.Public())
 	claims := map[string]any{"iss": "https://issuer.example", "vct": "v", "cnf": cnf, "artifact_digest": "sha256:" + strings.Repeat("ab", 32)}
-	var names []string
 	for i := range 10 {
 		n := fmt.Sprintf("claim_%d", i)
 		claims[n] = SD{fmt.Sprintf("https://github.com/acme/widgets/value/%d", i)}
-		names = append(names, n)
 	}
 	sd, err := Issue(issuer, claims, WithDecoys(4))
 	if err != nil {

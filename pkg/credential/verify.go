@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/policy"
 	"github.com/trustfabric/trustfabric/pkg/sdjwt"
 )
 
@@ -63,7 +64,7 @@ func (v *Verified) checkClaims(require map[string]string) (string, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		got, ok := lookup(v.Claims, name)
+		got, ok := policy.ClaimAt(v.Claims, name)
 		if !ok {
 			return CheckRequire, fmt.Errorf("%w: %s is not disclosed", ErrRequirement, name)
 		}
@@ -72,22 +73,4 @@ func (v *Verified) checkClaims(require map[string]string) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-// lookup finds a claim by dotted path in nested objects.
-func lookup(claims map[string]any, path string) (any, bool) {
-	if v, ok := claims[path]; ok {
-		return v, true
-	}
-	for i := 0; i < len(path); i++ {
-		if path[i] != '.' {
-			continue
-		}
-		if m, ok := claims[path[:i]].(map[string]any); ok {
-			if v, ok := lookup(m, path[i+1:]); ok {
-				return v, true
-			}
-		}
-	}
-	return nil, false
 }

@@ -94,7 +94,7 @@ func (c *Credentials) CheckClaims(claims map[string]any) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		v, ok := claimAt(claims, n)
+		v, ok := ClaimAt(claims, n)
 		if !ok {
 			return fmt.Errorf("%w: required claim %s is not disclosed", ErrCredentialClaims, n)
 		}
@@ -106,7 +106,7 @@ func (c *Credentials) CheckClaims(claims map[string]any) error {
 }
 
 // claimAt finds a claim by dotted path in nested objects.
-func claimAt(claims map[string]any, path string) (any, bool) {
+func ClaimAt(claims map[string]any, path string) (any, bool) {
 	if v, ok := claims[path]; ok {
 		return v, true
 	}
@@ -115,7 +115,7 @@ func claimAt(claims map[string]any, path string) (any, bool) {
 			continue
 		}
 		if m, ok := claims[path[:i]].(map[string]any); ok {
-			if v, ok := claimAt(m, path[i+1:]); ok {
+			if v, ok := ClaimAt(m, path[i+1:]); ok {
 				return v, true
 			}
 		}

@@ -16,8 +16,9 @@ func init() { register(NewCmdAdmission) }
 // NewCmdAdmission returns `trustfabric admission`.
 func NewCmdAdmission() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "admission",
-		Short: "Kubernetes admission: gate Pods and workloads on the verification policy",
+		Use:     "admission",
+		Short:   "Kubernetes admission: gate Pods and workloads on the verification policy",
+		Example: `  trustfabric admission serve --tls-cert tls.crt --tls-key tls.key --policy policy.yaml`,
 	}
 	cmd.AddCommand(newCmdAdmissionServe())
 	return cmd
@@ -31,6 +32,8 @@ func newCmdAdmissionServe() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --tls-cert FILE --tls-key FILE (--config FILE | --policy FILE) [--addr HOST:PORT]",
 		Short: "Run the validating (/validate) and mutating (/mutate) admission webhook and Gatekeeper's external data provider (/gatekeeper)",
+		Example: `  trustfabric admission serve --tls-cert /tls/tls.crt --tls-key /tls/tls.key --policy /etc/trustfabric/policy.yaml
+  trustfabric admission serve --tls-cert /tls/tls.crt --tls-key /tls/tls.key --config /etc/trustfabric/admission.yaml --addr :8443`,
 		Long: `admission serve answers the Kubernetes API server's AdmissionReview requests
 for Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs and CronJobs:
 every container, init container and ephemeral container image must pass the

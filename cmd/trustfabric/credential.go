@@ -31,6 +31,9 @@ func NewCmdCredential() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "credential",
 		Short: "Selective-disclosure credentials (SD-JWT VC or SD-CWT) about verified images: issue, present, verify",
+		Example: `  trustfabric credential issue ghcr.io/acme/app@sha256:… --policy policy.yaml --key issuer.jwk --holder-key holder.pub.jwk --out app.sd-jwt
+  trustfabric credential present app.sd-jwt --holder-key holder.jwk --disclose builder --aud https://deploy.example --nonce n-42 --out p.sd-jwt
+  trustfabric credential verify p.sd-jwt --issuer-key issuer.pub.jwk --aud https://deploy.example --nonce n-42`,
 	}
 	cmd.AddCommand(newCmdCredentialIssue(), newCmdCredentialPresent(), newCmdCredentialVerify())
 	return cmd
@@ -44,7 +47,10 @@ func newCmdCredentialIssue() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "issue IMAGE[@DIGEST] --policy FILE --key ISSUER_KEY --holder-key HOLDER_PUBLIC_KEY --out FILE [--offline] [--format sd-jwt|sd-cwt] [--register --ts URL [--statement-out FILE] [--attach]]",
 		Short: "Run the gate on an image and, when it allows, issue an SD-JWT VC (or SD-CWT) about it bound to the holder's key (exit 1 on deny)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  trustfabric credential issue ghcr.io/acme/app@sha256:… --policy policy.yaml --key issuer.jwk --holder-key holder.pub.jwk --out app.sd-jwt
+  trustfabric credential issue ghcr.io/acme/app@sha256:… --policy policy.yaml --key issuer.jwk --holder-key holder.pub.jwk --out app.sd-cwt --format sd-cwt
+  trustfabric credential issue ghcr.io/acme/app@sha256:… --policy policy.yaml --key issuer.jwk --holder-key holder.pub.jwk --out app.sd-jwt --register --ts https://ts.example --statement-out app.statement.cose`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != formatSDJWT && format != formatSDCWT {
 				return fmt.Errorf("--format %q: want %s or %s", format, formatSDJWT, formatSDCWT)
@@ -220,9 +226,10 @@ func newCmdCredentialPresent() *cobra.Command {
 	var holderFile, aud, nonce, out, format string
 	var disclose []string
 	cmd := &cobra.Command{
-		Use:   "present FILE --holder-key KEY --disclose NAME[,NAME...] --aud AUD --nonce NONCE --out FILE",
-		Short: "Make a presentation of a credential with only the named claims and a Key Binding JWT for one verifier",
-		Args:  cobra.ExactArgs(1),
+		Use:     "present FILE --holder-key KEY --disclose NAME[,NAME...] --aud AUD --nonce NONCE --out FILE",
+		Short:   "Make a presentation of a credential with only the named claims and a Key Binding JWT for one verifier",
+		Example: `  trustfabric credential present app.sd-jwt --holder-key holder.jwk --disclose builder,source_repository --aud https://deploy.example --nonce n-42 --out p.sd-jwt`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			holder, err := keys.LoadPrivate(holderFile)
 			if err != nil {
@@ -289,7 +296,10 @@ func newCmdCredentialVerify() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify FILE --issuer-key KEY [--aud AUD --nonce NONCE] [--require NAME=VALUE]... [--service-key KEY --statement FILE] [--output json]",
 		Short: "Verify a credential presentation: issuer signature, disclosures, key binding, times; print the disclosed claims",
-		Args:  cobra.ExactArgs(1),
+		Example: `  trustfabric credential verify p.sd-jwt --issuer-key issuer.pub.jwk --aud https://deploy.example --nonce n-42
+  trustfabric credential verify p.sd-jwt --issuer-key issuer.pub.jwk --aud https://deploy.example --nonce n-42 --require builder=https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main --output json
+  trustfabric credential verify p.sd-jwt --issuer-key issuer.pub.jwk --service-key https://ts.example --statement app.statement.cose`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output %q: want text or json", output)
@@ -399,7 +409,7 @@ func newCmdCredentialVerify() *cobra.Command {
 	f.StringVar(&aud, "aud", "", "require this audience in the Key Binding JWT")
 	f.StringVar(&nonce, "nonce", "", "require this nonce in the Key Binding JWT")
 	f.StringArrayVar(&requires, "require", nil, "NAME=VALUE a disclosed claim must have (repeatable; nested: policy.name=...)")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &output)
 	f.StringVar(&format, "format", "", "presentation format: sd-jwt or sd-cwt (default: recognised from the file)")
 	f.StringArrayVar(&serviceKeys, "service-key", nil, "Transparency Service key (file or URL, repeatable): also check that --statement, the credential's registered statement, has a receipt")
 	f.StringVar(&statementFile, "statement", "", "the Transparent Statement written by credential issue --register (with --service-key)")

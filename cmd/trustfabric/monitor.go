@@ -21,10 +21,12 @@ func NewCmdMonitor() *cobra.Command {
 	var tsURL, statePath, vkey string
 	var watch, witnesses []string
 	var threshold int
-	var asJSON bool
+	var output string
 	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "monitor --ts URL --state FILE [--watch IDENTITY_PREFIX]... [--witness VKEY]... [--json] [--interval D]",
+		Use: "monitor --ts URL --state FILE [--watch IDENTITY_PREFIX]... [--witness VKEY]... [--output json] [--interval D]",
+		Example: `  trustfabric monitor --ts https://ts.example --state monitor-state.json --watch spiffe://ci.example/github/acme/
+  trustfabric monitor --ts https://ts.example --state monitor-state.json --watch spiffe://ci.example/ --output json --interval 1m`,
 		Short: "Follow a Transparency Service's log and report entries of watched identities",
 		Long: `Follow a Transparency Service's log from its tiles (C2SP tlog-tiles).
 
@@ -33,7 +35,7 @@ state file on first use, or given with --vkey), proves it consistent with the
 last checkpoint seen, reads the new entries, fetches and hashes their
 statements, and prints every entry whose issuer (the workload identity of a
 statement signed under a WIT, or the issuer's URL) starts with a --watch
-prefix: one line per entry, or JSON lines with --json. The state file is
+prefix: one line per entry, or JSON lines with --output json. The state file is
 replaced atomically, so a restarted monitor resumes without reporting an entry
 twice.
 
@@ -64,13 +66,13 @@ contents do not match its checkpoint exits 1, naming the inconsistency.`,
 			if err != nil {
 				return err
 			}
-			return runMonitor(cmd.Context(), m, interval, cmd.OutOrStdout(), asJSON)
+			return runMonitor(cmd.Context(), m, interval, cmd.OutOrStdout(), output == "json")
 		},
 	}
 	cmd.Flags().StringVar(&tsURL, "ts", "", "Transparency Service URL")
 	cmd.Flags().StringVar(&statePath, "state", "", "state file (created on first use)")
 	cmd.Flags().StringArrayVar(&watch, "watch", nil, "report entries whose issuer starts with this prefix (repeatable)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print reports as JSON lines")
+	addOutputFlag(cmd, &output) // json: one JSON object a line
 	cmd.Flags().StringVar(&vkey, "vkey", "", "the log's checkpoint verifier key (default: pinned in the state file, else fetched from /log/vkey on first use)")
 	cmd.Flags().StringArrayVar(&witnesses, "witness", nil, "require checkpoints cosigned by this witness (cosignature/v1 vkey; repeatable)")
 	cmd.Flags().IntVar(&threshold, "witness-threshold", 0, "how many --witness keys must have cosigned (default: all)")

@@ -84,7 +84,7 @@ func TestMonitorSplitViewExit(t *testing.T) {
 	register(b, 3)
 
 	state := filepath.Join(t.TempDir(), "state.json")
-	out := mustRun(t, "monitor", "--ts", a.URL, "--state", state, "--watch", "spiffe://example.org/ci/", "--json")
+	out := mustRun(t, "monitor", "--ts", a.URL, "--state", state, "--watch", "spiffe://example.org/ci/", "--output", "json")
 	if n := strings.Count(out, "\n"); n != 4 {
 		t.Fatalf("%d reports, want the 4 watched entries:\n%s", n, out)
 	}

@@ -1,0 +1,132 @@
+package transparency
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
+)
+
+// Receipt returns the receipt of a registered entry, or an error wrapping
+// ErrPending (not yet covered by a published checkpoint) or ErrNotFound.
+func (s *Service) Receipt(ctx context.Context, entry storage.Entry) ([]byte, error) {
+	if r := s.receipts.get(entry); r != nil {
+		return r, nil
+	}
+	rec, err := s.Lookup(ctx, entry)
+	if err != nil {
+		return nil, err
+	}
+	cp := s.follow.latest()
+	if !rec.Indexed {
+		return nil, s.pending(entry)
+	}
+	if cp == nil || cp.Size <= rec.Index {
+		return nil, fmt.Errorf("%x: %w", entry[:], ErrPending)
+	}
+	return s.issueReceipt(ctx, rec, cp)
+}
+
+// AwaitReceipt waits until the entry's receipt is available or ctx ends
+// (then it returns an error wrapping ErrPending).
+func (s *Service) AwaitReceipt(ctx context.Context, entry storage.Entry) ([]byte, error) {
+	if r := s.receipts.get(entry); r != nil {
+		return r, nil
+	}
+	rec, err := s.Lookup(ctx, entry)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.Indexed {
+		s.mu.Lock()
+		op := s.inflight[entry]
+		s.mu.Unlock()
+		if op != nil {
+			select {
+			case <-op.done:
+			case <-ctx.Done():
+				return nil, s.pending(entry)
+			}
+		}
+		if rec, err = s.store.Get(ctx, entry); err != nil || !rec.Indexed {
+			return nil, s.pending(entry)
+		}
+	}
+	cp, err := s.follow.await(ctx, rec.Index)
+	if err != nil {
+		return nil, fmt.Errorf("%x: %w", entry[:], ErrPending)
+	}
+	return s.issueReceipt(ctx, rec, cp)
+}
+
+// issueReceipt builds and signs the inclusion receipt of rec against cp,
+// checks the proof against the checkpoint root, and caches it.
+func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *checkpoint) ([]byte, error) {
+	// Issuing is short and must not fail because a wait deadline passed.
+	ctx = context.WithoutCancel(ctx)
+	// Prove against the newest checkpoint: its ProofBuilder is the shared,
+	// warm one (sizes only grow, so it covers rec too).
+	if latest := s.follow.latest(); latest != nil && latest.Size > cp.Size {
+		cp = latest
+	}
+	path, err := s.proofs.inclusion(ctx, cp.Size, rec.Index)
+	if err != nil {
+		return nil, err
+	}
+	leaf := rfc6962.DefaultHasher.HashLeaf(rec.Entry[:])
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, rec.Index, cp.Size, leaf, path, cp.Root); err != nil {
+		return nil, fmt.Errorf("inclusion proof of %d does not match checkpoint %d: %w", rec.Index, cp.Size, err)
+	}
+	r, err := scitt.IssueReceipt(ctx, s.keys.current,
+		scitt.ReceiptClaims{Issuer: s.issuer, Subject: hex.EncodeToString(rec.Entry[:]), IssuedAt: rec.Registered, Leaf: LeafConvention.String(), Checkpoint: s.anchor(cp)},
+		scitt.InclusionProof{TreeSize: cp.Size, LeafIndex: rec.Index, Path: path}, cp.Root)
+	if err != nil {
+		return nil, fmt.Errorf("issue receipt: %w", err)
+	}
+	s.receipts.put(rec.Entry, r)
+	return r, nil
+}
+
+// anchor is the checkpoint a receipt carries: the published checkpoint with
+// its cosignatures when witnessing is configured, else none.
+func (s *Service) anchor(cp *checkpoint) []byte {
+	if !s.witnessed {
+		return nil
+	}
+	return cp.Raw
+}
+
+// ConsistencyReceipt returns a consistency receipt from tree size from to
+// the latest published checkpoint, whose size must be to (0 means latest).
+func (s *Service) ConsistencyReceipt(ctx context.Context, from, to uint64) ([]byte, error) {
+	cp := s.follow.latest()
+	if cp == nil {
+		return nil, fmt.Errorf("%w: no checkpoint published yet", ErrPending)
+	}
+	if to == 0 {
+		to = cp.Size
+	}
+	if to != cp.Size {
+		return nil, fmt.Errorf("%w: only the latest checkpoint (size %d) can be the newer size", ErrBadRange, cp.Size)
+	}
+	if from == 0 || from > to {
+		return nil, fmt.Errorf("%w: from must be in 1..%d", ErrBadRange, to)
+	}
+	path, err := s.proofs.consistency(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	r, err := scitt.IssueConsistencyReceipt(ctx, s.keys.current,
+		scitt.ReceiptClaims{Issuer: s.issuer, Subject: fmt.Sprintf("consistency %d %d", from, to), IssuedAt: time.Now()},
+		scitt.ConsistencyProof{TreeSize1: from, TreeSize2: to, Path: path}, cp.Root)
+	if err != nil {
+		return nil, fmt.Errorf("issue consistency receipt: %w", err)
+	}
+	return r, nil
+}

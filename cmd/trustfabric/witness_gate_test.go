@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -96,5 +99,82 @@ func TestGateWitnessedEndToEnd(t *testing.T) {
 	code, out, errOut := tf(t, "verify", env.Image, "--policy", withWitnesses(ws[0].VKey, stranger), "--offline")
 	if code != exitInvalid || !strings.HasPrefix(out, "DENY ") || !strings.Contains(errOut, ": witnesses: ") {
 		t.Errorf("untrusted second witness: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestGateLitewitnessEndToEnd is the same through the CLI with two
+// independent witnesses (two litewitness processes, filippo.io/torchwood,
+// from the Go module proxy; .ci/witness.sh): `attest` gets a receipt whose
+// checkpoint both cosigned and `verify --offline` with threshold 2 allows.
+// With one litewitness stopped the service fails closed, as servertest
+// configures it: `attest` gets no receipt (it gives up at its deadline and
+// attaches nothing, so the gate denies the image), and once the witness is
+// back the held checkpoint is cosigned and a new `attest` is allowed.
+func TestGateLitewitnessEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var lws []*witnesstest.Litewitness
+	env, err := servertest.Start(ctx, servertest.Config{Dir: filepath.Join(dir, "env"),
+		Witnesses: func(vkey string) ([]transparency.WitnessEndpoint, error) {
+			var out []transparency.WitnessEndpoint
+			for _, name := range []string{"lw1.test/witness", "lw2.test/witness"} {
+				lw := witnesstest.StartLitewitness(t, name, vkey)
+				lws = append(lws, lw)
+				out = append(out, transparency.WitnessEndpoint{URL: lw.URL, Key: lw.VKey})
+			}
+			return out, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Close() })
+	for k, v := range env.Vars {
+		t.Setenv(k, v)
+	}
+	policyFile, err := quickstart.WritePolicy(dir, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.ReadFile(policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := fmt.Sprintf("    leaf: ietf\n    witnesses:\n      threshold: 2\n      keys: [%q, %q]\n", lws[0].VKey, lws[1].VKey)
+	doc := strings.Replace(string(base), "    leaf: ietf\n", section, 1)
+	if doc == string(base) {
+		t.Fatal("the quickstart policy changed shape")
+	}
+	witnessed := filepath.Join(dir, "witnessed.yaml")
+	if err := os.WriteFile(witnessed, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	mustRun(t, "attest", env.ImageTag, "--ts", env.TSURL, "--identity-server", env.IdentityURL)
+	out := mustRun(t, "verify", env.Image, "--policy", witnessed, "--offline")
+	if !strings.HasPrefix(out, "ALLOW ") || !strings.Contains(out, "ok   witnesses: ") {
+		t.Errorf("verify --offline with threshold 2:\n%s", out)
+	}
+
+	// One witness stopped: publication held.
+	lws[1].Stop()
+	held, err := servertest.PushRandomImage(ctx, env.RegistryHost+"/"+servertest.DefaultRepository+":held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	var stdout, stderr bytes.Buffer
+	code := run(actx, []string{"attest", held, "--ts", env.TSURL, "--identity-server", env.IdentityURL}, &stdout, &stderr)
+	cancel()
+	if code != exitUsage { // the receipt never came: "fetch receipt: context deadline exceeded"
+		t.Fatalf("attest with a required witness stopped (fail closed): exit %d, want %d", code, exitUsage)
+	}
+	if code, out, _ := tf(t, "verify", held, "--policy", witnessed, "--offline"); code != exitInvalid || !strings.HasPrefix(out, "DENY ") {
+		t.Errorf("verify an image whose attestation was held: exit %d\n%s", code, out)
+	}
+	// Back: the held checkpoint is cosigned and published.
+	lws[1].Start(t)
+	mustRun(t, "attest", held, "--ts", env.TSURL, "--identity-server", env.IdentityURL)
+	if out := mustRun(t, "verify", held, "--policy", witnessed, "--offline"); !strings.Contains(out, "ok   witnesses: ") {
+		t.Errorf("after the witness restarted:\n%s", out)
 	}
 }

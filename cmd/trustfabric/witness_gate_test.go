@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,19 +64,7 @@ func TestGateWitnessedEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	withWitnesses := func(keys ...string) string {
-		section := "    leaf: ietf\n    witnesses:\n      threshold: 2\n      keys:\n"
-		for _, k := range keys {
-			section += "        - " + k + "\n"
-		}
-		doc := strings.Replace(string(base), "    leaf: ietf\n", section, 1)
-		if doc == string(base) {
-			t.Fatal("the quickstart policy changed shape")
-		}
-		p := filepath.Join(dir, "witnessed.yaml")
-		if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return writeWitnessPolicy(t, base, filepath.Join(dir, "witnessed.yaml"), keys...)
 	}
 	// Offline: the witnesses are gone, the service's keys are pinned.
 	for _, w := range ws {
@@ -139,15 +126,7 @@ func TestGateLitewitnessEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	section := fmt.Sprintf("    leaf: ietf\n    witnesses:\n      threshold: 2\n      keys: [%q, %q]\n", lws[0].VKey, lws[1].VKey)
-	doc := strings.Replace(string(base), "    leaf: ietf\n", section, 1)
-	if doc == string(base) {
-		t.Fatal("the quickstart policy changed shape")
-	}
-	witnessed := filepath.Join(dir, "witnessed.yaml")
-	if err := os.WriteFile(witnessed, []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	witnessed := writeWitnessPolicy(t, base, filepath.Join(dir, "witnessed.yaml"), lws[0].VKey, lws[1].VKey)
 
 	mustRun(t, "attest", env.ImageTag, "--ts", env.TSURL, "--identity-server", env.IdentityURL)
 	out := mustRun(t, "verify", env.Image, "--policy", witnessed, "--offline")

@@ -139,19 +139,11 @@ func newSplitView(t *testing.T) *splitView {
 // keys are given, and returns its path.
 func (s *splitView) policyFile(t *testing.T, name string, keys ...string) string {
 	t.Helper()
-	doc := s.policyDoc
-	if len(keys) > 0 {
-		section := "    leaf: ietf\n    witnesses:\n      threshold: 2\n      keys:\n"
-		for _, k := range keys {
-			section += "        - " + k + "\n"
-		}
-		doc = strings.Replace(doc, "    leaf: ietf\n", section, 1)
-		if doc == s.policyDoc {
-			t.Fatal("the quickstart policy changed shape")
-		}
-	}
 	p := filepath.Join(s.dir, name)
-	if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
+	if len(keys) > 0 {
+		return writeWitnessPolicy(t, []byte(s.policyDoc), p, keys...)
+	}
+	if err := os.WriteFile(p, []byte(s.policyDoc), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,9 @@ import (
 
 	f_note "github.com/transparency-dev/formats/note"
 
+	"github.com/trustfabric/trustfabric/pkg/credential"
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/policy"
 	"github.com/trustfabric/trustfabric/pkg/quickstart"
 	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
@@ -25,6 +29,8 @@ import (
 // --offline` with `witnesses: {keys, threshold: 2}` allows with the
 // witnesses stopped (no network to them or to the service's keys), and
 // denies, naming the witnesses check, when one trusted key is another one.
+// `credential issue` (and credential.Issue on the decision) issues on the
+// first policy and refuses on the second.
 func TestGateWitnessedEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -86,6 +92,54 @@ func TestGateWitnessedEndToEnd(t *testing.T) {
 	code, out, errOut := tf(t, "verify", env.Image, "--policy", withWitnesses(ws[0].VKey, stranger), "--offline")
 	if code != exitInvalid || !strings.HasPrefix(out, "DENY ") || !strings.Contains(errOut, ": witnesses: ") {
 		t.Errorf("untrusted second witness: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Credential issuance runs the same gate: issued when the threshold is
+	// met, refused naming the witnesses check when it is not.
+	issuerKey, holderKey := filepath.Join(dir, "issuer.jwk"), filepath.Join(dir, "holder.pub.jwk")
+	mustRun(t, "key", "generate", "--out", issuerKey)
+	mustRun(t, "key", "generate", "--out", filepath.Join(dir, "holder.jwk"), "--public-out", holderKey)
+	issued := filepath.Join(dir, "witnessed.sd-jwt")
+	mustRun(t, "credential", "issue", env.Image, "--policy", withWitnesses(ws[0].VKey, ws[1].VKey), "--offline",
+		"--key", issuerKey, "--holder-key", holderKey, "--out", issued)
+	if _, err := os.Stat(issued); err != nil {
+		t.Errorf("threshold met, no credential: %v", err)
+	}
+	refused := filepath.Join(dir, "refused.sd-jwt")
+	code, _, errOut = tf(t, "credential", "issue", env.Image, "--policy", withWitnesses(ws[0].VKey, stranger), "--offline",
+		"--key", issuerKey, "--holder-key", holderKey, "--out", refused)
+	if code != exitInvalid || !strings.Contains(errOut, ": witnesses: ") {
+		t.Errorf("credential issue, threshold not met: exit %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(refused); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a credential was written although the gate denied: %v", err)
+	}
+	// The library: the decision names the check, credential.Issue refuses it.
+	p, err := policy.Load(withWitnesses(ws[0].VKey, stranger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := policy.NewVerifier(ctx, p, policy.WithOffline())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := v.Verify(ctx, env.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch, ok := d.Candidates[0].Failed(); !ok || ch.Name != policy.CheckWitnesses || !errors.Is(ch.Err(), policy.ErrWitnesses) {
+		t.Fatalf("decision failed at %+v, want %s", ch, policy.CheckWitnesses)
+	}
+	ik, err := keys.LoadPrivate(issuerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := keys.LoadPublic(holderKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := credential.Issue(d, ik, hk[0]); !errors.Is(err, credential.ErrDenied) {
+		t.Errorf("credential.Issue on a decision denied at witnesses: %v, want ErrDenied", err)
 	}
 }
 

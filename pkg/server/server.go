@@ -31,7 +31,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/veraison/go-cose"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/identity"
@@ -353,14 +352,14 @@ func tsOptions(cfg Config) (tsConfig, error) {
 		// second: polling it every 5 ms (the POSIX default, a file read)
 		// would cost a signed GET each time for nothing.
 		o.PollInterval = 50 * time.Millisecond
-		o.Backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
+		o.Backend = func(ctx context.Context, bc transparency.BackendConfig) (storage.Log, storage.Statements, error) {
 			ci := o.CheckpointInterval
 			if ci == 0 {
 				ci = transparency.DefaultCheckpointInterval
 			}
 			return awsstorage.Open(ctx, awsstorage.Config{DSN: sc.DB, Bucket: sc.S3Bucket, Endpoint: sc.S3Endpoint,
-				PathStyle: sc.S3PathStyle, BucketPrefix: sc.S3Prefix, ClaimTimeout: claim, Signer: signer, CheckpointInterval: max(ci, time.Second),
-				BatchMaxAge: o.BatchMaxAge, Logger: cfg.Logger})
+				PathStyle: sc.S3PathStyle, BucketPrefix: sc.S3Prefix, ClaimTimeout: claim, Signer: bc.Signer, CheckpointInterval: max(ci, time.Second),
+				BatchMaxAge: o.BatchMaxAge, Witnesses: bc.Witnesses, WitnessOptions: bc.WitnessOptions, Logger: cfg.Logger})
 		}
 	default:
 		return tsConfig{}, fmt.Errorf("%w: storage kind %q: want %q or %q", transparency.ErrConfig, sc.Kind, StoragePOSIX, StorageAWS)

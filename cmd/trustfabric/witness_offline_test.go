@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 	"github.com/trustfabric/trustfabric/pkg/quickstart"
 	"github.com/trustfabric/trustfabric/pkg/server/servertest"
 	"github.com/trustfabric/trustfabric/pkg/transparency"
@@ -62,7 +61,8 @@ func noNetwork(t *testing.T) []string {
 // connection fails (checked first: the same verify against the registry
 // fails there while the registry is up). The image and its referrers come
 // from an OCI image layout, the service's keys, the WIT bundle and the
-// witness keys from files; the witnesses and every service are stopped.
+// witness keys from files; the witnesses and every service are stopped. The
+// layout is made by `discover --save-layout`.
 // Threshold 2 of the two witnesses that cosigned allows; a policy trusting
 // another witness instead denies, naming the witnesses check.
 func TestVerifyOfflineWithoutNetwork(t *testing.T) {
@@ -112,10 +112,9 @@ func TestVerifyOfflineWithoutNetwork(t *testing.T) {
 	}
 	stranger.Close()
 	untrusted := writeWitnessPolicy(t, base, filepath.Join(dir, "untrusted.yaml"), ws[0].VKey, stranger.VKey)
+	// The layout, as a user makes it on a machine with network.
 	layout := filepath.Join(dir, "layout")
-	if err := ocitest.SaveLayout(ctx, env.Image, servertest.DefaultTag, layout); err != nil {
-		t.Fatal(err)
-	}
+	mustRun(t, "discover", env.ImageTag, "--save-layout", layout)
 
 	self, err := os.Executable()
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	ggcrlayout "github.com/google/go-containerregistry/pkg/v1/layout"
+
 	"github.com/trustfabric/trustfabric/pkg/oci/ocitest"
 )
 
@@ -169,4 +171,69 @@ func FuzzLayoutIndex(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSaveLayout: Client.SaveLayout writes what WithLayout reads back (on
+// both registry kinds), a layout go-containerregistry's reader lists too;
+// it refuses a directory that is not empty.
+func TestSaveLayout(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			h, stop := b.new()
+			host := serve(t, h, stop)
+			img := pushImage(t, host, "acme/widgets")
+			c := newClient(t)
+			for i := range 2 {
+				if _, err := c.Attach(ctx, img, attachment(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := filepath.Join(t.TempDir(), "layout")
+			saved, err := c.SaveLayout(ctx, host+"/acme/widgets:v1", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, digest, _ := strings.Cut(img, "@")
+			if saved.Digest != digest || len(saved.Entries) != 2 {
+				t.Fatalf("saved %s with %d entries", saved.Digest, len(saved.Entries))
+			}
+			d, err := newClient(t, WithLayout(dir)).Discover(ctx, "registry.invalid/acme/widgets:v1", WithContent())
+			if err != nil || d.Digest != digest || len(d.Entries) != 2 {
+				t.Fatalf("read back: %+v %v", d, err)
+			}
+			for i, e := range d.Entries {
+				want := attachment(i)
+				if e.Err != nil || !bytes.Equal(e.Statement, want.Statement) || !bytes.Equal(e.Preimage, want.Preimage) ||
+					e.Annotations.EntryID != want.Annotations.EntryID {
+					t.Errorf("entry %d: %v, annotations %+v", i, e.Err, e.Annotations)
+				}
+			}
+			p, err := ggcrlayout.FromPath(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, err := p.ImageIndex()
+			if err != nil {
+				t.Fatal(err)
+			}
+			im, err := idx.IndexManifest()
+			if err != nil || len(im.Manifests) != 3 || im.Manifests[0].Digest.String() != digest {
+				t.Fatalf("go-containerregistry reads %+v (%v)", im, err)
+			}
+			for _, m := range im.Manifests[1:] {
+				ref, err := p.Image(m.Digest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mf, err := ref.Manifest()
+				if err != nil || mf.Subject == nil || mf.Subject.Digest.String() != digest {
+					t.Fatalf("referrer %s: %+v %v", m.Digest, mf, err)
+				}
+			}
+			if _, err := c.SaveLayout(ctx, img, dir); err == nil {
+				t.Error("saved into a directory that is not empty")
+			}
+		})
+	}
 }

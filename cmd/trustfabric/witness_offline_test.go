@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,13 @@ import (
 // with `witnesses: {keys, threshold: 2}` for its Transparency Service.
 func writeWitnessPolicy(t *testing.T, base []byte, path string, keys ...string) string {
 	t.Helper()
-	section := "    leaf: ietf\n    witnesses:\n      threshold: 2\n      keys:\n"
+	return writeWitnessPolicyN(t, base, path, 2, keys...)
+}
+
+// writeWitnessPolicyN is writeWitnessPolicy with another threshold.
+func writeWitnessPolicyN(t *testing.T, base []byte, path string, threshold int, keys ...string) string {
+	t.Helper()
+	section := fmt.Sprintf("    leaf: ietf\n    witnesses:\n      threshold: %d\n      keys:\n", threshold)
 	for _, k := range keys {
 		section += "        - " + k + "\n"
 	}

@@ -111,28 +111,96 @@ func newSplitView(t *testing.T) *splitView {
 	s.honest, s.honestURL = openSplitTS(t, tsDir, env.Bundle, s.w, false)
 	s.fork, s.forkURL = openSplitTS(t, forkDir, env.Bundle, s.w, true)
 
-	// The gate's policy: the quickstart's, for this service's issuer and
-	// keys (the fork's are the same), with both witnesses required.
-	p, err := quickstart.WritePolicy(s.dir, env)
+	// The gate's policy: for this service's keys (the fork's are the same).
+	s.policyDoc = splitPolicy(t, s.dir, env, s.honest)
+	return s
+}
+
+// splitPolicy writes into dir the quickstart's policy for env's identities
+// and the service svc (issuer splitIssuer) and returns it.
+func splitPolicy(t *testing.T, dir string, env *servertest.Env, svc *transparency.Service) string {
+	t.Helper()
+	p, err := quickstart.WritePolicy(dir, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := keys.MarshalCOSEKeySet(s.honest.Keys())
+	ks, err := keys.MarshalCOSEKeySet(svc.Keys())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(s.dir, "ts-keys.cbor"), ks, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ts-keys.cbor"), ks, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.policyDoc = strings.Replace(string(b), "issuer: "+env.TSURL+"\n", "issuer: "+splitIssuer+"\n", 1)
-	if s.policyDoc == string(b) {
+	doc := strings.Replace(string(b), "issuer: "+env.TSURL+"\n", "issuer: "+splitIssuer+"\n", 1)
+	if doc == string(b) {
 		t.Fatal("the quickstart policy changed shape")
 	}
-	return s
+	return doc
+}
+
+// TestGateFailOpenWitnessDown: a service failing open publishes a
+// checkpoint one of its two witnesses did not cosign (and counts it); the
+// image attested then is denied by `verify --offline` with threshold 2,
+// naming the witnesses check, and allowed with threshold 1 of the witness
+// that is up: the gate, not the service, decides how many it needs.
+func TestGateFailOpenWitnessDown(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	env, err := servertest.Start(ctx, servertest.Config{Dir: filepath.Join(dir, "env")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Close() })
+	for k, v := range env.Vars {
+		t.Setenv(k, v)
+	}
+	var ws [2]*witnesstest.Witness
+	for i, name := range []string{"w1.test", "w2.test"} {
+		if ws[i], err = witnesstest.New(name); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ws[i].Close)
+	}
+	tsDir := filepath.Join(dir, "ts")
+	vkey, err := transparency.InitLogKey(transparency.Options{Dir: tsDir, Issuer: splitIssuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		if err := w.AddLog(vkey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, url := openSplitTS(t, tsDir, env.Bundle, ws, true)
+	base := []byte(splitPolicy(t, dir, env, svc))
+	both := writeWitnessPolicy(t, base, filepath.Join(dir, "both.yaml"), ws[0].VKey, ws[1].VKey)
+	first := writeWitnessPolicyN(t, base, filepath.Join(dir, "first.yaml"), 1, ws[0].VKey)
+
+	mustRun(t, "attest", env.ImageTag, "--ts", url, "--identity-server", env.IdentityURL)
+	if out := mustRun(t, "verify", env.Image, "--policy", both, "--offline"); !strings.Contains(out, "ok   witnesses: ") {
+		t.Fatalf("both witnesses up:\n%s", out)
+	}
+	ws[1].Down.Store(true)
+	image, err := servertest.PushRandomImage(ctx, env.RegistryHost+"/"+servertest.DefaultRepository+":open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "attest", image, "--ts", url, "--identity-server", env.IdentityURL) // published anyway
+	if svc.UnwitnessedCheckpoints() == 0 {
+		t.Fatal("a checkpoint published below the threshold was not counted")
+	}
+	code, out, errOut := tf(t, "verify", image, "--policy", both, "--offline")
+	if code != exitInvalid || !strings.Contains(out, "FAIL witnesses: ") || !strings.Contains(errOut, ": witnesses: ") {
+		t.Errorf("threshold 2 with one witness down at publication: exit %d\n%s%s", code, out, errOut)
+	}
+	if out := mustRun(t, "verify", image, "--policy", first, "--offline"); !strings.Contains(out, "ok   witnesses: ") {
+		t.Errorf("threshold 1 of the witness that was up:\n%s", out)
+	}
+	ws[1].Down.Store(false)
 }
 
 // policyFile writes the policy, with `witnesses: {keys, threshold: 2}` when

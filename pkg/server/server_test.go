@@ -140,7 +140,14 @@ func TestServeTLSOperations(t *testing.T) {
 	// served at that moment.
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
 
-	if code := get(t, hc, s.URL+"/healthz"); code != http.StatusOK {
+	// /healthz answers 503 "Starting" until the first checkpoint is
+	// published (~0.1 s; longer on a loaded machine), then 200.
+	code := get(t, hc, s.URL+"/healthz")
+	for deadline := time.Now().Add(30 * time.Second); code == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		code = get(t, hc, s.URL+"/healthz")
+	}
+	if code != http.StatusOK {
 		t.Errorf("/healthz: %d", code)
 	}
 	// Plain HTTP to the TLS port is refused.

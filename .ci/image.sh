@@ -11,7 +11,9 @@
 # ~/.cache/trustfabric/busybox) for this machine's architecture, pushed, its
 # file system extracted, and the verify component's script run by its busybox
 # sh with its CLI (internal/citest TestVerifyComponentInShellImage): allow for
-# the attested image, deny for an unattested one. Last, the release's CI
+# the attested image, deny for an unattested one; the Tekton verify Task's and
+# StepAction's exec-form args are run by the image's CLI the same way
+# (TestTektonVerifyWithImageCLI). Last, the release's CI
 # manifests are pinned to the pushed digests (devtools/release --pin-image),
 # as the release workflow does.
 # Cost: two cross builds (cached by Go's build cache) and a few seconds.
@@ -82,17 +84,22 @@ grep -q '^ALLOW ' "$work/verify.txt"
 "$work/bin/image" --repo "$shell_ref" --insecure --extract "$host" --rootfs "$work/shellroot"
 got="$(env -i PATH="$work/shellroot/usr/local/bin:$work/shellroot/bin" "$work/shellroot/bin/sh" -c 'trustfabric --version')"
 [ "$got" = "trustfabric $version" ] || { echo "the shell image's sh -c 'trustfabric --version' says \"$got\""; exit 1; }
-TF_SHELL_IMAGE_ROOT="$work/shellroot" TF_SHELL_IMAGE_ALLOW="$ref" TF_SHELL_IMAGE_DENY="$shell_ref" \
-  TF_SHELL_IMAGE_POLICY="$TF_SELFTEST_POLICY" \
-  go test -count=1 -v -run '^TestVerifyComponentInShellImage$' ./internal/citest >"$work/shell-test.txt" 2>&1 || {
-  cat "$work/shell-test.txt"
+# The Tekton verify Task and StepAction: their exec-form command and args run
+# by the image's CLI (allow, deny, deny reported only).
+TF_SHELL_IMAGE_ROOT="$work/shellroot" TF_IMAGE_CLI="$work/from-image" TF_SHELL_IMAGE_ALLOW="$ref" \
+  TF_SHELL_IMAGE_DENY="$shell_ref" TF_SHELL_IMAGE_POLICY="$TF_SELFTEST_POLICY" \
+  go test -count=1 -v -run '^(TestVerifyComponentInShellImage|TestTektonVerifyWithImageCLI)$' ./internal/citest \
+  >"$work/image-tests.txt" 2>&1 || {
+  cat "$work/image-tests.txt"
   exit 1
 }
-grep -q -- '--- PASS: TestVerifyComponentInShellImage' "$work/shell-test.txt" || {
-  cat "$work/shell-test.txt"
-  echo "TestVerifyComponentInShellImage did not run"
-  exit 1
-}
+for t in TestVerifyComponentInShellImage TestTektonVerifyWithImageCLI; do
+  grep -q -- "--- PASS: $t " "$work/image-tests.txt" || {
+    cat "$work/image-tests.txt"
+    echo "$t did not run"
+    exit 1
+  }
+done
 
 # The release's CI manifests, pinned to what was pushed.
 go run ./devtools/release --out "$work/manifests" --pin-image "$ref" --pin-shell-image "$shell_ref" >/dev/null
@@ -101,4 +108,5 @@ grep -q "default: $ref" "$work/manifests/trustfabric-attest.yaml"
 grep -q "image: $ref" "$work/manifests/trustfabric-verify-step.yaml"
 grep -q "default: $shell_ref" "$work/manifests/gitlab-verify.yml"
 echo "image: built for linux/amd64 and linux/arm64, pushed, its binary ran, attested and verified ($ref);"
-echo "  shell variant (linux/$arch) pushed, the verify component ran in it ($shell_ref); CI manifests pinned"
+echo "  shell variant (linux/$arch) pushed, the verify component ran in it ($shell_ref); the Tekton verify"
+echo "  step's args ran with the image's CLI; CI manifests pinned"

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // TestVerifyComponentInShellImage runs the verify component's job script as
@@ -83,6 +85,97 @@ func TestVerifyComponentInShellImage(t *testing.T) {
 		got, _ := os.ReadFile(filepath.Join(dir, "trustfabric", "verify.env"))
 		if code != tc.exit || strings.TrimSpace(string(got)) != "TRUSTFABRIC_DECISION="+tc.decision {
 			t.Errorf("%s: exit %d, dotenv %q; want exit %d and %s\n%s", tc.image, code, got, tc.exit, tc.decision, out)
+		}
+	}
+}
+
+// TestTektonVerifyWithImageCLI runs the verify Task's step and the verify
+// StepAction as Tekton would in exec form: their command and args, with the
+// params, workspace and result paths substituted, run by the CLI read from
+// Trustfabric's image (`devtools/image --extract`). The image has no shell,
+// so these args are the whole step. .ci/image.sh sets the variables of
+// TestVerifyComponentInShellImage and TF_IMAGE_CLI, and fails if this skips.
+func TestTektonVerifyWithImageCLI(t *testing.T) {
+	cli := os.Getenv("TF_IMAGE_CLI")
+	if cli == "" {
+		t.Skip("TF_IMAGE_CLI not set: .ci/image.sh extracts the image's CLI and runs this test")
+	}
+	policy := os.Getenv("TF_SHELL_IMAGE_POLICY")
+	for _, file := range []string{"task/trustfabric-verify/trustfabric-verify.yaml", "stepaction/trustfabric-verify/trustfabric-verify.yaml"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot(t), "tekton", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Spec struct {
+				Params []struct {
+					Name    string `yaml:"name"`
+					Default string `yaml:"default"`
+				} `yaml:"params"`
+				Steps []struct {
+					Command []string `yaml:"command"`
+					Args    []string `yaml:"args"`
+				} `yaml:"steps"`
+				Command []string `yaml:"command"`
+				Args    []string `yaml:"args"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		command, args := m.Spec.Command, m.Spec.Args
+		if len(m.Spec.Steps) == 1 {
+			command, args = m.Spec.Steps[0].Command, m.Spec.Steps[0].Args
+		}
+		if len(command) != 1 || command[0] != "/usr/local/bin/trustfabric" {
+			t.Fatalf("%s: command %q", file, command)
+		}
+		for _, tc := range []struct {
+			image, failOnDeny string
+			exit              int
+			decision          string
+		}{
+			{os.Getenv("TF_SHELL_IMAGE_ALLOW"), "true", 0, "allow"},
+			{os.Getenv("TF_SHELL_IMAGE_DENY"), "true", 1, "deny"},
+			{os.Getenv("TF_SHELL_IMAGE_DENY"), "false", 0, "deny"},
+		} {
+			repo, digest, _ := strings.Cut(tc.image, "@")
+			dir := t.TempDir()
+			params := map[string]string{}
+			for _, p := range m.Spec.Params {
+				params[p.Name] = p.Default
+			}
+			params["IMAGE_URL"], params["IMAGE_DIGEST"], params["fail-on-deny"] = repo, digest, tc.failOnDeny
+			params["policy"] = filepath.Base(policy)
+			if strings.HasPrefix(file, "stepaction/") {
+				params["policy"] = policy
+			}
+			subst := strings.NewReplacer("$(workspaces.policy.path)", filepath.Dir(policy),
+				"$(results.DECISION.path)", filepath.Join(dir, "DECISION"), "$(step.results.DECISION.path)", filepath.Join(dir, "DECISION"))
+			var argv []string
+			for _, a := range args {
+				a = subst.Replace(a)
+				for k, v := range params {
+					a = strings.ReplaceAll(a, "$(params."+k+")", v)
+				}
+				if strings.Contains(a, "$(") {
+					t.Fatalf("%s: arg %q has an unsubstituted variable", file, a)
+				}
+				argv = append(argv, a)
+			}
+			cmd := exec.Command(cli, argv...)
+			cmd.Env = append(os.Environ(), "DOCKER_CONFIG=")
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(filepath.Join(dir, "DECISION"))
+			if code != tc.exit || string(got) != tc.decision {
+				t.Errorf("%s on %s (fail-on-deny %s): exit %d, DECISION %q; want %d, %q\n%s", file, tc.image, tc.failOnDeny, code, got, tc.exit, tc.decision, out)
+			}
 		}
 	}
 }

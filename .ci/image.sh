@@ -84,16 +84,17 @@ grep -q '^ALLOW ' "$work/verify.txt"
 "$work/bin/image" --repo "$shell_ref" --insecure --extract "$host" --rootfs "$work/shellroot"
 got="$(env -i PATH="$work/shellroot/usr/local/bin:$work/shellroot/bin" "$work/shellroot/bin/sh" -c 'trustfabric --version')"
 [ "$got" = "trustfabric $version" ] || { echo "the shell image's sh -c 'trustfabric --version' says \"$got\""; exit 1; }
-# The Tekton verify Task and StepAction: their exec-form command and args run
-# by the image's CLI (allow, deny, deny reported only).
+# The Tekton verify Task and StepAction, and the attest Task: their exec-form
+# command and args run by the image's CLI (allow, deny, deny reported only;
+# the attest results written).
 TF_SHELL_IMAGE_ROOT="$work/shellroot" TF_IMAGE_CLI="$work/from-image" TF_SHELL_IMAGE_ALLOW="$ref" \
   TF_SHELL_IMAGE_DENY="$shell_ref" TF_SHELL_IMAGE_POLICY="$TF_SELFTEST_POLICY" \
-  go test -count=1 -v -run '^(TestVerifyComponentInShellImage|TestTektonVerifyWithImageCLI)$' ./internal/citest \
+  go test -count=1 -v -run '^(TestVerifyComponentInShellImage|TestTektonVerifyWithImageCLI|TestTektonAttestWithImageCLI)$' ./internal/citest \
   >"$work/image-tests.txt" 2>&1 || {
   cat "$work/image-tests.txt"
   exit 1
 }
-for t in TestVerifyComponentInShellImage TestTektonVerifyWithImageCLI; do
+for t in TestVerifyComponentInShellImage TestTektonVerifyWithImageCLI TestTektonAttestWithImageCLI; do
   grep -q -- "--- PASS: $t " "$work/image-tests.txt" || {
     cat "$work/image-tests.txt"
     echo "$t did not run"
@@ -109,4 +110,4 @@ grep -q "image: $ref" "$work/manifests/trustfabric-verify-step.yaml"
 grep -q "default: $shell_ref" "$work/manifests/gitlab-verify.yml"
 echo "image: built for linux/amd64 and linux/arm64, pushed, its binary ran, attested and verified ($ref);"
 echo "  shell variant (linux/$arch) pushed, the verify component ran in it ($shell_ref); the Tekton verify"
-echo "  step's args ran with the image's CLI; CI manifests pinned"
+echo "  and attest steps' args ran with the image's CLI; CI manifests pinned"

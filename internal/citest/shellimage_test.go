@@ -179,3 +179,97 @@ func TestTektonVerifyWithImageCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestTektonAttestWithImageCLI runs the attest Task's step in exec form with
+// the image's CLI, as TestTektonVerifyWithImageCLI does for the gate, and
+// checks the result files the CLI writes. Two things differ from a cluster:
+// the provider param is github (.ci/image.sh's services are a GitHub Actions
+// fake; the kubernetes and spiffe sources have their own tests), and
+// Tekton's /tekton/results is a scratch directory.
+//
+//	TF_IMAGE_CLI, TF_SHELL_IMAGE_ALLOW (the image to attest),
+//	TF_SELFTEST_TS, TF_SELFTEST_IDS and the GitHub runner variables
+func TestTektonAttestWithImageCLI(t *testing.T) {
+	cli := os.Getenv("TF_IMAGE_CLI")
+	if cli == "" {
+		t.Skip("TF_IMAGE_CLI not set: .ci/image.sh extracts the image's CLI and runs this test")
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "tekton", "task", "trustfabric-attest", "trustfabric-attest.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Spec struct {
+			Params []struct {
+				Name    string `yaml:"name"`
+				Default string `yaml:"default"`
+			} `yaml:"params"`
+			Steps []struct {
+				Command    []string `yaml:"command"`
+				Args       []string `yaml:"args"`
+				WorkingDir string   `yaml:"workingDir"`
+				Env        []struct {
+					Name  string `yaml:"name"`
+					Value string `yaml:"value"`
+				} `yaml:"env"`
+			} `yaml:"steps"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Spec.Steps) != 1 {
+		t.Fatalf("%d steps", len(m.Spec.Steps))
+	}
+	step := m.Spec.Steps[0]
+	repo, digest, _ := strings.Cut(os.Getenv("TF_SHELL_IMAGE_ALLOW"), "@")
+	params := map[string]string{}
+	for _, p := range m.Spec.Params {
+		params[p.Name] = p.Default
+	}
+	params["IMAGE_URL"], params["IMAGE_DIGEST"] = repo, digest
+	params["ts-url"], params["identity-server"], params["provider"] = os.Getenv("TF_SELFTEST_TS"), os.Getenv("TF_SELFTEST_IDS"), "github"
+	results := t.TempDir()
+	// Optional workspaces that are not bound expand to "".
+	subst := func(s string) string {
+		for k, v := range params {
+			s = strings.ReplaceAll(s, "$(params."+k+")", v)
+		}
+		for _, w := range []string{"source", "dockerconfig", "spiffe-workload-api"} {
+			s = strings.ReplaceAll(s, "$(workspaces."+w+".path)", "")
+		}
+		s = strings.ReplaceAll(s, "/tekton/results", results)
+		if strings.Contains(s, "$(") {
+			t.Fatalf("%q has an unsubstituted variable", s)
+		}
+		return s
+	}
+	var argv []string
+	for _, a := range step.Args {
+		argv = append(argv, subst(a))
+	}
+	cmd := exec.Command(cli, argv...)
+	cmd.Dir = t.TempDir()
+	if wd := subst(step.WorkingDir); wd != "" {
+		t.Fatalf("workingDir %q with no source workspace", wd)
+	}
+	cmd.Env = os.Environ()
+	for _, e := range step.Env {
+		cmd.Env = append(cmd.Env, e.Name+"="+subst(e.Value))
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("attest step: %v\n%s", err, out)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(results, name))
+		if err != nil {
+			t.Errorf("result %s: %v", name, err)
+		}
+		return string(b)
+	}
+	entry, ref, uri := read("ENTRY_ID"), read("REFERRER_DIGEST"), read("REFERRER_URI")
+	if len(entry) != 64 || !strings.HasPrefix(ref, "sha256:") || uri != repo+"@"+ref || read("LOG_INDEX") == "" {
+		t.Errorf("results ENTRY_ID %q, REFERRER_DIGEST %q, REFERRER_URI %q\n%s", entry, ref, uri, out)
+	}
+}

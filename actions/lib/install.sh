@@ -106,11 +106,13 @@ fi
 # from the repository's tag listing (GitHub's GET /repos/OWNER/REPO/tags:
 # [{"name": …, "commit": {"sha": …}}, …]), or nothing.
 release_for_commit() {
-  local sha="$1" json
-  local auth=()
-  [ -n "${TF_GITHUB_TOKEN:-}" ] && auth=(-H "Authorization: Bearer $TF_GITHUB_TOKEN")
-  json="$(curl -fsSL --retry 3 --proto '=https' --max-filesize 2000000 -H 'Accept: application/vnd.github+json' "${auth[@]}" \
-    "$api/repos/$action_repo/tags?per_page=100" 2>/dev/null)" || return 0
+  local sha="$1" json hdr="$work/api-headers"
+  # The token goes in a 0600 header file, not on curl's command line.
+  (umask 077 && printf 'Accept: application/vnd.github+json\n' >"$hdr")
+  [ -n "${TF_GITHUB_TOKEN:-}" ] && printf 'Authorization: Bearer %s\n' "$TF_GITHUB_TOKEN" >>"$hdr"
+  json="$(curl -fsSL --retry 3 --proto '=https' --max-filesize 2000000 -H "@$hdr" \
+    "$api/repos/$action_repo/tags?per_page=100" 2>/dev/null)" || { rm -f "$hdr"; return 0; }
+  rm -f "$hdr"
   # Whitespace never occurs in tag names or SHAs: drop it, then match one tag
   # object's name and commit (no braces in between).
   tr -d ' \t\r\n' <<<"$json" |

@@ -22,9 +22,10 @@ import (
 // the binary, its transparent statement (ASSET.scitt.cose) and the tag
 // listing of GET /repos/acme/tf/tags.
 type fakeRelease struct {
-	listed, served []byte // the committed checksum is of listed; served is the download (nil: 404)
-	statement      []byte // nil: 404
-	tags           string // JSON; empty: 404
+	listed, served []byte  // the committed checksum is of listed; served is the download (nil: 404)
+	statement      []byte  // nil: 404
+	tags           string  // JSON; empty: 404
+	tagsAuth       *string // receives the Authorization header of the tag listing request
 }
 
 // serve copies the actions into a scratch repository whose checksums.txt
@@ -54,6 +55,9 @@ func (f fakeRelease) serve(t *testing.T) (dir string, env map[string]string) {
 		case "/acme/tf/releases/download/v1.2.3/" + asset + ".scitt.cose":
 			body = f.statement
 		case "/api/repos/acme/tf/tags":
+			if f.tagsAuth != nil {
+				*f.tagsAuth = r.Header.Get("Authorization")
+			}
 			if f.tags != "" {
 				body = []byte(f.tags)
 			}
@@ -115,15 +119,19 @@ func TestSetupCommitRef(t *testing.T) {
 		t.Fatal(err)
 	}
 	sha := strings.Repeat("a1", 20)
-	gh := map[string]string{"action_ref": strings.ToUpper(sha), "action_repository": "acme/tf"}
+	gh := map[string]string{"action_ref": strings.ToUpper(sha), "action_repository": "acme/tf", "token": "ghs_fake"}
 
-	dir, env := fakeRelease{listed: bin, served: bin, tags: tagsJSON(sha)}.serve(t)
+	var auth string
+	dir, env := fakeRelease{listed: bin, served: bin, tags: tagsJSON(sha), tagsAuth: &auth}.serve(t)
 	res := run(t, filepath.Join(dir, "actions", "setup"), RunOptions{Env: env, GitHub: gh})
 	if res.ExitCode != 0 || res.Outputs["source"] != "release" || res.Outputs["version"] != "v1.2.3" {
 		t.Fatalf("exit %d, outputs %v", res.ExitCode, res.Outputs)
 	}
 	if !strings.Contains(res.Stdout, "commit "+sha+" is release v1.2.3") {
 		t.Errorf("no resolution message in\n%s", res.Stdout)
+	}
+	if auth != "Bearer ghs_fake" {
+		t.Errorf("the tag listing was asked with Authorization %q, want the job's token", auth)
 	}
 
 	for name, tags := range map[string]string{"untagged commit": tagsJSON(strings.Repeat("b", 40)), "no tag listing": ""} {

@@ -131,6 +131,7 @@ type Service struct {
 	follow   *follower
 	proofs   *proofCache
 	receipts *receiptCache
+	treeSig  treeSigner
 
 	mu       sync.Mutex
 	inflight map[storage.Entry]*operation

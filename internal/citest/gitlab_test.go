@@ -32,7 +32,8 @@ func loadSchema(t *testing.T) *jsonschema.Schema {
 func TestGitLabComponents(t *testing.T) {
 	s := loadSchema(t)
 	root := repoRoot(t)
-	want := map[string]string{"attest.yml": "trustfabric-attest", "verify.yml": "trustfabric-verify"}
+	// Job names carry the job-prefix input, so two includes do not collide.
+	want := map[string]string{"attest.yml": "$[[ inputs.job-prefix ]]trustfabric-attest", "verify.yml": "$[[ inputs.job-prefix ]]trustfabric-verify"}
 	for file, job := range want {
 		path := filepath.Join(root, "gitlab", "templates", file)
 		t.Run(file, func(t *testing.T) {
@@ -77,7 +78,7 @@ func TestGitLabAttestIdentity(t *testing.T) {
 	if err := docs[1].Decode(&body); err != nil {
 		t.Fatal(err)
 	}
-	job := body["trustfabric-attest"]
+	job := body["$[[ inputs.job-prefix ]]trustfabric-attest"]
 	if got := job.IDTokens["TRUSTFABRIC_ID_TOKEN"].Aud; got != "$[[ inputs.identity-server ]]" {
 		t.Errorf("id_tokens.TRUSTFABRIC_ID_TOKEN.aud = %q, want the identity-server input", got)
 	}
@@ -279,7 +280,7 @@ func TestGitLabComponentImage(t *testing.T) {
 		if err := docs[1].Decode(&body); err != nil {
 			t.Fatal(err)
 		}
-		job := body["trustfabric-"+name]
+		job := body["$[[ inputs.job-prefix ]]trustfabric-"+name]
 		if job.Image.Name != "$[[ inputs.cli-image ]]" || len(job.Image.Entrypoint) != 1 || job.Image.Entrypoint[0] != "" {
 			t.Errorf("%s: job image %+v, want the cli-image input with entrypoint [\"\"]", name, job.Image)
 		}

@@ -6,6 +6,16 @@
 # `--version`, and the image is attested with `trustfabric attest` (identity
 # from the fake GitHub issuer, the Transparency Service on loopback) and
 # verified with `trustfabric verify` against the environment's policy.
+# The shell variant (the GitLab components' default image) is built with
+# Debian's static busybox (apt-get download busybox-static, cached under
+# ~/.cache/trustfabric/busybox) for this machine's architecture, pushed, its
+# file system extracted, and the verify component's script run by its busybox
+# sh with its CLI (internal/citest TestVerifyComponentInShellImage): allow for
+# the attested image, deny for an unattested one; the Tekton verify Task's and
+# StepAction's exec-form args are run by the image's CLI the same way
+# (TestTektonVerifyWithImageCLI). Last, the release's CI
+# manifests are pinned to the pushed digests (devtools/release --pin-image),
+# as the release workflow does.
 # Cost: two cross builds (cached by Go's build cache) and a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,11 +42,22 @@ set -a
 . "$work/env.env"
 set +a
 
-ref="$("$work/bin/image" --repo "$TF_SELFTEST_REGISTRY/trustfabric/trustfabric:$version" --insecure \
+arch="$(go env GOARCH)"
+bb="$HOME/.cache/trustfabric/busybox/$arch"
+if [ ! -x "$bb/bin/busybox" ]; then
+  mkdir -p "$bb"
+  (cd "$bb" && apt-get download "busybox-static:$(dpkg --print-architecture)" >/dev/null 2>&1 &&
+    dpkg-deb -x busybox-static_*.deb . && rm -f busybox-static_*.deb)
+fi
+[ -x "$bb/bin/busybox" ] || { echo "no static busybox for the shell variant (apt-get download busybox-static failed)"; exit 1; }
+refs="$("$work/bin/image" --repo "$TF_SELFTEST_REGISTRY/trustfabric/trustfabric:$version" --insecure \
   --version "$version" --revision "$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
   --bin "linux/amd64=$work/dist/trustfabric_${version}_linux_amd64" \
-  --bin "linux/arm64=$work/dist/trustfabric_${version}_linux_arm64")"
-echo "pushed $ref"
+  --bin "linux/arm64=$work/dist/trustfabric_${version}_linux_arm64" \
+  --shell "linux/$arch=$bb/bin/busybox" --shell-repo "$TF_SELFTEST_REGISTRY/trustfabric/trustfabric:$version-shell")"
+ref="$(sed -n 1p <<<"$refs")"
+shell_ref="$(sed -n 2p <<<"$refs")"
+echo "pushed $ref and $shell_ref"
 
 host="linux/$(go env GOARCH)"
 "$work/bin/image" --repo "$ref" --insecure --extract "$host" --out "$work/from-image"
@@ -57,4 +78,36 @@ export GITHUB_ACTIONS=true GITHUB_REPOSITORY=trustfabric/trustfabric GITHUB_REPO
   exit 1
 }
 grep -q '^ALLOW ' "$work/verify.txt"
-echo "image: built for linux/amd64 and linux/arm64, pushed, its binary ran, attested and verified ($ref)"
+
+# The shell variant: its busybox runs its CLI, and the verify component's
+# script gates an attested image (allow) and the unattested shell image (deny).
+"$work/bin/image" --repo "$shell_ref" --insecure --extract "$host" --rootfs "$work/shellroot"
+got="$(env -i PATH="$work/shellroot/usr/local/bin:$work/shellroot/bin" "$work/shellroot/bin/sh" -c 'trustfabric --version')"
+[ "$got" = "trustfabric $version" ] || { echo "the shell image's sh -c 'trustfabric --version' says \"$got\""; exit 1; }
+# The Tekton verify Task and StepAction, and the attest Task: their exec-form
+# command and args run by the image's CLI (allow, deny, deny reported only;
+# the attest results written).
+TF_SHELL_IMAGE_ROOT="$work/shellroot" TF_IMAGE_CLI="$work/from-image" TF_SHELL_IMAGE_ALLOW="$ref" \
+  TF_SHELL_IMAGE_DENY="$shell_ref" TF_SHELL_IMAGE_POLICY="$TF_SELFTEST_POLICY" \
+  go test -count=1 -v -run '^(TestVerifyComponentInShellImage|TestTektonVerifyWithImageCLI|TestTektonAttestWithImageCLI)$' ./internal/citest \
+  >"$work/image-tests.txt" 2>&1 || {
+  cat "$work/image-tests.txt"
+  exit 1
+}
+for t in TestVerifyComponentInShellImage TestTektonVerifyWithImageCLI TestTektonAttestWithImageCLI; do
+  grep -q -- "--- PASS: $t " "$work/image-tests.txt" || {
+    cat "$work/image-tests.txt"
+    echo "$t did not run"
+    exit 1
+  }
+done
+
+# The release's CI manifests, pinned to what was pushed.
+go run ./devtools/release --out "$work/manifests" --pin-image "$ref" --pin-shell-image "$shell_ref" >/dev/null
+if grep -l 'sha256:0\{64\}' "$work"/manifests/*; then echo "a placeholder digest is left"; exit 1; fi
+grep -q "default: $ref" "$work/manifests/trustfabric-attest.yaml"
+grep -q "image: $ref" "$work/manifests/trustfabric-verify-step.yaml"
+grep -q "default: $shell_ref" "$work/manifests/gitlab-verify.yml"
+echo "image: built for linux/amd64 and linux/arm64, pushed, its binary ran, attested and verified ($ref);"
+echo "  shell variant (linux/$arch) pushed, the verify component ran in it ($shell_ref); the Tekton verify"
+echo "  and attest steps' args ran with the image's CLI; CI manifests pinned"

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,6 +141,10 @@ func TestValidate(t *testing.T) {
 				if err := pinned(o.Spec.Image); err != nil {
 					t.Error(err)
 				}
+				if err := projectImage(o.Spec.Image); err != nil {
+					t.Error(err)
+				}
+				checkExecForm(t, o.Name, o.Spec.Script, o.Spec.Command)
 				checkResults(t, stepActionResultNames(o))
 			}
 		})
@@ -194,9 +199,10 @@ func checkTask(t *testing.T, task *v1.Task) {
 		if err := pinned(img); err != nil {
 			t.Errorf("step %s: %v", s.Name, err)
 		}
-		if strings.Contains(s.Script, "$(params.") {
-			t.Errorf("step %s: script substitutes params directly; pass them through env", s.Name)
+		if err := projectImage(img); err != nil {
+			t.Errorf("step %s: %v", s.Name, err)
 		}
+		checkExecForm(t, s.Name, s.Script, s.Command)
 		var names []string
 		for _, r := range task.Spec.Results {
 			names = append(names, r.Name)
@@ -237,6 +243,38 @@ func checkResults(t *testing.T, names []string) {
 	}
 }
 
+// ProjectImage is the repository of Trustfabric's container image (built by
+// devtools/image): every step runs the CLI it carries. PlaceholderDigest is
+// the digest the repository's manifests name it by; the release replaces it
+// (devtools/release --pin-image).
+const (
+	ProjectImage      = "ghcr.io/trustfabric/trustfabric"
+	PlaceholderDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	cliPath           = "/usr/local/bin/trustfabric"
+)
+
+// errNotProjectImage marks a step image other than Trustfabric's.
+var errNotProjectImage = errors.New("step image is not the Trustfabric image")
+
+func projectImage(img string) error {
+	if !strings.HasPrefix(img, ProjectImage+":") && !strings.HasPrefix(img, ProjectImage+"@") {
+		return fmt.Errorf("%w: %q", errNotProjectImage, img)
+	}
+	return nil
+}
+
+// checkExecForm: a step runs the image's CLI directly. The image has no
+// shell, and nothing may be installed at run time.
+func checkExecForm(t *testing.T, step, script string, command []string) {
+	t.Helper()
+	if script != "" {
+		t.Errorf("step %s has a script; the image has no shell: run the CLI with command and args", step)
+	}
+	if len(command) != 1 || command[0] != cliPath {
+		t.Errorf("step %s: command %q, want [%s]", step, command, cliPath)
+	}
+}
+
 func pinned(img string) error {
 	if !pinnedRE.MatchString(img) {
 		return fmt.Errorf("%w: %q", errNotPinned, img)
@@ -262,9 +300,24 @@ func TestVerifyStepMatchesTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, b := task.(*v1.Task).Spec.Steps[0].Script, step.(*v1beta1.StepAction).Spec.Script; a != b {
-		t.Errorf("the verify Task and StepAction scripts differ:\n--- task\n%s\n--- step action\n%s", a, b)
+	// The same command and flags; only where the policy and the result
+	// file live differ (a workspace path in the Task, a param in the step).
+	ts, ss := task.(*v1.Task).Spec.Steps[0], step.(*v1beta1.StepAction).Spec
+	if !slices.Equal(ts.Command, ss.Command) || !slices.Equal(flagNames(ts.Args), flagNames(ss.Args)) {
+		t.Errorf("the verify Task and StepAction run different commands:\n--- task\n%q %q\n--- step action\n%q %q",
+			ts.Command, ts.Args, ss.Command, ss.Args)
 	}
+}
+
+// flagNames is the subcommand and the --flag names of args, in order.
+func flagNames(args []string) []string {
+	var names []string
+	for i, a := range args {
+		if name, _, _ := strings.Cut(a, "="); strings.HasPrefix(a, "--") || i == 0 {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // TestAttestIdentityVolume pins the identity wiring: a projected token whose
@@ -301,9 +354,9 @@ func TestAttestIdentityVolume(t *testing.T) {
 		m[0].MountPath != "/var/run/secrets/trustfabric" {
 		t.Errorf("step mounts %v, want identity-token read-only at /var/run/secrets/trustfabric", m)
 	}
-	// The CLI writes the results itself, into the directory of $(results.*.path).
-	if !strings.Contains(task.Spec.Steps[0].Script, "--tekton-results-dir") {
-		t.Error("the attest step does not pass --tekton-results-dir")
+	// The CLI writes the results itself, into Tekton's results directory.
+	if !slices.Contains(task.Spec.Steps[0].Args, "--tekton-results-dir=/tekton/results") {
+		t.Error("the attest step does not pass --tekton-results-dir=/tekton/results")
 	}
 }
 
@@ -340,5 +393,27 @@ func TestRejects(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestNoRunTimeInstall: no Task, StepAction, sample or example installs or
+// downloads the CLI when it runs (the step image carries it), and every image
+// reference to Trustfabric names the project's image by digest.
+func TestNoRunTimeInstall(t *testing.T) {
+	install := regexp.MustCompile(`go install|go build|curl |wget |apk add|apt-get|cli-version|install\.sh`)
+	image := regexp.MustCompile(regexp.QuoteMeta(ProjectImage) + `[^\s"',\]]*`)
+	for _, f := range manifests(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := install.Find(b); m != nil {
+			t.Errorf("%s: %q: installs at run time", f, m)
+		}
+		for _, ref := range image.FindAllString(string(b), -1) {
+			if err := pinned(ref); err != nil {
+				t.Errorf("%s: %v", f, err)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,12 +21,13 @@ func NewCmdBench() *cobra.Command {
 
 func newCmdBenchRegister() *cobra.Command {
 	var cfg loadgen.Config
-	var keyFile string
+	var keyFile, output string
 	cmd := &cobra.Command{
-		Use:     "register --ts URL --key FILE --count N --concurrency C [--payload-size B] [--window W] [--sync]",
-		Short:   "Register N pre-signed statements from C concurrent clients and report rate and receipt latency",
-		Example: `  trustfabric bench register --ts http://127.0.0.1:8080 --key issuer.jwk --count 10000 --concurrency 64`,
-		Args:    cobra.NoArgs,
+		Use:   "register --ts URL --key FILE --count N --concurrency C [--payload-size B] [--window W] [--sync] [--output json]",
+		Short: "Register N pre-signed statements from C concurrent clients and report rate and receipt latency",
+		Example: `  trustfabric bench register --ts http://127.0.0.1:8080 --key issuer.jwk --count 10000 --concurrency 64
+  trustfabric bench register --ts http://127.0.0.1:8080 --key issuer.jwk --count 1000 --concurrency 8 --output json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := keys.LoadPrivate(keyFile)
 			if err != nil {
@@ -34,7 +36,9 @@ func newCmdBenchRegister() *cobra.Command {
 			cfg.Key = k
 			rep, err := loadgen.Run(cmd.Context(), cfg)
 			if rep != nil {
-				fmt.Fprint(cmd.OutOrStdout(), rep)
+				if perr := printResult(cmd.OutOrStdout(), output, newBenchReport(rep), func() { fmt.Fprint(cmd.OutOrStdout(), rep) }); perr != nil {
+					return perr
+				}
 			}
 			if err != nil {
 				return &invalidError{err}
@@ -52,5 +56,45 @@ func newCmdBenchRegister() *cobra.Command {
 	f.BoolVar(&cfg.Sync, "sync", false, "one POST per registration that waits for the receipt (201) instead of 303 + GET")
 	cmd.MarkFlagRequired("ts")
 	cmd.MarkFlagRequired("key")
+	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// benchReport is the --output json of `bench register` (docs/cli-json.md):
+// loadgen.Report with durations in milliseconds.
+type benchReport struct {
+	Mode            string      `json:"mode"` // pipelined or sync
+	Count           int         `json:"count"`
+	Concurrency     int         `json:"concurrency"`
+	Window          int         `json:"window"`
+	PayloadSize     int         `json:"payloadSize"`
+	ElapsedMs       float64     `json:"elapsedMs"`
+	SubmitElapsedMs float64     `json:"submitElapsedMs"`
+	RatePerSecond   float64     `json:"ratePerSecond"`
+	LatencyMs       latencyJSON `json:"latencyMs"`
+	Verified        int         `json:"verified"`
+	VerifyElapsedMs float64     `json:"verifyElapsedMs"`
+}
+
+type latencyJSON struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func newBenchReport(r *loadgen.Report) benchReport {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	mode := "pipelined"
+	if r.Sync {
+		mode = "sync"
+	}
+	var rate float64
+	if r.Elapsed > 0 {
+		rate = r.Rate()
+	}
+	return benchReport{Mode: mode, Count: r.Count, Concurrency: r.Concurrency, Window: r.Window, PayloadSize: r.PayloadSize,
+		ElapsedMs: ms(r.Elapsed), SubmitElapsedMs: ms(r.SubmitElapsed), RatePerSecond: rate,
+		LatencyMs: latencyJSON{P50: ms(r.P50), P90: ms(r.P90), P99: ms(r.P99), Max: ms(r.Max)},
+		Verified:  r.Verified, VerifyElapsedMs: ms(r.VerifyElapsed)}
 }

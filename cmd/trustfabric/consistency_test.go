@@ -78,7 +78,8 @@ func TestEveryCommandHasExample(t *testing.T) {
 // the same shorthand; the commands that print a result have it.
 func TestOutputFlag(t *testing.T) {
 	want := map[string]bool{"attach": true, "attest": true, "discover": true, "inspect": true, "key generate": true,
-		"policy check": true, "register": true, "verify": true, "version": true}
+		"policy check": true, "register": true, "verify": true, "version": true, "credential issue": true,
+		"statement verify": true, "receipt verify": true, "bench register": true}
 	for _, c := range userCommands(t) {
 		p := strings.TrimPrefix(c.CommandPath(), "trustfabric ")
 		f := c.Flags().Lookup("output")

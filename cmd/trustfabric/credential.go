@@ -40,7 +40,7 @@ func NewCmdCredential() *cobra.Command {
 }
 
 func newCmdCredentialIssue() *cobra.Command {
-	var policyFile, keyFile, holderFile, out, issuer, format, ts, statementOut string
+	var policyFile, keyFile, holderFile, out, issuer, format, ts, statementOut, output string
 	var offline, registerIt, attach bool
 	var insecure []string
 	var validity time.Duration
@@ -49,7 +49,8 @@ func newCmdCredentialIssue() *cobra.Command {
 		Short: "Run the gate on an image and, when it allows, issue an SD-JWT VC (or SD-CWT) about it bound to the holder's key (exit 1 on deny)",
 		Example: `  trustfabric credential issue ghcr.io/acme/app@sha256:… --policy policy.yaml --key issuer.jwk --holder-key holder.pub.jwk --out app.sd-jwt
   trustfabric credential issue ghcr.io/acme/app@sha256:… --policy policy.yaml --key issuer.jwk --holder-key holder.pub.jwk --out app.sd-cwt --format sd-cwt
-  trustfabric credential issue ghcr.io/acme/app@sha256:… --policy policy.yaml --key issuer.jwk --holder-key holder.pub.jwk --out app.sd-jwt --register --ts https://ts.example --statement-out app.statement.cose`,
+  trustfabric credential issue ghcr.io/acme/app@sha256:… --policy policy.yaml --key issuer.jwk --holder-key holder.pub.jwk --out app.sd-jwt --register --ts https://ts.example --statement-out app.statement.cose
+  trustfabric credential issue ghcr.io/acme/app@sha256:… --policy policy.yaml --key issuer.jwk --holder-key holder.pub.jwk --out app.sd-jwt --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != formatSDJWT && format != formatSDCWT {
@@ -167,13 +168,20 @@ func newCmdCredentialIssue() *cobra.Command {
 			if err := writeOutput(out, encoded, 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "issued %s credential for %s@%s: %d selectively disclosable claims (%s) -> %s\n",
+			res := credentialIssued{Image: d.Image, Digest: d.Digest, Format: format, Type: typ, Credential: out,
+				Disclosable: append([]string{}, paths...), EntryID: entryID}
+			w := cmd.OutOrStdout() // the text report; with --output json, notes on stderr
+			if output == "json" {
+				w = cmd.ErrOrStderr()
+			}
+			fmt.Fprintf(w, "issued %s credential for %s@%s: %d selectively disclosable claims (%s) -> %s\n",
 				typ, d.Image, d.Digest, len(paths), strings.Join(paths, ", "), out)
 			if transparent != nil {
 				if err := writeOutput(statementOut, transparent, 0o644); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "registered entry %s at %s -> %s\n", entryID, ts, statementOut)
+				res.Statement = statementOut
+				fmt.Fprintf(w, "registered entry %s at %s -> %s\n", entryID, ts, statementOut)
 			}
 			if attach {
 				st, err := scitt.ParseStatement(transparent)
@@ -196,8 +204,12 @@ func newCmdCredentialIssue() *cobra.Command {
 					return fmt.Errorf("attach: %w", err)
 				}
 				for _, a := range att {
-					fmt.Fprintf(cmd.OutOrStdout(), "attached %s to %s (%s)\n", a.Referrer, a.Subject, credential.ArtifactType)
+					res.Referrers = append(res.Referrers, a.Referrer)
+					fmt.Fprintf(w, "attached %s to %s (%s)\n", a.Referrer, a.Subject, credential.ArtifactType)
 				}
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), res)
 			}
 			return nil
 		},
@@ -216,10 +228,25 @@ func newCmdCredentialIssue() *cobra.Command {
 	f.StringVar(&statementOut, "statement-out", "", "where to write the Transparent Statement of --register (default OUT.statement.cose)")
 	f.BoolVar(&attach, "attach", false, "attach the registered statement and the credential's issuer-signed part (no disclosures) to the image as a referrer of type "+credential.ArtifactType)
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable)")
+	addOutputFlag(cmd, &output)
 	for _, n := range []string{"policy", "key", "holder-key", "out"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
 	return cmd
+}
+
+// credentialIssued is the --output json of `credential issue`
+// (docs/cli-json.md).
+type credentialIssued struct {
+	Image       string   `json:"image"`
+	Digest      string   `json:"digest"`
+	Format      string   `json:"format"` // sd-jwt or sd-cwt
+	Type        string   `json:"type"`   // the credential's media type
+	Credential  string   `json:"credential"`
+	Disclosable []string `json:"disclosable"`
+	EntryID     string   `json:"entryId,omitempty"`
+	Statement   string   `json:"statement,omitempty"`
+	Referrers   []string `json:"referrers,omitempty"`
 }
 
 func newCmdCredentialPresent() *cobra.Command {

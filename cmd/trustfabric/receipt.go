@@ -24,14 +24,15 @@ func NewCmdReceipt() *cobra.Command {
 }
 
 func newCmdReceiptVerify() *cobra.Command {
-	var statementFile, receiptFile, leafName string
+	var statementFile, receiptFile, leafName, output string
 	var serviceKeys, issuerKeys []string
 	cmd := &cobra.Command{
-		Use: "verify [TRANSPARENT_FILE] --service-key KEY [--issuer-key KEY] [--leaf auto|ietf|direct]\n" +
+		Use: "verify [TRANSPARENT_FILE] --service-key KEY [--issuer-key KEY] [--leaf auto|ietf|direct] [--output json]\n" +
 			"  trustfabric receipt verify --statement FILE --receipt FILE --service-key KEY",
 		Short: "Verify receipts: one given with --receipt, or every receipt in a Transparent Statement",
 		Example: `  trustfabric receipt verify app.transparent.cose --service-key https://ts.example
-  trustfabric receipt verify --statement app.cose --receipt app.receipt --service-key ts.jwks --issuer-key issuer.pub.jwk`,
+  trustfabric receipt verify --statement app.cose --receipt app.receipt --service-key ts.jwks --issuer-key issuer.pub.jwk
+  trustfabric receipt verify app.transparent.cose --service-key ts.jwks --output json`,
 		Long: `Verify receipts: one given with --receipt, or every receipt in a Transparent Statement.
 
 RFC 9162 (vds 1) receipts need the leaf convention of the service that issued
@@ -60,37 +61,33 @@ CCF receipts (vds 2, Azure Code Transparency) have their own leaf.`,
 					return err
 				}
 			}
-			var res *scitt.Result
+			var (
+				stmt []byte
+				res  *scitt.Result
+			)
 			switch {
 			case len(args) == 1 && statementFile == "" && receiptFile == "":
-				stmt, err := readInput(args[0])
-				if err != nil {
+				if stmt, err = readInput(args[0]); err != nil {
 					return err
 				}
 				res, err = scitt.VerifyTransparentStatement(stmt, service, leaf, issuer)
-				fmt.Fprint(cmd.OutOrStdout(), res)
-				if err != nil {
-					return &invalidError{err}
-				}
 			case len(args) == 0 && statementFile != "" && receiptFile != "":
-				stmt, err := readInput(statementFile)
-				if err != nil {
+				if stmt, err = readInput(statementFile); err != nil {
 					return err
 				}
-				rb, err := readInput(receiptFile)
-				if err != nil {
-					return err
+				rb, rerr := readInput(receiptFile)
+				if rerr != nil {
+					return rerr
 				}
 				res, err = scitt.VerifyDetachedReceipt(stmt, rb, service, leaf, issuer)
-				fmt.Fprint(cmd.OutOrStdout(), res)
-				if err != nil {
-					return &invalidError{err}
-				}
 			default:
 				return errors.New("give either a transparent statement file, or --statement and --receipt")
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "valid")
-			return nil
+			rep := newVerifyReport(res, err)
+			if s, perr := scitt.ParseStatement(stmt); perr == nil {
+				rep.Issuer, rep.Subject = s.Issuer, s.Subject
+			}
+			return reportChecks(cmd, output, rep, res, err, "valid")
 		},
 	}
 	f := cmd.Flags()
@@ -100,6 +97,7 @@ CCF receipts (vds 2, Azure Code Transparency) have their own leaf.`,
 	f.StringArrayVar(&issuerKeys, "issuer-key", nil, "issuer public key: also verify the statement")
 	f.StringVar(&leafName, "leaf", "auto", "leaf convention of the service: auto (from the service's metadata or the receipt), ietf or direct")
 	_ = cmd.MarkFlagRequired("service-key")
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 

@@ -101,13 +101,14 @@ func newCmdStatementSign() *cobra.Command {
 
 func newCmdStatementVerify() *cobra.Command {
 	var keyFiles, serviceKeys []string
-	var payloadFile, bundleFile, trustDomain, leafName string
+	var payloadFile, bundleFile, trustDomain, leafName, output string
 	cmd := &cobra.Command{
-		Use: "verify FILE (--key PUBLIC_KEY | --identity-bundle FILE --trust-domain TD [--service-key KEY]) [--payload FILE]",
+		Use: "verify FILE (--key PUBLIC_KEY | --identity-bundle FILE --trust-domain TD [--service-key KEY]) [--payload FILE] [--output json]",
 		Short: "Verify a Signed Statement: with an issuer key, or, for a statement signed by a workload, " +
 			"with the identity bundle (the WIT must have been valid when the statement was registered)",
 		Example: `  trustfabric statement verify app.cose --key issuer.pub.jwk --payload provenance.json
-  trustfabric statement verify app.cose --identity-bundle bundle.jwks --trust-domain acme.example --service-key https://ts.example`,
+  trustfabric statement verify app.cose --identity-bundle bundle.jwks --trust-domain acme.example --service-key https://ts.example
+  trustfabric statement verify app.cose --key issuer.pub.jwk --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := readInput(args[0])
@@ -121,7 +122,7 @@ func newCmdStatementVerify() *cobra.Command {
 				}
 			}
 			if bundleFile != "" {
-				return verifyWITStatement(cmd, b, preimage, bundleFile, trustDomain, serviceKeys, leafName)
+				return verifyWITStatement(cmd, b, preimage, bundleFile, trustDomain, serviceKeys, leafName, output)
 			}
 			if len(keyFiles) == 0 {
 				return errors.New("give --key, or --identity-bundle and --trust-domain for a statement signed with a WIT")
@@ -132,19 +133,16 @@ func newCmdStatementVerify() *cobra.Command {
 			}
 			s, err := scitt.ParseStatement(b)
 			if err != nil {
-				return &invalidError{err}
+				return reportChecks(cmd, output, newVerifyReport(nil, err), nil, err, "")
 			}
 			var opts []scitt.VerifyOption
 			if preimage != nil {
 				opts = append(opts, scitt.WithPreimage(preimage))
 			}
 			res, err := s.Verify(keys, opts...)
-			fmt.Fprint(cmd.OutOrStdout(), res)
-			if err != nil {
-				return &invalidError{err}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "valid: statement by %s about %s\n", s.Issuer, s.Subject)
-			return nil
+			rep := newVerifyReport(res, err)
+			rep.Issuer, rep.Subject = s.Issuer, s.Subject
+			return reportChecks(cmd, output, rep, res, err, fmt.Sprintf("valid: statement by %s about %s", s.Issuer, s.Subject))
 		},
 	}
 	f := cmd.Flags()
@@ -154,10 +152,11 @@ func newCmdStatementVerify() *cobra.Command {
 	f.StringVar(&trustDomain, "trust-domain", "", "trust domain of --identity-bundle")
 	f.StringArrayVar(&serviceKeys, "service-key", nil, "Transparency Service key, key set file or URL: the WIT is checked at the registration time of a receipt that must verify under it (without this flag: at the statement's iat)")
 	f.StringVar(&leafName, "leaf", "ietf", "leaf convention of the service: ietf or direct")
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 
-func verifyWITStatement(cmd *cobra.Command, stmt, preimage []byte, bundleFile, trustDomain string, serviceKeys []string, leafName string) error {
+func verifyWITStatement(cmd *cobra.Command, stmt, preimage []byte, bundleFile, trustDomain string, serviceKeys []string, leafName, output string) error {
 	if trustDomain == "" {
 		return errors.New("--identity-bundle needs --trust-domain")
 	}
@@ -185,13 +184,17 @@ func verifyWITStatement(cmd *cobra.Command, stmt, preimage []byte, bundleFile, t
 		opts = append(opts, witstatement.WithReceipts(keys, leaf))
 	}
 	id, err := witstatement.Verify(stmt, wimse.Bundles{bundle}, opts...)
-	if id != nil && id.Result != nil {
-		fmt.Fprint(cmd.OutOrStdout(), id.Result)
+	var res *scitt.Result
+	if id != nil {
+		res = id.Result
 	}
+	rep := newVerifyReport(res, err)
 	if err != nil {
-		return &invalidError{err}
+		return reportChecks(cmd, output, rep, res, err, "")
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "valid: statement by workload %s about %s; WIT valid at %s (%s)\n",
-		id.WIT.ID, id.Statement.Subject, id.CheckedAt.Format(time.RFC3339), id.Source)
-	return nil
+	at := id.CheckedAt.UTC()
+	rep.Issuer, rep.Subject = id.Statement.Issuer, id.Statement.Subject
+	rep.WorkloadID, rep.WITValidAt, rep.WITTimeSource = id.WIT.ID.String(), &at, id.Source
+	return reportChecks(cmd, output, rep, res, nil, fmt.Sprintf("valid: statement by workload %s about %s; WIT valid at %s (%s)",
+		id.WIT.ID, id.Statement.Subject, id.CheckedAt.Format(time.RFC3339), id.Source))
 }

@@ -23,11 +23,12 @@ func init() { register(NewCmdVerify) }
 
 // NewCmdVerify returns `trustfabric verify`, the deployment gate.
 func NewCmdVerify() *cobra.Command {
-	var policyFile, output, file, statementFile, preimageFile, credentialFile, nonce, layoutDir string
-	var offline bool
+	var policyFile, output, file, statementFile, preimageFile, credentialFile, nonce, decisionOut, layoutDir string
+	var offline, failOnDeny bool
 	var insecure []string
 	var timeout time.Duration
 	var maxBytes int64
+	var gate func(*cobra.Command, []string) error
 	cmd := &cobra.Command{
 		Use:   "verify (IMAGE[@DIGEST] | --file PATH) --policy FILE [--output json] [--offline] [--oci-layout DIR] [--credential PRESENTATION [--nonce NONCE]]",
 		Short: "Allow or deny an image or a file on its SCITT statements, receipts and identities, or an image on a credential (exit 0 allow, 1 deny)",
@@ -35,66 +36,79 @@ func NewCmdVerify() *cobra.Command {
   trustfabric verify ghcr.io/acme/app@sha256:… --policy policy.yaml --offline --oci-layout ./app-layout   # no network
   trustfabric verify --file dist/app_linux_amd64.tar.gz --policy policy.yaml   # reads PATH.scitt.cose and its preimage
   TRUSTFABRIC_POLICY=policy.yaml trustfabric verify ghcr.io/acme/app:1.2 --output json
-  trustfabric verify ghcr.io/acme/app@sha256:… --policy credential-policy.yaml --credential presentation.sd-jwt --nonce n-0S6_WzA2Mj`,
+  trustfabric verify ghcr.io/acme/app@sha256:… --policy credential-policy.yaml --credential presentation.sd-jwt --nonce n-0S6_WzA2Mj
+  trustfabric verify ghcr.io/acme/app@sha256:… --policy policy.yaml --decision-out /tekton/results/DECISION --fail-on-deny=false`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (len(args) == 1) == (file != "") {
-				return errors.New("give an image or --file PATH (one of them)")
-			}
-			p, err := policy.Load(policyFile)
-			if err != nil {
-				return err
-			}
-			if nonce != "" && credentialFile == "" {
-				return errors.New("--nonce goes with --credential")
-			}
-			if credentialFile != "" {
-				if file != "" {
-					return errors.New("--credential decides on an image, not on --file")
+			err := gate(cmd, args)
+			if decisionOut != "" {
+				if werr := writeDecision(decisionOut, err); werr != nil {
+					return errors.Join(err, werr)
 				}
-				pres, err := readInput(credentialFile)
-				if err != nil {
-					return err
-				}
-				d, err := credential.Gate(p, credential.GateRequest{Image: args[0], Presentation: pres, Nonce: nonce})
-				if err != nil {
-					return err
-				}
-				return reportDecision(cmd, d, output)
 			}
-			if layoutDir != "" && file != "" {
-				return errors.New("--oci-layout holds images: give an image, not --file")
+			if !failOnDeny && errors.Is(err, errDenied) {
+				return nil
 			}
-			var ociOpts []oci.Option
-			for _, h := range insecure {
-				ociOpts = append(ociOpts, oci.WithInsecureRegistry(h))
-			}
-			if layoutDir != "" {
-				ociOpts = append(ociOpts, oci.WithLayout(layoutDir))
-			}
-			client, err := oci.New(ociOpts...)
-			if err != nil {
-				return err
-			}
-			opts := []policy.Option{policy.WithOCIClient(client), policy.WithBudget(timeout, maxBytes)}
-			if offline {
-				opts = append(opts, policy.WithOffline())
-			}
-			v, err := policy.NewVerifier(cmd.Context(), p, opts...)
-			if err != nil {
-				return err
-			}
-			var d *policy.Decision
+			return err
+		},
+	}
+	gate = func(cmd *cobra.Command, args []string) error {
+		if (len(args) == 1) == (file != "") {
+			return errors.New("give an image or --file PATH (one of them)")
+		}
+		p, err := policy.Load(policyFile)
+		if err != nil {
+			return err
+		}
+		if nonce != "" && credentialFile == "" {
+			return errors.New("--nonce goes with --credential")
+		}
+		if credentialFile != "" {
 			if file != "" {
-				d, err = verifyFile(cmd, v, file, statementFile, preimageFile)
-			} else {
-				d, err = v.Verify(cmd.Context(), args[0])
+				return errors.New("--credential decides on an image, not on --file")
 			}
+			pres, err := readInput(credentialFile)
+			if err != nil {
+				return err
+			}
+			d, err := credential.Gate(p, credential.GateRequest{Image: args[0], Presentation: pres, Nonce: nonce})
 			if err != nil {
 				return err
 			}
 			return reportDecision(cmd, d, output)
-		},
+		}
+		if layoutDir != "" && file != "" {
+			return errors.New("--oci-layout holds images: give an image, not --file")
+		}
+		var ociOpts []oci.Option
+		for _, h := range insecure {
+			ociOpts = append(ociOpts, oci.WithInsecureRegistry(h))
+		}
+		if layoutDir != "" {
+			ociOpts = append(ociOpts, oci.WithLayout(layoutDir))
+		}
+		client, err := oci.New(ociOpts...)
+		if err != nil {
+			return err
+		}
+		opts := []policy.Option{policy.WithOCIClient(client), policy.WithBudget(timeout, maxBytes)}
+		if offline {
+			opts = append(opts, policy.WithOffline())
+		}
+		v, err := policy.NewVerifier(cmd.Context(), p, opts...)
+		if err != nil {
+			return err
+		}
+		var d *policy.Decision
+		if file != "" {
+			d, err = verifyFile(cmd, v, file, statementFile, preimageFile)
+		} else {
+			d, err = v.Verify(cmd.Context(), args[0])
+		}
+		if err != nil {
+			return err
+		}
+		return reportDecision(cmd, d, output)
 	}
 	f := cmd.Flags()
 	f.StringVar(&policyFile, "policy", "", "verification policy file (required)")
@@ -109,8 +123,26 @@ func NewCmdVerify() *cobra.Command {
 	f.StringVar(&credentialFile, "credential", "", "decide on this credential presentation (SD-JWT VC or SD-CWT) under the policy's credentials section, not on SCITT evidence; IMAGE must carry its digest")
 	f.StringVar(&layoutDir, "oci-layout", "", "read the image and its referrers from this OCI image layout directory instead of the registry (the image keeps its registry name); with --offline nothing is fetched from the network")
 	f.StringVar(&nonce, "nonce", "", "the nonce the credential presentation must carry (with --credential)")
+	f.StringVar(&decisionOut, "decision-out", "", "also write the decision to FILE: allow, deny or error (e.g. a Tekton result file, $(results.DECISION.path))")
+	f.BoolVar(&failOnDeny, "fail-on-deny", true, "exit 1 on deny; false reports the deny (output, --decision-out) and exits 0")
 	_ = cmd.MarkFlagRequired("policy")
 	return cmd
+}
+
+// errDenied marks a decision that denied (exit 1, unless --fail-on-deny=false).
+var errDenied = errors.New("denied")
+
+// writeDecision writes allow, deny or error, for the outcome err of a gate
+// run, to file: no newline, as Tekton results want.
+func writeDecision(file string, err error) error {
+	d := "allow"
+	switch {
+	case errors.Is(err, errDenied):
+		d = "deny"
+	case err != nil:
+		d = "error"
+	}
+	return os.WriteFile(file, []byte(d), 0o644)
 }
 
 // reportDecision prints a decision and returns the deny as an invalid
@@ -129,7 +161,7 @@ func reportDecision(cmd *cobra.Command, d *policy.Decision, output string) error
 		for _, r := range d.Reasons {
 			fmt.Fprintln(cmd.ErrOrStderr(), "deny: "+r)
 		}
-		return &invalidError{errors.New("denied: " + d.Image)}
+		return &invalidError{fmt.Errorf("%w: %s", errDenied, d.Image)}
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -138,6 +142,72 @@ func TestBaseLayer(t *testing.T) {
 		h, ok := got[name]
 		if !ok || h.Mode != want.mode || h.Uid != want.uid || !h.ModTime.Equal(created) {
 			t.Errorf("%s: %+v, want mode %o uid %d", name, h, want.mode, want.uid)
+		}
+	}
+}
+
+// TestShellIndex: the shell variant has the platforms given a busybox, runs
+// /bin/sh with no entrypoint, and its file system (ExtractTree) has the CLI
+// and the busybox applets as relative symlinks.
+func TestShellIndex(t *testing.T) {
+	bins := map[string][]byte{"linux/amd64": []byte("amd64 binary"), "linux/arm64": []byte("arm64 binary")}
+	m := Meta{Version: "v1.2.3", Created: created}
+	if _, err := ShellIndex(bins, map[string][]byte{"linux/s390x": []byte("bb")}, nil, m); err == nil {
+		t.Error("a busybox for a platform without a binary was accepted")
+	}
+	idx, err := ShellIndex(bins, map[string][]byte{"linux/amd64": []byte("busybox bytes")}, []byte("CA"), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 1 || im.Manifests[0].Platform.Architecture != "amd64" {
+		t.Fatalf("shell index manifests %+v, want linux/amd64 only", im.Manifests)
+	}
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cf.Config.Entrypoint) != 0 || len(cf.Config.Cmd) != 1 || cf.Config.Cmd[0] != "/bin/sh" || cf.Config.User != "65532:65532" {
+		t.Errorf("shell variant config %+v", cf.Config)
+	}
+	dir := t.TempDir()
+	if err := ExtractTree(img, dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "usr/local/bin/trustfabric")); err != nil || string(b) != "amd64 binary" {
+		t.Errorf("CLI in the tree: %q, %v", b, err)
+	}
+	for _, a := range []string{"sh", "mktemp", "base64"} {
+		if l, err := os.Readlink(filepath.Join(dir, "bin", a)); err != nil || l != "busybox" {
+			t.Errorf("bin/%s -> %q, %v", a, l, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "bin/sh")); err != nil || string(b) != "busybox bytes" {
+		t.Errorf("bin/sh reads %q, %v", b, err)
+	}
+}
+
+// TestExtractTreeRefusesEscapes: a layer entry or symlink that leaves the
+// root is an error, not a write outside it.
+func TestExtractTreeRefusesEscapes(t *testing.T) {
+	for _, e := range []entry{{name: "../evil", mode: 0o644, data: []byte("x")}, {name: "bin/up", link: "../../etc/passwd"}} {
+		l, err := tarLayer([]entry{{name: "bin", mode: 0o755, dir: true}, e}, created)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := mutate.AppendLayers(empty.Image, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ExtractTree(img, t.TempDir()); err == nil {
+			t.Errorf("%s was extracted", e.name)
 		}
 	}
 }

@@ -16,7 +16,17 @@
 //	go run ./devtools/image --repo localhost:5000/trustfabric --version v1.2.3 \
 //	  --bin linux/amd64=dist/trustfabric_v1.2.3_linux_amd64 --bin linux/arm64=dist/trustfabric_v1.2.3_linux_arm64
 //
-// prints REPO@sha256:… of the index. With --extract PLATFORM --out FILE it
+// prints REPO@sha256:… of the index.
+//
+// With --shell PLATFORM=BUSYBOX (a static busybox, e.g. from Debian's
+// busybox-static package) and --shell-repo REPO:TAG it also builds and pushes
+// the shell variant, for CI systems that run a job's script through a shell
+// (GitLab CI): the same layers plus /bin/busybox with relative symlinks for
+// the applets a job script needs (sh, mkdir, mktemp, base64, …), no
+// entrypoint and /bin/sh as command; it prints that index's REPO@sha256:… on
+// a second line. Only the platforms given a busybox are in the shell index.
+//
+// With --extract PLATFORM --out FILE it
 // instead pulls REPO (a tag or digest) and writes that platform's binary from
 // its layers to FILE, so .ci/run can run the binary the image carries.
 package main
@@ -30,6 +40,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -81,6 +92,7 @@ type entry struct {
 	name string
 	mode int64
 	dir  bool
+	link string // symlink target
 	data []byte
 	uid  int
 }
@@ -91,9 +103,12 @@ func tarLayer(entries []entry, mtime time.Time) (v1.Layer, error) {
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Mode: e.mode, Uid: e.uid, Gid: e.uid, ModTime: mtime.UTC().Truncate(time.Second), Format: tar.FormatPAX}
-		if e.dir {
+		switch {
+		case e.dir:
 			h.Typeflag, h.Name = tar.TypeDir, e.name+"/"
-		} else {
+		case e.link != "":
+			h.Typeflag, h.Linkname = tar.TypeSymlink, e.link
+		default:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
 		}
 		if err := tw.WriteHeader(h); err != nil {
@@ -134,8 +149,25 @@ func BaseLayer(ca []byte, mtime time.Time) (v1.Layer, error) {
 	return tarLayer(es, mtime)
 }
 
-// Image builds one platform's image from a static binary.
-func Image(platform v1.Platform, base v1.Layer, binary []byte, m Meta) (v1.Image, error) {
+// ShellApplets are the busybox applets the shell variant links in /bin: what
+// a CI job's script and the GitLab runner's own job script use.
+var ShellApplets = []string{"sh", "ash", "base64", "basename", "cat", "chmod", "cp", "cut", "date", "dirname", "echo", "env",
+	"false", "find", "grep", "head", "id", "ln", "ls", "mkdir", "mktemp", "mv", "printf", "pwd", "rm", "rmdir", "sed", "sleep",
+	"sort", "tail", "tee", "test", "[", "touch", "tr", "true", "uname", "wc", "xargs"}
+
+// ShellLayer puts a static busybox at /bin/busybox with a relative symlink
+// per applet of ShellApplets.
+func ShellLayer(busybox []byte, mtime time.Time) (v1.Layer, error) {
+	es := []entry{{name: "bin", mode: 0o755, dir: true}, {name: "bin/busybox", mode: 0o755, data: busybox}}
+	for _, a := range ShellApplets {
+		es = append(es, entry{name: "bin/" + a, mode: 0o777, link: "busybox"})
+	}
+	return tarLayer(es, mtime)
+}
+
+// Image builds one platform's image from a static binary. With a shell layer
+// (ShellLayer) it is the shell variant: no entrypoint, /bin/sh as command.
+func Image(platform v1.Platform, base v1.Layer, binary []byte, m Meta, shell ...v1.Layer) (v1.Image, error) {
 	bin, err := tarLayer([]entry{{name: "usr", mode: 0o755, dir: true}, {name: "usr/local", mode: 0o755, dir: true},
 		{name: "usr/local/bin", mode: 0o755, dir: true}, {name: BinaryPath, mode: 0o755, data: binary}}, m.Created)
 	if err != nil {
@@ -143,7 +175,7 @@ func Image(platform v1.Platform, base v1.Layer, binary []byte, m Meta) (v1.Image
 	}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.AppendLayers(img, base, bin)
+	img, err = mutate.AppendLayers(img, append([]v1.Layer{base, bin}, shell...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +190,9 @@ func Image(platform v1.Platform, base v1.Layer, binary []byte, m Meta) (v1.Image
 	cf.Config.Entrypoint = []string{"/" + BinaryPath}
 	cf.Config.Cmd = []string{"--help"}
 	cf.Config.WorkingDir = "/home/nonroot"
+	if len(shell) > 0 {
+		cf.Config.Entrypoint, cf.Config.Cmd = nil, []string{"/bin/sh"}
+	}
 	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", "HOME=/home/nonroot"}
 	cf.Config.Labels = m.annotations()
 	cf.History = nil
@@ -170,6 +205,24 @@ func Image(platform v1.Platform, base v1.Layer, binary []byte, m Meta) (v1.Image
 
 // Index builds the multi-arch index of binaries by platform ("linux/amd64").
 func Index(binaries map[string][]byte, ca []byte, m Meta) (v1.ImageIndex, error) {
+	return index(binaries, nil, ca, m)
+}
+
+// ShellIndex builds the shell variant's index: one image per platform that
+// has both a binary and a static busybox.
+func ShellIndex(binaries, busyboxes map[string][]byte, ca []byte, m Meta) (v1.ImageIndex, error) {
+	if len(busyboxes) == 0 {
+		return nil, errors.New("no shell: give --shell linux/amd64=BUSYBOX …")
+	}
+	for p := range busyboxes {
+		if _, ok := binaries[p]; !ok {
+			return nil, fmt.Errorf("--shell %s: no --bin for that platform", p)
+		}
+	}
+	return index(binaries, busyboxes, ca, m)
+}
+
+func index(binaries, busyboxes map[string][]byte, ca []byte, m Meta) (v1.ImageIndex, error) {
 	if len(binaries) == 0 {
 		return nil, errors.New("no binaries: give --bin linux/amd64=FILE …")
 	}
@@ -186,7 +239,19 @@ func Index(binaries map[string][]byte, ca []byte, m Meta) (v1.ImageIndex, error)
 		if plat.OS != "linux" {
 			return nil, fmt.Errorf("platform %q: the image is for linux only", p)
 		}
-		img, err := Image(*plat, base, binaries[p], m)
+		var shell []v1.Layer
+		if busyboxes != nil {
+			bb, ok := busyboxes[p]
+			if !ok {
+				continue
+			}
+			l, err := ShellLayer(bb, m.Created)
+			if err != nil {
+				return nil, err
+			}
+			shell = append(shell, l)
+		}
+		img, err := Image(*plat, base, binaries[p], m, shell...)
 		if err != nil {
 			return nil, err
 		}
@@ -232,6 +297,64 @@ func Extract(img v1.Image) ([]byte, error) {
 	return found, nil
 }
 
+// ExtractTree writes the image's file system (directories, regular files and
+// symlinks of every layer, later layers winning) under dir, so that .ci/run
+// can run a shell variant's busybox and CLI as the image has them. Entries
+// that would land outside dir are refused.
+func ExtractTree(img v1.Image, dir string) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return err
+		}
+		err = extractLayer(tar.NewReader(rc), dir)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func extractLayer(tr *tar.Reader, dir string) error {
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel := filepath.Clean(strings.TrimPrefix(h.Name, "/"))
+		if rel == "." {
+			continue
+		}
+		if !filepath.IsLocal(rel) || (h.Typeflag == tar.TypeSymlink && !filepath.IsLocal(filepath.Join(filepath.Dir(rel), h.Linkname))) {
+			return fmt.Errorf("layer entry %q leaves the root", h.Name)
+		}
+		p := filepath.Join(dir, rel)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o755)
+		case tar.TypeSymlink:
+			_ = os.Remove(p)
+			err = os.Symlink(h.Linkname, p)
+		case tar.TypeReg:
+			var b []byte
+			if b, err = io.ReadAll(io.LimitReader(tr, 512<<20)); err == nil {
+				err = os.WriteFile(p, b, os.FileMode(h.Mode)&0o755|0o600)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 type binFlags map[string]string
 
 func (b binFlags) String() string { return fmt.Sprint(map[string]string(b)) }
@@ -245,12 +368,14 @@ func (b binFlags) Set(s string) error {
 }
 
 func main() {
-	bins := binFlags{}
-	var repo, extract, out, created string
+	bins, shells := binFlags{}, binFlags{}
+	var repo, shellRepo, extract, out, rootfs, created string
 	var insecure bool
 	var m Meta
 	flag.Var(bins, "bin", "PLATFORM=FILE: a static linux binary (repeatable)")
 	flag.StringVar(&repo, "repo", "", "repository to push to (REGISTRY/NAME[:TAG]); with --extract, the image to read")
+	flag.Var(shells, "shell", "PLATFORM=FILE: a static busybox for the shell variant (repeatable; with --shell-repo)")
+	flag.StringVar(&shellRepo, "shell-repo", "", "where to push the shell variant (REGISTRY/NAME:TAG)")
 	flag.StringVar(&m.Version, "version", "", "org.opencontainers.image.version")
 	flag.StringVar(&m.Revision, "revision", "", "org.opencontainers.image.revision (commit)")
 	flag.StringVar(&m.Source, "source", "https://github.com/trustfabric/trustfabric", "org.opencontainers.image.source")
@@ -258,14 +383,19 @@ func main() {
 	flag.BoolVar(&insecure, "insecure", false, "plain HTTP to the registry")
 	flag.StringVar(&extract, "extract", "", "PLATFORM: write that platform's binary from --repo to --out instead of building")
 	flag.StringVar(&out, "out", "", "with --extract: the file to write (mode 0755)")
+	flag.StringVar(&rootfs, "rootfs", "", "with --extract: write the image's whole file system under this directory instead of --out")
 	flag.Parse()
-	if err := run(repo, extract, out, created, insecure, bins, m); err != nil {
+	if (len(shells) == 0) != (shellRepo == "") {
+		fmt.Fprintln(os.Stderr, "image: --shell and --shell-repo go together")
+		os.Exit(2)
+	}
+	if err := run(repo, shellRepo, extract, out, rootfs, created, insecure, bins, shells, m); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
 	}
 }
 
-func run(repo, extract, out, created string, insecure bool, bins binFlags, m Meta) error {
+func run(repo, shellRepo, extract, out, rootfs, created string, insecure bool, bins, shells binFlags, m Meta) error {
 	var nopts []name.Option
 	if insecure {
 		nopts = append(nopts, name.Insecure)
@@ -282,6 +412,9 @@ func run(repo, extract, out, created string, insecure bool, bins binFlags, m Met
 		img, err := remote.Image(ref, remote.WithPlatform(*plat), remote.WithAuthFromKeychain(authn.DefaultKeychain))
 		if err != nil {
 			return err
+		}
+		if rootfs != "" {
+			return ExtractTree(img, rootfs)
 		}
 		b, err := Extract(img)
 		if err != nil {
@@ -305,13 +438,9 @@ func run(repo, extract, out, created string, insecure bool, bins binFlags, m Met
 	default:
 		m.Created = time.Now()
 	}
-	binaries := map[string][]byte{}
-	for p, f := range bins {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		binaries[p] = b
+	binaries, err := readFiles(bins)
+	if err != nil {
+		return err
 	}
 	var ca []byte
 	for _, f := range caFiles {
@@ -324,6 +453,37 @@ func run(repo, extract, out, created string, insecure bool, bins binFlags, m Met
 	if err != nil {
 		return err
 	}
+	if err := push(repo, idx, nopts); err != nil {
+		return err
+	}
+	if shellRepo == "" {
+		return nil
+	}
+	busyboxes, err := readFiles(shells)
+	if err != nil {
+		return err
+	}
+	sidx, err := ShellIndex(binaries, busyboxes, ca, m)
+	if err != nil {
+		return err
+	}
+	return push(shellRepo, sidx, nopts)
+}
+
+func readFiles(files binFlags) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for p, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out[p] = b
+	}
+	return out, nil
+}
+
+// push writes idx to repo (a tag) and prints REPO@DIGEST.
+func push(repo string, idx v1.ImageIndex, nopts []name.Option) error {
 	tag, err := name.NewTag(repo, nopts...)
 	if err != nil {
 		return err

@@ -7,6 +7,14 @@
 //
 //	go run ./devtools/release --version v1.2.3 --out dist
 //
+// Once the container image is pushed, the same command with --pin-image and
+// --pin-shell-image (REPOSITORY:TAG@sha256:…, what devtools/image prints)
+// writes the Tekton and GitLab manifests into --out as release assets, with
+// the image's placeholder digest replaced (see pin.go):
+//
+//	go run ./devtools/release --out dist --pin-image ghcr.io/trustfabric/trustfabric:v1.2.3@sha256:… \
+//	  --pin-shell-image ghcr.io/trustfabric/trustfabric:v1.2.3-shell@sha256:…
+//
 // .ci/run runs it as a dry run; .github/workflows/release.yml runs it on a tag.
 package main
 
@@ -231,14 +239,27 @@ func gitInfo(root string) (string, time.Time, error) {
 
 func main() {
 	var cfg Config
-	var date, platforms string
+	var date, platforms, pinImage, pinShell string
 	flag.StringVar(&cfg.Version, "version", "", "release version vX.Y.Z (required)")
 	flag.StringVar(&cfg.Out, "out", "dist", "output folder")
 	flag.StringVar(&cfg.Commit, "commit", "", "commit hash (default: git HEAD)")
 	flag.StringVar(&date, "date", "", "build date, RFC 3339 (default: HEAD's commit time, else $SOURCE_DATE_EPOCH)")
 	flag.StringVar(&platforms, "platforms", strings.Join(Platforms, ","), "comma-separated GOOS/GOARCH list")
 	flag.StringVar(&cfg.Root, "root", ".", "module root")
+	flag.StringVar(&pinImage, "pin-image", "", "instead of building: write the CI manifests into --out naming this image (REPOSITORY:TAG@sha256:…)")
+	flag.StringVar(&pinShell, "pin-shell-image", "", "with --pin-image: the shell variant, for the GitLab components")
 	flag.Parse()
+	if pinImage != "" || pinShell != "" {
+		written, err := PinManifests(cfg.Root, cfg.Out, pinImage, pinShell)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "release:", err)
+			os.Exit(1)
+		}
+		for _, w := range written {
+			fmt.Println(w)
+		}
+		return
+	}
 	if err := mainErr(&cfg, date, platforms); err != nil {
 		fmt.Fprintln(os.Stderr, "release:", err)
 		os.Exit(1)

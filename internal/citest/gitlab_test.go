@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -31,7 +32,8 @@ func loadSchema(t *testing.T) *jsonschema.Schema {
 func TestGitLabComponents(t *testing.T) {
 	s := loadSchema(t)
 	root := repoRoot(t)
-	want := map[string]string{"attest.yml": "trustfabric-attest", "verify.yml": "trustfabric-verify"}
+	// Job names carry the job-prefix input, so two includes do not collide.
+	want := map[string]string{"attest.yml": "$[[ inputs.job-prefix ]]trustfabric-attest", "verify.yml": "$[[ inputs.job-prefix ]]trustfabric-verify"}
 	for file, job := range want {
 		path := filepath.Join(root, "gitlab", "templates", file)
 		t.Run(file, func(t *testing.T) {
@@ -76,7 +78,7 @@ func TestGitLabAttestIdentity(t *testing.T) {
 	if err := docs[1].Decode(&body); err != nil {
 		t.Fatal(err)
 	}
-	job := body["trustfabric-attest"]
+	job := body["$[[ inputs.job-prefix ]]trustfabric-attest"]
 	if got := job.IDTokens["TRUSTFABRIC_ID_TOKEN"].Aud; got != "$[[ inputs.identity-server ]]" {
 		t.Errorf("id_tokens.TRUSTFABRIC_ID_TOKEN.aud = %q, want the identity-server input", got)
 	}
@@ -241,6 +243,49 @@ func TestGitLabReadme(t *testing.T) {
 			if !strings.Contains(section, "| `"+in+"` | "+spec.Type+" |") {
 				t.Errorf("### %s does not document input %s (%s)", name, in, spec.Type)
 			}
+		}
+	}
+}
+
+// TestGitLabComponentImage: each component's job runs in Trustfabric's
+// shell image by digest (the cli-image input's default, pinned by the
+// release) and nothing in the script installs or downloads the CLI.
+func TestGitLabComponentImage(t *testing.T) {
+	const image = "ghcr.io/trustfabric/trustfabric:unreleased-shell@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	install := regexp.MustCompile(`go install|go build|curl |wget |apk add|apt-get|install\.sh`)
+	for _, name := range []string{"attest", "verify"} {
+		path := filepath.Join(repoRoot(t), "gitlab", "templates", name+".yml")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs, err := splitYAML(b)
+		if err != nil || len(docs) != 2 {
+			t.Fatalf("%s: split: %v (%d docs)", name, err, len(docs))
+		}
+		inputs, err := specInputs(docs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in, ok := inputs["cli-image"]; !ok || in.Default != image {
+			t.Errorf("%s: cli-image input %+v, want default %s", name, in, image)
+		}
+		var body map[string]struct {
+			Image struct {
+				Name       string   `yaml:"name"`
+				Entrypoint []string `yaml:"entrypoint"`
+			} `yaml:"image"`
+			Script []string `yaml:"script"`
+		}
+		if err := docs[1].Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		job := body["$[[ inputs.job-prefix ]]trustfabric-"+name]
+		if job.Image.Name != "$[[ inputs.cli-image ]]" || len(job.Image.Entrypoint) != 1 || job.Image.Entrypoint[0] != "" {
+			t.Errorf("%s: job image %+v, want the cli-image input with entrypoint [\"\"]", name, job.Image)
+		}
+		if m := install.FindString(strings.Join(job.Script, "\n")); m != "" {
+			t.Errorf("%s: script installs at run time (%q)", name, m)
 		}
 	}
 }

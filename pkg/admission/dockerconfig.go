@@ -249,11 +249,12 @@ func sortAuths(as []RegistryAuth) {
 	})
 }
 
-// PullKeychain is the keychain of a request's pull secrets, in the
-// kubelet's order: the pod's imagePullSecrets, then its service account's,
-// each secret's entries most specific first. A repository gets the first
-// entry that matches it; none matching, it resolves anonymously (so that
-// a multi-keychain goes on to the next keychain).
+// PullKeychain is the keychain of a request's pull secrets, in order
+// (the pod's imagePullSecrets, or its service account's), each secret's
+// entries most specific first. A repository gets the first
+// entry that matches it (the kubelet would try the others after a failed
+// pull; the webhook does not); none matching, it resolves anonymously (so
+// that a multi-keychain goes on to the next keychain).
 type PullKeychain []RegistryAuth
 
 // Resolve implements authn.Keychain.

@@ -16,8 +16,8 @@ const (
 	// from the API server is reused (a rotated secret is seen after at
 	// most this long).
 	PullSecretCacheTTL = 30 * time.Second
-	// MaxPullSecrets bounds the pull secrets of one request (the pod's and
-	// its service account's together).
+	// MaxPullSecrets bounds the pull secrets of one request (the pod's, or
+	// its service account's).
 	MaxPullSecrets = 32
 	// maxSecretSize bounds a Secret or ServiceAccount object as read
 	// (etcd's default object limit is 1.5 MiB).
@@ -25,16 +25,16 @@ const (
 )
 
 // PullRefs names where a request's registry credentials come from: the
-// pod spec's imagePullSecrets and its service account (whose own
-// imagePullSecrets the kubelet adds).
+// pod spec's imagePullSecrets, or when it has none its service account's.
 type PullRefs struct {
 	ServiceAccount string
 	Secrets        []string
 }
 
 // PullSecrets returns the registry credentials of a request's pull
-// secrets in namespace ns: the named secrets, then those of the service
-// account. A secret or service account that does not exist is skipped (as
+// secrets in namespace ns: the named secrets or, when there are none, those
+// of the service account (as the ServiceAccount admission plugin fills a
+// pod's imagePullSecrets). A secret or service account that does not exist is skipped (as
 // the kubelet does: the pull may still work anonymously); a secret of
 // another type is skipped; any other failure (RBAC, API server
 // unreachable, a malformed secret) is an error, and the request is denied.
@@ -80,16 +80,18 @@ func (c *pullSecretReader) keychain(ctx context.Context, ns string, refs PullRef
 	if !dns1123Label.MatchString(ns) {
 		return nil, fmt.Errorf("%q is not a namespace name", ns)
 	}
+	// The pod's own secrets, or when it lists none its service account's:
+	// what the ServiceAccount admission plugin gives the pods, and so what
+	// the kubelet pulls with.
 	names := refs.Secrets
-	if refs.ServiceAccount != "" {
-		more, err := c.serviceAccount(ctx, ns, refs.ServiceAccount)
-		if err != nil {
+	if len(names) == 0 && refs.ServiceAccount != "" {
+		var err error
+		if names, err = c.serviceAccount(ctx, ns, refs.ServiceAccount); err != nil {
 			return nil, err
 		}
-		names = append(names[:len(names):len(names)], more...)
 	}
 	if len(names) > MaxPullSecrets {
-		return nil, fmt.Errorf("%w: %d pull secrets (the pod's and its service account's); the limit is %d", ErrTooMany, len(names), MaxPullSecrets)
+		return nil, fmt.Errorf("%w: %d pull secrets; the limit is %d", ErrTooMany, len(names), MaxPullSecrets)
 	}
 	var out PullKeychain
 	seen := map[string]bool{}

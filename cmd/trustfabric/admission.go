@@ -106,6 +106,7 @@ process's own credentials (docker config). See deploy/ and the README's "Gate a 
 	f.StringVar(&sc.Addr, "addr", ":8443", "listen address HOST:PORT")
 	f.StringVar(&sc.TLSCert, "tls-cert", "", "serving certificate (PEM), re-read when it changes (required)")
 	f.StringVar(&sc.TLSKey, "tls-key", "", "serving key (PEM) (required)")
+	f.StringVar(&sc.ClientCA, "client-ca", "", "CA bundle (PEM) whose client certificates may call /gatekeeper (Gatekeeper's mTLS); without one, /gatekeeper answers 401")
 	f.StringVar(&configFile, "config", "", "admission config (kind AdmissionConfig): namespaces to verification policies")
 	f.StringVar(&policyFile, "policy", "", "one verification policy for every namespace")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")

@@ -8,7 +8,7 @@
 #   N=31 ATTESTATIONS=50 bash bench/peers/cosign/run.sh
 #
 # Builds (once, cached in $CACHE): cosign and crane from the Go module proxy, olareg
-# from the proxy; docker-registry from Debian (apt-get). Starts everything on loopback
+# (go.mod's version) from the proxy through this module; docker-registry from Debian. Starts everything on loopback
 # with its own files under a temporary directory, removed at the end; the system's
 # docker-registry service is not touched. Exits non-zero if any verification in the
 # timed loop fails, or if a sanity check (both tools deny an unattested image) fails.
@@ -20,7 +20,6 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 N=${N:-15}
 ATTESTATIONS=${ATTESTATIONS:-50}
 COSIGN_VERSION=${COSIGN_VERSION:-v2.6.5}
-OLAREG_VERSION=${OLAREG_VERSION:-v0.1.2}
 CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/trustfabric/bin}
 
@@ -38,7 +37,15 @@ install() {
   printf '%s/%s\n' "$dir" "$1"
 }
 cosign=$(install cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v2/cmd/cosign)
-olareg=$(install olareg "$OLAREG_VERSION" github.com/olareg/olareg/cmd/olareg)
+# olareg's version is the one go.mod pins (it is the project's test registry): built
+# inside this module, as `go install olareg@VERSION` needs the proxy's version list,
+# which it refuses for olareg.
+OLAREG_VERSION=$(go list -m -f '{{.Version}}' github.com/olareg/olareg)
+olareg="$CACHE/olareg-$OLAREG_VERSION/olareg"
+if [ ! -x "$olareg" ]; then
+  log "building olareg $OLAREG_VERSION (go.mod's) into $(dirname "$olareg") (once)"
+  go build -o "$olareg" github.com/olareg/olareg/cmd/olareg
+fi
 crane=$(install crane "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane)
 if ! command -v docker-registry >/dev/null; then
   log "apt-get install docker-registry"

@@ -57,7 +57,8 @@ pids=()
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local p
-  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  # SIGTERM: background jobs of a non-interactive shell start with SIGINT ignored.
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }

@@ -29,6 +29,7 @@ func newCmdAdmissionServe() *cobra.Command {
 	var configFile, policyFile, level string
 	var insecure []string
 	var kube admission.KubeAPI
+	pullSecrets := true
 	cmd := &cobra.Command{
 		Use:   "serve --tls-cert FILE --tls-key FILE (--config FILE | --policy FILE) [--addr HOST:PORT]",
 		Short: "Run the validating (/validate) and mutating (/mutate) admission webhook and Gatekeeper's external data provider (/gatekeeper)",
@@ -41,7 +42,9 @@ verification policy of its namespace (the same checks and words as
 trustfabric verify). --policy applies one policy to every namespace; --config
 maps namespaces (by name or label) to policies, with a default and exempt
 namespaces. A request that cannot be verified (registry unreachable, time-out)
-is denied with the reason. See deploy/ and the README's "Gate a cluster".`,
+is denied with the reason. In a cluster (or with --kube-server), the registry
+is read with the pod's imagePullSecrets and its service account's, then the
+process's own credentials (docker config). See deploy/ and the README's "Gate a cluster".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (configFile == "") == (policyFile == "") {
@@ -82,6 +85,13 @@ is denied with the reason. See deploy/ and the README's "Gate a cluster".`,
 					return err
 				}
 				opts = append(opts, admission.WithNamespaceLabels(labels))
+				if pullSecrets {
+					pull, err := admission.KubePullSecrets(kube)
+					if err != nil {
+						return err
+					}
+					opts = append(opts, admission.WithPullSecrets(pull))
+				}
 			}
 			w, err := admission.New(cmd.Context(), cfg, opts...)
 			if err != nil {
@@ -96,12 +106,14 @@ is denied with the reason. See deploy/ and the README's "Gate a cluster".`,
 	f.StringVar(&sc.Addr, "addr", ":8443", "listen address HOST:PORT")
 	f.StringVar(&sc.TLSCert, "tls-cert", "", "serving certificate (PEM), re-read when it changes (required)")
 	f.StringVar(&sc.TLSKey, "tls-key", "", "serving key (PEM) (required)")
+	f.StringVar(&sc.ClientCA, "client-ca", "", "CA bundle (PEM) whose client certificates may call /gatekeeper (Gatekeeper's mTLS); without one, /gatekeeper answers 401")
 	f.StringVar(&configFile, "config", "", "admission config (kind AdmissionConfig): namespaces to verification policies")
 	f.StringVar(&policyFile, "policy", "", "one verification policy for every namespace")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")
-	f.StringVar(&kube.Server, "kube-server", "", "Kubernetes API URL to read namespace labels from (default: in cluster; needed only for label selectors)")
+	f.StringVar(&kube.Server, "kube-server", "", "Kubernetes API URL to read namespace labels and pull secrets from (default: in cluster)")
 	f.StringVar(&kube.TokenFile, "kube-token-file", "", "bearer token file for --kube-server")
 	f.StringVar(&kube.CAFile, "kube-ca", "", "CA bundle of --kube-server")
+	f.BoolVar(&pullSecrets, "pull-secrets", true, "read registries with the pod's and its service account's imagePullSecrets (needs the Kubernetes API; RBAC get on secrets and serviceaccounts)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("tls-cert")
 	_ = cmd.MarkFlagRequired("tls-key")

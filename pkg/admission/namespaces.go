@@ -46,9 +46,14 @@ func InCluster() (KubeAPI, bool) {
 		TokenFile: serviceAccountDir + "/token", CAFile: serviceAccountDir + "/ca.crt"}, true
 }
 
-// KubeNamespaces reads namespace labels from the Kubernetes API
-// (GET /api/v1/namespaces/NAME), caching them for NamespaceCacheTTL.
-func KubeNamespaces(api KubeAPI) (NamespaceLabels, error) {
+// kubeClient GETs objects from the Kubernetes API with the service
+// account's token (re-read on every request, as projected tokens rotate).
+type kubeClient struct {
+	api KubeAPI
+	hc  *http.Client
+}
+
+func newKubeClient(api KubeAPI) (*kubeClient, error) {
 	u, err := url.Parse(api.Server)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("kubernetes API server %q: want https://HOST:PORT", api.Server)
@@ -64,8 +69,57 @@ func KubeNamespaces(api KubeAPI) (NamespaceLabels, error) {
 	if _, err := os.Stat(api.TokenFile); err != nil {
 		return nil, fmt.Errorf("kubernetes API token: %w", err)
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return &kubeClient{api: api, hc: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}, nil
+}
+
+// errKubeNotFound is a 404 from the API server.
+var errKubeNotFound = errors.New("not found")
+
+// get GETs path (/api/v1/...) into out, reading at most limit bytes.
+// what names the object in errors ("namespace x"); verb the RBAC rule the
+// webhook needs for it. A 404 wraps errKubeNotFound.
+func (k *kubeClient) get(ctx context.Context, path, what, rbac string, limit int64, out any) error {
+	tok, err := os.ReadFile(k.api.TokenFile)
+	if err != nil {
+		return fmt.Errorf("read token: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(k.api.Server, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Accept", "application/json")
+	resp, err := k.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return err
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("GET %s: %w", what, errKubeNotFound)
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("GET %s: HTTP %d (the webhook's service account needs %s)", what, resp.StatusCode, rbac)
+	case int64(len(b)) > limit:
+		return fmt.Errorf("%s: larger than %d bytes", what, limit)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
+	}
+	return nil
+}
+
+// KubeNamespaces reads namespace labels from the Kubernetes API
+// (GET /api/v1/namespaces/NAME), caching them for NamespaceCacheTTL.
+func KubeNamespaces(api KubeAPI) (NamespaceLabels, error) {
+	kc, err := newKubeClient(api)
+	if err != nil {
+		return nil, err
+	}
 	type entry struct {
 		labels  map[string]string
 		expires time.Time
@@ -82,38 +136,13 @@ func KubeNamespaces(api KubeAPI) (NamespaceLabels, error) {
 		if !dns1123Label.MatchString(ns) {
 			return nil, fmt.Errorf("%q is not a namespace name", ns)
 		}
-		tok, err := os.ReadFile(api.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read token: %w", err)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(api.Server, "/")+"/api/v1/namespaces/"+ns, nil)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		req.Header.Set("Accept", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxNamespaceSize+1))
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET namespace %s: HTTP %d (the webhook's service account needs get on namespaces)", ns, resp.StatusCode)
-		}
-		if len(b) > maxNamespaceSize {
-			return nil, errors.New("namespace object larger than 1 MiB")
-		}
 		var obj struct {
 			Metadata struct {
 				Labels map[string]string `json:"labels"`
 			} `json:"metadata"`
 		}
-		if err := json.Unmarshal(b, &obj); err != nil {
-			return nil, fmt.Errorf("decode namespace %s: %w", ns, err)
+		if err := kc.get(ctx, "/api/v1/namespaces/"+ns, "namespace "+ns, "get on namespaces", maxNamespaceSize, &obj); err != nil {
+			return nil, err
 		}
 		labels := obj.Metadata.Labels
 		if labels == nil {

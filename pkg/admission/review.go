@@ -120,6 +120,12 @@ type podSpec struct {
 	Containers          []container `json:"containers"`
 	InitContainers      []container `json:"initContainers"`
 	EphemeralContainers []container `json:"ephemeralContainers"`
+	ServiceAccountName  string      `json:"serviceAccountName"`
+	// ServiceAccount is the deprecated alias of ServiceAccountName.
+	ServiceAccount   string `json:"serviceAccount"`
+	ImagePullSecrets []struct {
+		Name string `json:"name"`
+	} `json:"imagePullSecrets"`
 }
 
 type container struct {
@@ -269,29 +275,9 @@ func checkJSON(b []byte) error {
 // image, in order: containers, init containers, ephemeral containers.
 // Errors wrap ErrUnsupportedKind, ErrBadReview or ErrTooMany.
 func (r *Request) Containers() ([]Container, error) {
-	path, ok := podSpecPaths[r.Kind]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s (gated: Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController; take it out of the webhook's rules)",
-			ErrUnsupportedKind, trunc(r.Kind.String()))
-	}
-	if len(r.Object) == 0 || string(r.Object) == "null" {
-		return nil, fmt.Errorf("%w: %s %s has no object", ErrBadReview, r.Operation, r.Kind.Kind)
-	}
-	raw := r.Object
-	for _, field := range path {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &obj); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrBadReview, r.Kind.Kind, err)
-		}
-		next, ok := obj[field]
-		if !ok {
-			return nil, fmt.Errorf("%w: %s has no %s", ErrBadReview, r.Kind.Kind, strings.Join(path, "."))
-		}
-		raw = next
-	}
-	var spec podSpec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		return nil, fmt.Errorf("%w: %s.%s: %w", ErrBadReview, r.Kind.Kind, strings.Join(path, "."), err)
+	spec, path, err := r.podSpec()
+	if err != nil {
+		return nil, err
 	}
 	n := len(spec.Containers) + len(spec.InitContainers) + len(spec.EphemeralContainers)
 	if n > MaxContainers {
@@ -320,6 +306,62 @@ func (r *Request) Containers() ([]Container, error) {
 		return nil, fmt.Errorf("%w: %d distinct images; the limit is %d", ErrTooMany, len(distinct), MaxImages)
 	}
 	return out, nil
+}
+
+// PullRefs returns where the pod spec's registry credentials come from:
+// its imagePullSecrets and its service account ("default" when the spec
+// names none, as the API server defaults it). Errors as Containers.
+func (r *Request) PullRefs() (PullRefs, error) {
+	spec, _, err := r.podSpec()
+	if err != nil {
+		return PullRefs{}, err
+	}
+	refs := PullRefs{ServiceAccount: spec.ServiceAccountName}
+	if refs.ServiceAccount == "" {
+		refs.ServiceAccount = spec.ServiceAccount
+	}
+	if refs.ServiceAccount == "" {
+		refs.ServiceAccount = "default"
+	}
+	if len(spec.ImagePullSecrets) > MaxPullSecrets {
+		return PullRefs{}, fmt.Errorf("%w: %d imagePullSecrets; the limit is %d", ErrTooMany, len(spec.ImagePullSecrets), MaxPullSecrets)
+	}
+	for _, s := range spec.ImagePullSecrets {
+		if s.Name != "" {
+			refs.Secrets = append(refs.Secrets, s.Name)
+		}
+	}
+	return refs, nil
+}
+
+// podSpec decodes the pod spec of the request's object and returns it
+// with its path.
+func (r *Request) podSpec() (podSpec, []string, error) {
+	path, ok := podSpecPaths[r.Kind]
+	if !ok {
+		return podSpec{}, nil, fmt.Errorf("%w: %s (gated: Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController; take it out of the webhook's rules)",
+			ErrUnsupportedKind, trunc(r.Kind.String()))
+	}
+	if len(r.Object) == 0 || string(r.Object) == "null" {
+		return podSpec{}, nil, fmt.Errorf("%w: %s %s has no object", ErrBadReview, r.Operation, r.Kind.Kind)
+	}
+	raw := r.Object
+	for _, field := range path {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return podSpec{}, nil, fmt.Errorf("%w: %s: %w", ErrBadReview, r.Kind.Kind, err)
+		}
+		next, ok := obj[field]
+		if !ok {
+			return podSpec{}, nil, fmt.Errorf("%w: %s has no %s", ErrBadReview, r.Kind.Kind, strings.Join(path, "."))
+		}
+		raw = next
+	}
+	var spec podSpec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return podSpec{}, nil, fmt.Errorf("%w: %s.%s: %w", ErrBadReview, r.Kind.Kind, strings.Join(path, "."), err)
+	}
+	return spec, path, nil
 }
 
 func trunc(s string) string {

@@ -35,12 +35,14 @@ type Webhook struct {
 	verifiers map[string]*verifierState
 	hashes    map[string]string
 	labels    NamespaceLabels
+	pull      PullSecrets
 	log       *slog.Logger
 }
 
 type options struct {
 	oci        *oci.Client
 	labels     NamespaceLabels
+	pull       PullSecrets
 	log        *slog.Logger
 	policyOpts []policy.Option
 }
@@ -57,6 +59,16 @@ func WithOCIClient(c *oci.Client) Option { return func(o *options) error { o.oci
 // namespaces by label is refused by New.
 func WithNamespaceLabels(f NamespaceLabels) Option {
 	return func(o *options) error { o.labels = f; return nil }
+}
+
+// WithPullSecrets makes each request read the registry with the
+// credentials of its pod spec's imagePullSecrets and its service
+// account's (see KubePullSecrets), tried before the registry client's own
+// keychain. Decisions are then cached per credentials: an image verified
+// with one pod's secret is verified again for a pod without it. Default:
+// none (the registry client's keychain only).
+func WithPullSecrets(f PullSecrets) Option {
+	return func(o *options) error { o.pull = f; return nil }
 }
 
 // WithLogger logs one line per decision (namespace, kind, name, verdict,
@@ -94,7 +106,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (*Webhook, error) {
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
-	w := &Webhook{cfg: cfg, oci: o.oci, labels: o.labels, log: o.log,
+	w := &Webhook{cfg: cfg, oci: o.oci, labels: o.labels, pull: o.pull, log: o.log,
 		verifiers: map[string]*verifierState{}, hashes: map[string]string{}}
 	for name, p := range cfg.policies {
 		st := &verifierState{name: name, p: p, opts: append(slices.Clone(o.policyOpts), policy.WithOCIClient(o.oci))}
@@ -410,6 +422,21 @@ func (w *Webhook) Decide(ctx context.Context, req *Request) *Outcome {
 	v, err := w.verifiers[name].build(ctx)
 	if err != nil {
 		return &Outcome{Policy: name, Err: fmt.Errorf("cannot verify (denied, fail closed): %w", explain(ctx, err)), Code: 403}
+	}
+	if w.pull != nil {
+		refs, err := req.PullRefs()
+		if err != nil {
+			return &Outcome{Policy: name, Err: err, Code: 400}
+		}
+		kc, err := w.pull(ctx, req.Namespace, refs)
+		if err != nil {
+			code := int32(403)
+			if errors.Is(err, ErrTooMany) || errors.Is(err, ErrBadReview) {
+				code = 400
+			}
+			return &Outcome{Policy: name, Err: fmt.Errorf("cannot verify (denied, fail closed): registry credentials: %w", explain(ctx, err)), Code: code}
+		}
+		ctx = oci.WithRequestKeychain(ctx, kc)
 	}
 	out := &Outcome{Policy: name, Images: w.verifyImages(ctx, v, cs), Allowed: true, Code: 403}
 	for _, r := range out.Images {

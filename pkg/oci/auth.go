@@ -1,6 +1,13 @@
 package oci
 
 import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -44,4 +51,74 @@ func (k gitlabKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 		return authn.Anonymous, nil
 	}
 	return authn.FromConfig(authn.AuthConfig{Username: user, Password: pass}), nil
+}
+
+type requestKeychainKey struct{}
+
+// WithRequestKeychain returns a context under which a Client tries kc before its own
+// keychain, for requests made on behalf of someone whose credentials are not the
+// process's (the admission webhook: a pod's imagePullSecrets). Transports are cached
+// per repository and per credentials, so requests under different credentials never
+// share an authenticated transport; [Client.CredentialID] names the credentials for
+// caches built above the client.
+func WithRequestKeychain(ctx context.Context, kc authn.Keychain) context.Context {
+	return context.WithValue(ctx, requestKeychainKey{}, kc)
+}
+
+func requestKeychain(ctx context.Context) (authn.Keychain, bool) {
+	kc, ok := ctx.Value(requestKeychainKey{}).(authn.Keychain)
+	return kc, ok && kc != nil
+}
+
+// credentialKey keys the fingerprints of credentials (an HMAC, so that the fingerprint
+// of a password says nothing about it outside this process).
+var credentialKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return k
+}()
+
+// credentialFingerprint names the credentials auth presents, without revealing them:
+// "anonymous", or an HMAC-SHA-256 of the authorization under a per-process key.
+func credentialFingerprint(auth authn.Authenticator) (string, error) {
+	if auth == authn.Anonymous {
+		return "anonymous", nil
+	}
+	cfg, err := auth.Authorization()
+	if err != nil {
+		return "", err
+	}
+	if *cfg == (authn.AuthConfig{}) {
+		return "anonymous", nil
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, credentialKey)
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil)[:16]), nil
+}
+
+// CredentialID names the credentials the client presents for ref's repository under
+// ctx: "" when ctx carries no request keychain (the client's own credentials),
+// otherwise a fingerprint that is equal for equal credentials ("anonymous" for none).
+// Caches of results read under request credentials key on it, so that a result read
+// with one pod's credentials is not served to a request that could not read it.
+func (c *Client) CredentialID(ctx context.Context, ref string) (string, error) {
+	kc, ok := requestKeychain(ctx)
+	if !ok {
+		return "", nil
+	}
+	r, err := c.parseRef(ref)
+	if err != nil {
+		return "", err
+	}
+	auth, err := authn.Resolve(ctx, authn.NewMultiKeychain(kc, c.keychain), r.Context())
+	if err != nil {
+		return "", fmt.Errorf("registry credentials for %s: %w", r.Context().RegistryStr(), err)
+	}
+	return credentialFingerprint(auth)
 }

@@ -73,6 +73,9 @@ func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 	return h.inner.RoundTrip(r)
 }
 
+// maxTransports bounds the cache of authenticated transports.
+const maxTransports = 4096
+
 // repository returns an authenticated client for repo with pull (and push) scope.
 func (c *Client) repository(ctx context.Context, repo name.Repository, push bool) (*repoClient, error) {
 	key := repo.String()
@@ -86,6 +89,21 @@ func (c *Client) repository(ctx context.Context, repo name.Repository, push bool
 		scheme = "http"
 	}
 	rc := &repoClient{c: c, repo: repo, base: scheme + "://" + repo.RegistryStr()}
+	// Under a request keychain the credentials are resolved first and the
+	// transport is cached per credentials: two pods' pull secrets never
+	// share an authenticated transport.
+	var auth authn.Authenticator
+	if kc, ok := requestKeychain(ctx); ok {
+		var err error
+		if auth, err = authn.Resolve(ctx, authn.NewMultiKeychain(kc, c.keychain), repo); err != nil {
+			return nil, fmt.Errorf("registry credentials for %s: %w", repo.RegistryStr(), err)
+		}
+		fp, err := credentialFingerprint(auth)
+		if err != nil {
+			return nil, fmt.Errorf("registry credentials for %s: %w", repo.RegistryStr(), err)
+		}
+		key += "#cred=" + fp
+	}
 	c.mu.Lock()
 	rt, ok := c.transports[key]
 	c.mu.Unlock()
@@ -93,15 +111,20 @@ func (c *Client) repository(ctx context.Context, repo name.Repository, push bool
 		rc.rt = rt
 		return rc, nil
 	}
-	auth, err := authn.Resolve(ctx, c.keychain, repo)
-	if err != nil {
-		return nil, fmt.Errorf("registry credentials for %s: %w", repo.RegistryStr(), err)
+	if auth == nil {
+		var err error
+		if auth, err = authn.Resolve(ctx, c.keychain, repo); err != nil {
+			return nil, fmt.Errorf("registry credentials for %s: %w", repo.RegistryStr(), err)
+		}
 	}
-	rt, err = transport.NewWithContext(ctx, repo.Registry, auth, httpsOnly{c: c, inner: c.base}, scopes)
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, httpsOnly{c: c, inner: c.base}, scopes)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", repo.RegistryStr(), err)
 	}
 	c.mu.Lock()
+	if len(c.transports) >= maxTransports {
+		clear(c.transports) // per-credentials keys are unbounded in a webhook: start over
+	}
 	c.transports[key] = rt
 	c.mu.Unlock()
 	rc.rt = rt

@@ -385,7 +385,15 @@ func (v *Verifier) Verify(ctx context.Context, ref string) (*Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", ref, err)
 	}
-	key := digest + "|" + hex.EncodeToString(v.p.digest[:]) + "|" + repo
+	// Under request credentials (oci.WithRequestKeychain: the admission
+	// webhook's pull secrets) a decision serves only requests with the same
+	// credentials: one read with a pod's secret is not an allow for a pod
+	// that could not read the image.
+	cred, err := v.oci.CredentialID(ctx, repo+"@"+digest)
+	if err != nil {
+		return nil, err
+	}
+	key := digest + "|" + hex.EncodeToString(v.p.digest[:]) + "|" + repo + "|" + cred
 	v.mu.Lock()
 	if c, ok := v.cache[key]; ok && v.now().Before(c.expires) {
 		v.mu.Unlock()

@@ -66,9 +66,19 @@ into --data on first start (mode 0600).`,
 			default:
 				return fmt.Errorf("--log-format %q: want text or json", logFormat)
 			}
-			if so.Storage.Kind == server.StorageAWS && so.Storage.DB == "" {
-				// Keeps the database password off the command line.
-				so.Storage.DB = os.Getenv("TF_DB_DSN")
+			if so.Storage.DB == "" {
+				// Keeps the database password off the command line (and out
+				// of the config file), whether the flags or --config's
+				// storage section choose the aws backend.
+				kind := so.Storage.Kind
+				if kind == "" && o.ConfigFile != "" {
+					if c, err := transparency.LoadConfig(o.ConfigFile); err == nil && c.Storage.DB == "" {
+						kind = c.Storage.Kind
+					}
+				}
+				if kind == server.StorageAWS {
+					so.Storage.DB = os.Getenv("TF_DB_DSN")
+				}
 			}
 			if cmd.Flags().Changed("require-wimse") {
 				so.RequireWIMSE = &requireWIMSE

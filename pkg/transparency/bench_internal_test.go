@@ -15,9 +15,10 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
 )
 
-// serviceWithEntries opens a service with n appended entries and returns it
-// with the record of entry 300 and the checkpoint covering all n.
-func serviceWithEntries(tb testing.TB, n int) (*Service, storage.Record, *checkpoint) {
+// serviceWithEntries opens a service with n (> 301) appended entries and
+// returns it with the records of entries 300 and 301 (appended
+// concurrently, so at any index) and the checkpoint covering all n.
+func serviceWithEntries(tb testing.TB, n int) (*Service, [2]storage.Record, *checkpoint) {
 	issuer, _ := keys.Generate(cose.AlgorithmES256)
 	pub, _ := issuer.Public().MarshalJWK()
 	kf := tb.TempDir() + "/issuer.jwk"
@@ -35,7 +36,7 @@ func serviceWithEntries(tb testing.TB, n int) (*Service, storage.Record, *checkp
 	tb.Cleanup(func() { svc.Close(context.Background()) })
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var rec storage.Record
+	var recs [2]storage.Record
 	for i := range n {
 		wg.Go(func() {
 			e := sha256.Sum256(fmt.Append(nil, i))
@@ -43,9 +44,9 @@ func serviceWithEntries(tb testing.TB, n int) (*Service, storage.Record, *checkp
 			if err != nil {
 				tb.Error(err)
 			}
-			if i == 300 {
+			if i == 300 || i == 301 {
 				mu.Lock()
-				rec = storage.Record{Entry: e, Index: idx, Indexed: true, Registered: time.Now()}
+				recs[i-300] = storage.Record{Entry: e, Index: idx, Indexed: true, Registered: time.Now()}
 				mu.Unlock()
 			}
 		})
@@ -55,7 +56,7 @@ func serviceWithEntries(tb testing.TB, n int) (*Service, storage.Record, *checkp
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return svc, rec, cp
+	return svc, recs, cp
 }
 
 // BenchmarkIssueReceipt measures producing one receipt on demand: the
@@ -63,7 +64,8 @@ func serviceWithEntries(tb testing.TB, n int) (*Service, storage.Record, *checkp
 // ("per-entry": a receipt fetched after SharedReceiptWindow) or the
 // checkpoint's shared signature ("shared": the receipt of a registration).
 func BenchmarkIssueReceipt(b *testing.B) {
-	svc, rec, cp := serviceWithEntries(b, 600)
+	svc, recs, cp := serviceWithEntries(b, 600)
+	rec := recs[0]
 	for _, c := range []struct {
 		name       string
 		registered time.Time

@@ -149,7 +149,8 @@ func TestSharesTreeSignature(t *testing.T) {
 // signature for every entry) and per entry (sub = entry id, iat = the
 // registration time), and that each verifies against the root.
 func TestReceiptSignatureShapes(t *testing.T) {
-	svc, rec, cp := serviceWithEntries(t, 600)
+	svc, recs, cp := serviceWithEntries(t, 600)
+	rec := recs[0]
 	parse := func(raw []byte) *scitt.Receipt {
 		t.Helper()
 		r, err := scitt.ParseReceipt(raw)
@@ -176,12 +177,8 @@ func TestReceiptSignatureShapes(t *testing.T) {
 	if shared.Subject != "" || shared.IssuedAt.Unix() != cp.At.Unix() {
 		t.Fatalf("shared receipt: sub %q iat %s; want no sub and iat %s", shared.Subject, shared.IssuedAt, cp.At)
 	}
-	other := rec
-	other.Entry = sha256.Sum256(fmt.Append(nil, 301))
-	other.Index = rec.Index + 1
-	if other.Index >= cp.Size {
-		other.Index = rec.Index - 1
-	}
+	other := recs[1]
+	other.Registered = rec.Registered
 	raw2, err := svc.issueReceipt(t.Context(), other, cp)
 	if err != nil {
 		t.Fatal(err)

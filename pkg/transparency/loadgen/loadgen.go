@@ -42,14 +42,25 @@ type Config struct {
 	// with at most Window registrations awaiting their receipt.
 	Sync bool
 	// Window is the number of registrations a client may have in flight.
-	// Default 16.
+	// Default 16. Sync with Window 1 is a closed loop: Concurrency clients,
+	// each with exactly one request in flight.
 	Window int
+	// Duration, when positive, stops clients from starting registrations
+	// once it has passed since the first submission; registrations in flight
+	// then finish and count. Count is then the size of the pre-signed pool
+	// (an upper bound: a run that exhausts it ends early). Default 0: run
+	// until Count registrations are done.
+	Duration time.Duration
 }
 
 // Report is the outcome of a run.
 type Report struct {
+	// Count is the number of registrations done (with Duration, those
+	// started before it passed).
 	Count, Concurrency, PayloadSize, Window int
 	Sync                                    bool
+	// Duration is Config.Duration.
+	Duration time.Duration
 	// Elapsed runs from the first submission to the last receipt.
 	Elapsed time.Duration
 	// SubmitElapsed runs from the first submission to the last 303/201.
@@ -69,8 +80,14 @@ func (r *Report) Rate() float64 { return float64(r.Count) / r.Elapsed.Seconds() 
 // String formats the report.
 func (r *Report) String() string {
 	mode := "pipelined (Prefer: respond-async; 303 once durable, receipt fetched from the Location)"
-	if r.Sync {
+	switch {
+	case r.Sync && r.Window == 1:
+		mode = "closed loop (one POST per registration, answered 201 with the receipt; one request in flight per client)"
+	case r.Sync:
 		mode = "synchronous (one POST per registration, answered 201 with the receipt; window = open requests per client)"
+	}
+	if r.Duration > 0 {
+		mode += fmt.Sprintf("; clients start registrations for %s", r.Duration)
 	}
 	return fmt.Sprintf(`mode:           %s
 registrations:  %d with %d concurrent clients (window %d), %d-byte payloads
@@ -99,6 +116,9 @@ type result struct {
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Count <= 0 || cfg.Concurrency <= 0 {
 		return nil, errors.New("count and concurrency must be positive")
+	}
+	if cfg.Duration < 0 {
+		return nil, errors.New("duration must not be negative")
 	}
 	if cfg.PayloadSize <= 0 {
 		cfg.PayloadSize = 1024
@@ -144,6 +164,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				if !cfg.Sync {
 					window <- struct{}{}
 				}
+				if cfg.Duration > 0 && time.Since(start) >= cfg.Duration {
+					return
+				}
 				i := int(next.Add(1) - 1)
 				if i >= len(stmts) || ctx.Err() != nil {
 					return
@@ -186,8 +209,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	clients.Wait()
 	fetchers.Wait()
-	rep := &Report{Count: len(stmts), Concurrency: cfg.Concurrency, PayloadSize: cfg.PayloadSize, Window: cfg.Window, Sync: cfg.Sync,
-		Elapsed: time.Since(start), SubmitElapsed: time.Duration(lastSubmit.Load())}
+	done := min(int(next.Load()), len(stmts))
+	if done == 0 {
+		return nil, errors.New("no registration started: duration too short")
+	}
+	results = results[:done]
+	rep := &Report{Count: done, Concurrency: cfg.Concurrency, PayloadSize: cfg.PayloadSize, Window: cfg.Window, Sync: cfg.Sync,
+		Duration: cfg.Duration, Elapsed: time.Since(start), SubmitElapsed: time.Duration(lastSubmit.Load())}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@
 //
 //	rekorload keygen FILE
 //	rekorload freeport [N]
-//	rekorload run --url URL --origin NAME --signer FILE --clients C --duration D --count POOL
+//	rekorload run --url URL --origin NAME --signer FILE --clients C --duration D --warmup W --count POOL
 //
 // keygen writes an Ed25519 private key (PKCS #8 PEM), the form Rekor's
 // --signer-filepath reads, for the log's checkpoint signatures.
@@ -20,7 +20,8 @@
 // signed with ECDSA P-256 (PKIX_ECDSA_P256_SHA_256, the counterpart of the
 // ES256 statements Trustfabric's load generator registers) by a key created
 // for the run. Rekor answers 201 with a TransparencyLogEntry once a published
-// checkpoint covers the entry. After the clock stops every answer is verified
+// checkpoint covers the entry. Rate and latency are those of the answers that
+// arrive between W and D (or the moment the pool ran out). After the clock stops every answer is verified
 // (as `bench register` verifies every receipt): the canonicalized body names
 // the digest sent, the inclusion proof leads from its leaf hash to the root,
 // and the checkpoint carries that root and size and verifies under the log's
@@ -74,7 +75,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: rekorload keygen FILE | rekorload run --url URL --origin NAME --signer FILE --clients C --duration D --count POOL")
+		return errors.New("usage: rekorload keygen FILE | rekorload run --url URL --origin NAME --signer FILE --clients C --duration D --warmup W --count POOL")
 	}
 	switch args[0] {
 	case "keygen":
@@ -99,13 +100,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fs.StringVar(&cfg.origin, "origin", "", "the log's checkpoint origin (Rekor's --hostname)")
 		fs.StringVar(&cfg.signer, "signer", "", "the log's Ed25519 private key file (Rekor's --signer-filepath), for its public key")
 		fs.IntVar(&cfg.clients, "clients", 64, "clients, each with one request in flight")
-		fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "start requests for this long, then let those in flight finish")
+		fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "start requests for this long, then let those in flight finish (verified, not measured)")
+		fs.DurationVar(&cfg.warmup, "warmup", 0, "answers that arrive before this are not measured")
 		fs.IntVar(&cfg.count, "count", 10000, "requests signed before the clock (the run ends early when they run out)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		if cfg.url == "" || cfg.origin == "" || cfg.signer == "" || cfg.clients <= 0 || cfg.count <= 0 || cfg.duration <= 0 {
-			return errors.New("run: --url, --origin, --signer and positive --clients, --count, --duration are required")
+		if cfg.url == "" || cfg.origin == "" || cfg.signer == "" || cfg.clients <= 0 || cfg.count <= 0 || cfg.duration <= 0 ||
+			cfg.warmup < 0 || cfg.warmup >= cfg.duration {
+			return errors.New("run: --url, --origin, --signer and positive --clients, --count, --duration are required, and --warmup must be shorter than --duration")
 		}
 		rep, err := load(ctx, cfg)
 		if rep != nil {
@@ -150,7 +153,7 @@ func freeports(out io.Writer, n int) error {
 type config struct {
 	url, origin, signer string
 	clients, count      int
-	duration            time.Duration
+	duration, warmup    time.Duration
 }
 
 // request is one presigned CreateEntryRequest and the digest it carries.
@@ -162,25 +165,27 @@ type request struct {
 type result struct {
 	answer  []byte
 	latency time.Duration
+	end     time.Duration // since the start of the run
 	err     error
 }
 
 type report struct {
-	clients, count, verified int
-	duration, elapsed        time.Duration
-	p50, p90, p99, max       time.Duration
-	verifyElapsed            time.Duration
+	clients, count, verified, measured int
+	duration, elapsed                  time.Duration
+	windowStart, windowEnd             time.Duration
+	p50, p90, p99, max                 time.Duration
+	verifyElapsed                      time.Duration
 }
 
 func (r *report) String() string {
 	return fmt.Sprintf(`mode:           closed loop (one POST /api/v2/log/entries per entry, answered 201 with inclusion proof and checkpoint; one request in flight per client); clients start requests for %s
 registrations:  %d with %d concurrent clients (window 1), hashedrekord v0.0.2, ECDSA P-256 over the SHA-256 of a 1024-byte artifact
 elapsed:        %s
-throughput:     %.0f registrations/s (receipt in hand)
+throughput:     %.0f registrations/s (receipt in hand) in the window %s-%s (%d receipts; warm-up and drain not measured)
 receipt latency p50 %s  p90 %s  p99 %s  max %s
 verified:       %d/%d receipts (%s)
-`, r.duration, r.count, r.clients, r.elapsed.Round(time.Millisecond), float64(r.count)/r.elapsed.Seconds(),
-		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.verified, r.count, r.verifyElapsed.Round(time.Millisecond))
+`, r.duration, r.count, r.clients, r.elapsed.Round(time.Millisecond), float64(r.measured)/(r.windowEnd-r.windowStart).Seconds(),
+		r.windowStart, r.windowEnd.Round(time.Millisecond), r.measured, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), r.verified, r.count, r.verifyElapsed.Round(time.Millisecond))
 }
 
 func ms(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
@@ -201,7 +206,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 	endpoint := strings.TrimSuffix(cfg.url, "/") + "/api/v2/log/entries"
 
 	results := make([]result, len(reqs))
-	var next atomic.Int64
+	var next, exhausted atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range cfg.clients {
@@ -209,11 +214,12 @@ func load(ctx context.Context, cfg config) (*report, error) {
 			for time.Since(start) < cfg.duration && ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= len(reqs) {
+					exhausted.CompareAndSwap(0, int64(time.Since(start)))
 					return
 				}
 				t0 := time.Now()
 				results[i].answer, results[i].err = post(ctx, hc, endpoint, reqs[i].body)
-				results[i].latency = time.Since(t0)
+				results[i].latency, results[i].end = time.Since(t0), time.Since(start)
 			}
 		})
 	}
@@ -227,17 +233,27 @@ func load(ctx context.Context, cfg config) (*report, error) {
 		return nil, errors.New("no request started")
 	}
 	results, reqs = results[:done], reqs[:done]
+	// The measured window, as in `bench register --duration --warmup`.
+	wstart, wend := cfg.warmup, cfg.duration
+	if ex := time.Duration(exhausted.Load()); ex > 0 && ex < wend {
+		wend = ex // the pool ran out: what follows is drain
+	}
 	lat := make([]time.Duration, 0, done)
 	for i := range results {
 		if results[i].err != nil {
 			return nil, fmt.Errorf("entry %d: %w", i, results[i].err)
 		}
-		lat = append(lat, results[i].latency)
+		if results[i].end >= wstart && results[i].end <= wend {
+			lat = append(lat, results[i].latency)
+		}
+	}
+	if len(lat) == 0 {
+		return nil, errors.New("no answer arrived in the measured window (warm-up too long, or the pool too small)")
 	}
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	rep := &report{clients: cfg.clients, count: done, duration: cfg.duration, elapsed: elapsed,
-		p50: pct(0.50), p90: pct(0.90), p99: pct(0.99), max: lat[len(lat)-1]}
+	rep := &report{clients: cfg.clients, count: done, measured: len(lat), duration: cfg.duration, elapsed: elapsed,
+		windowStart: wstart, windowEnd: wend, p50: pct(0.50), p90: pct(0.90), p99: pct(0.99), max: lat[len(lat)-1]}
 	vstart := time.Now()
 	rep.verified, err = verifyAll(reqs, results, verifier)
 	rep.verifyElapsed = time.Since(vstart)
@@ -326,27 +342,36 @@ func post(ctx context.Context, hc *http.Client, url string, body []byte) ([]byte
 // logVerifier returns the note verifier of the log's checkpoints: Ed25519
 // signed notes (C2SP signed-note) named by the origin.
 func logVerifier(signerFile, origin string) (note.Verifier, error) {
-	b, err := os.ReadFile(signerFile)
+	priv, err := loadEd25519(signerFile)
 	if err != nil {
 		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM block", signerFile)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", signerFile, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an Ed25519 key", signerFile)
 	}
 	vkey, err := note.NewEd25519VerifierKey(origin, priv.Public().(ed25519.PublicKey))
 	if err != nil {
 		return nil, err
 	}
 	return note.NewVerifier(vkey)
+}
+
+// loadEd25519 reads the PKCS #8 PEM Ed25519 key keygen writes.
+func loadEd25519(file string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%s: no PEM block", file)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an Ed25519 key", file)
+	}
+	return priv, nil
 }
 
 // ErrUnverified is returned when an answer does not verify.

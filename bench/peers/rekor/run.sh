@@ -2,13 +2,17 @@
 # Side by side: Sigstore's Rekor v2 (rekor-tiles, POSIX build) and
 # `trustfabric serve` (POSIX), driven by the same closed loop: C clients, each
 # with exactly one request in flight, starting requests for DURATION, on a
-# fresh server and data directory per point. Issue 12 item 7; figures in
+# fresh server and data directory per point. Entries/s and latency are those
+# of the answers that arrive between WARMUP and DURATION (wrk-style: the
+# first burst and the drain are not measured); server CPU per entry counts all
+# the entries of the point. Issue 12 item 7; figures in
 # docs/benchmarks.md and bench/peers/rekor/README.md. Not run by .ci/run.
 #
 #   bench/peers/rekor/run.sh [C ...]          (default C: 64 256 1024 2048 4096)
 #
 # Environment (all optional):
 #   DURATION=20s         how long clients start requests at each point
+#   WARMUP=5s            answers before this are not measured
 #   TF=/path/trustfabric a prebuilt trustfabric (default: built from this checkout)
 #   TF_CONFIG_EXTRA='checkpoint_interval: 50ms'   lines added to serve's --config
 #   REKOR_ARGS='--checkpoint-interval 100ms --batch-max-age 100ms --persistent-antispam'
@@ -29,6 +33,7 @@ set -euo pipefail
 REKOR_VERSION=v2.3.0
 REKOR_PKG=github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
 duration=${DURATION:-20s}
+warmup=${WARMUP:-5s}
 systems=${SYSTEMS:-trustfabric rekor}
 rekor_args=${REKOR_ARGS:---checkpoint-interval 100ms --batch-max-age 100ms --persistent-antispam}
 clients=("$@")
@@ -37,7 +42,9 @@ for c in "${clients[@]}"; do
   [[ $c =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [C ...] (C a positive integer, got $c)" >&2; exit 2; }
 done
 [[ $duration =~ ^[0-9]+s$ ]] || { echo "DURATION: want whole seconds like 20s, got $duration" >&2; exit 2; }
+[[ $warmup =~ ^[0-9]+s$ ]] || { echo "WARMUP: want whole seconds like 5s, got $warmup" >&2; exit 2; }
 dur_s=${duration%s}
+[ "${warmup%s}" -lt "$dur_s" ] || { echo "WARMUP must be shorter than DURATION" >&2; exit 2; }
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -143,7 +150,7 @@ to_ms() {
 
 results=$work/results
 : >"$results"
-echo "== Rekor $REKOR_VERSION ($rekor_args) vs trustfabric serve (POSIX, shipped timings); closed loop, $duration per point; C: ${clients[*]}"
+echo "== Rekor $REKOR_VERSION ($rekor_args) vs trustfabric serve (POSIX, shipped timings); closed loop, $duration per point (measured from $warmup); C: ${clients[*]}"
 echo "== $(nproc) CPUs, $(go version | cut -d' ' -f3), load average at start $(loadavg)"
 for c in "${clients[@]}"; do
   for sys in $systems; do
@@ -153,18 +160,18 @@ for c in "${clients[@]}"; do
     case $sys in
       trustfabric)
         start_trustfabric "$dir"
-        # Pool: at most one registration per 100 ms per client, capped at 6,000/s
-        # (a run that exhausts it ends early; the rate stays right).
-        pool=$(( (c * 10 < 6000 ? c * 10 : 6000) * dur_s * 11 / 10 ))
+        # Pool: at most one registration per 100 ms per client, capped at 5,000/s
+        # (a run that exhausts it ends its measured window there).
+        pool=$(( (c * 10 < 5000 ? c * 10 : 5000) * dur_s ))
         cmd=("$tf" bench register --ts "$url" --key "$work/issuer.jwk" --concurrency "$c" --window 1 --sync
-          --duration "$duration" --count "$pool")
+          --duration "$duration" --warmup "$warmup" --count "$pool")
         ;;
       rekor)
         start_rekor "$dir"
-        # Pool: Rekor answers after ≥ 1 s (its checkpoint poll), capped at 4,000/s.
-        pool=$(( (c < 4000 ? c : 4000) * dur_s * 12 / 10 + c ))
+        # Pool: Rekor answers after ≥ 1 s (its checkpoint poll), capped at 3,000/s.
+        pool=$(( (c < 3000 ? c : 3000) * dur_s + c ))
         cmd=("$load" run --url "$url" --origin bench.rekor.test --signer "$work/rekor-signer.pem" --clients "$c"
-          --duration "$duration" --count "$pool")
+          --duration "$duration" --warmup "$warmup" --count "$pool")
         ;;
       *) echo "SYSTEMS: unknown system $sys" >&2; exit 2 ;;
     esac

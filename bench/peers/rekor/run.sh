@@ -65,7 +65,10 @@ if [ ! -x "$rekor" ]; then
   )
 fi
 
-work=$(mktemp -d /tmp/tf-peer-rekor.XXXXXX)
+# Work directory (data directories, keys, reports) under the cache, not /tmp:
+# on a shared machine other jobs sweep /tmp. Removed at exit.
+mkdir -p "$cache/peer-rekor"
+work=$(mktemp -d "$cache/peer-rekor/run.XXXXXX")
 server_pid=""
 stop_server() {
   if [ -n "$server_pid" ]; then

@@ -324,6 +324,10 @@ func post(ctx context.Context, hc *http.Client, url string, body []byte) ([]byte
 				return b, nil
 			case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests:
 				err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
+			case resp.StatusCode == http.StatusConflict && last != nil:
+				// Rekor v2 answers a duplicate with 409 and no proof.
+				return nil, fmt.Errorf("%s after a failed attempt (%w): the entry was logged but its answer was lost (did the request outlive --server-timeout?): %s",
+					resp.Status, last, bytes.TrimSpace(b))
 			default:
 				return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
 			}

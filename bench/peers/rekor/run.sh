@@ -15,7 +15,7 @@
 #   WARMUP=5s            answers before this are not measured
 #   TF=/path/trustfabric a prebuilt trustfabric (default: built from this checkout)
 #   TF_CONFIG_EXTRA='checkpoint_interval: 50ms'   lines added to serve's --config
-#   REKOR_ARGS='--checkpoint-interval 100ms --batch-max-age 100ms --persistent-antispam'
+#   REKOR_ARGS='--checkpoint-interval 100ms --batch-max-age 100ms --persistent-antispam --server-timeout 60s'
 #   SYSTEMS='trustfabric rekor'
 #
 # Rekor v2 is built once from the Go module proxy in a scratch module under
@@ -35,7 +35,7 @@ REKOR_PKG=github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
 duration=${DURATION:-20s}
 warmup=${WARMUP:-5s}
 systems=${SYSTEMS:-trustfabric rekor}
-rekor_args=${REKOR_ARGS:---checkpoint-interval 100ms --batch-max-age 100ms --persistent-antispam}
+rekor_args=${REKOR_ARGS:---checkpoint-interval 100ms --batch-max-age 100ms --persistent-antispam --server-timeout 60s}
 clients=("$@")
 [ ${#clients[@]} -gt 0 ] || clients=(64 256 1024 2048 4096)
 for c in "${clients[@]}"; do
@@ -163,16 +163,16 @@ for c in "${clients[@]}"; do
     case $sys in
       trustfabric)
         start_trustfabric "$dir"
-        # Pool: at most one registration per 100 ms per client, capped at 5,000/s
+        # Pool: at most one registration per 100 ms per client, capped at 4,000/s
         # (a run that exhausts it ends its measured window there).
-        pool=$(( (c * 10 < 5000 ? c * 10 : 5000) * dur_s ))
+        pool=$(( (c * 10 < 4000 ? c * 10 : 4000) * dur_s ))
         cmd=("$tf" bench register --ts "$url" --key "$work/issuer.jwk" --concurrency "$c" --window 1 --sync
           --duration "$duration" --warmup "$warmup" --count "$pool")
         ;;
       rekor)
         start_rekor "$dir"
-        # Pool: Rekor answers after ≥ 1 s (its checkpoint poll), capped at 3,000/s.
-        pool=$(( (c < 3000 ? c : 3000) * dur_s + c ))
+        # Pool: Rekor answers after ≥ 1 s (its checkpoint poll), capped at 2,000/s.
+        pool=$(( (c < 2000 ? c : 2000) * dur_s + c ))
         cmd=("$load" run --url "$url" --origin bench.rekor.test --signer "$work/rekor-signer.pem" --clients "$c"
           --duration "$duration" --warmup "$warmup" --count "$pool")
         ;;

@@ -153,7 +153,7 @@ to_ms() {
 
 results=$work/results
 : >"$results"
-echo "== Rekor $REKOR_VERSION ($rekor_args) vs trustfabric serve (POSIX, shipped timings); closed loop, $duration per point (measured from $warmup); C: ${clients[*]}"
+echo "== Rekor $REKOR_VERSION ($rekor_args) vs trustfabric serve (POSIX, shipped timings${TF_CONFIG_EXTRA:+ except $TF_CONFIG_EXTRA}); closed loop, $duration per point (measured from $warmup); C: ${clients[*]}"
 echo "== $(nproc) CPUs, $(go version | cut -d' ' -f3), load average at start $(loadavg)"
 for c in "${clients[@]}"; do
   for sys in $systems; do

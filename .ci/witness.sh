@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Independent witness: filippo.io/torchwood's litewitness (C2SP tlog-witness),
 # built once from the Go module proxy into a cache outside the clone, then the
-# tests that run it on loopback. Fails if they skip.
+# tests that run it on loopback (the service, and attest + verify through the CLI).
+# Fails if they skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
@@ -18,7 +19,10 @@ fi
 export TRUSTFABRIC_LITEWITNESS_DIR="$dir"
 
 out=$(go test -count=1 -v -run '^TestIndependentWitnesses$' ./pkg/transparency/ 2>&1) || { echo "$out"; exit 1; }
-if grep -q -- '--- SKIP' <<<"$out" || ! grep -q -- '--- PASS: TestIndependentWitnesses' <<<"$out"; then
-  echo "$out"; echo "the independent witness test did not run"; exit 1
-fi
-echo "litewitness $version: TestIndependentWitnesses passed"
+out2=$(go test -count=1 -v -run '^TestGateLitewitnessEndToEnd$' ./cmd/trustfabric/ 2>&1) || { echo "$out2"; exit 1; }
+for t in TestIndependentWitnesses TestGateLitewitnessEndToEnd; do
+  if grep -q -- "--- SKIP: $t" <<<"$out$out2" || ! grep -q -- "--- PASS: $t" <<<"$out$out2"; then
+    echo "$out$out2" | grep -vE '^[IWE][0-9]{4} '; echo "the independent witness test $t did not run"; exit 1
+  fi
+done
+echo "litewitness $version: TestIndependentWitnesses and TestGateLitewitnessEndToEnd (attest + verify --offline) passed"

@@ -23,15 +23,16 @@ func init() { register(NewCmdVerify) }
 
 // NewCmdVerify returns `trustfabric verify`, the deployment gate.
 func NewCmdVerify() *cobra.Command {
-	var policyFile, output, file, statementFile, preimageFile, credentialFile, nonce string
+	var policyFile, output, file, statementFile, preimageFile, credentialFile, nonce, layoutDir string
 	var offline bool
 	var insecure []string
 	var timeout time.Duration
 	var maxBytes int64
 	cmd := &cobra.Command{
-		Use:   "verify (IMAGE[@DIGEST] | --file PATH) --policy FILE [--output json] [--offline] [--credential PRESENTATION [--nonce NONCE]]",
+		Use:   "verify (IMAGE[@DIGEST] | --file PATH) --policy FILE [--output json] [--offline] [--oci-layout DIR] [--credential PRESENTATION [--nonce NONCE]]",
 		Short: "Allow or deny an image or a file on its SCITT statements, receipts and identities, or an image on a credential (exit 0 allow, 1 deny)",
 		Example: `  trustfabric verify ghcr.io/acme/app@sha256:… --policy policy.yaml
+  trustfabric verify ghcr.io/acme/app@sha256:… --policy policy.yaml --offline --oci-layout ./app-layout   # no network
   trustfabric verify --file dist/app_linux_amd64.tar.gz --policy policy.yaml   # reads PATH.scitt.cose and its preimage
   TRUSTFABRIC_POLICY=policy.yaml trustfabric verify ghcr.io/acme/app:1.2 --output json
   trustfabric verify ghcr.io/acme/app@sha256:… --policy credential-policy.yaml --credential presentation.sd-jwt --nonce n-0S6_WzA2Mj`,
@@ -61,9 +62,15 @@ func NewCmdVerify() *cobra.Command {
 				}
 				return reportDecision(cmd, d, output)
 			}
+			if layoutDir != "" && file != "" {
+				return errors.New("--oci-layout holds images: give an image, not --file")
+			}
 			var ociOpts []oci.Option
 			for _, h := range insecure {
 				ociOpts = append(ociOpts, oci.WithInsecureRegistry(h))
+			}
+			if layoutDir != "" {
+				ociOpts = append(ociOpts, oci.WithLayout(layoutDir))
 			}
 			client, err := oci.New(ociOpts...)
 			if err != nil {
@@ -92,7 +99,7 @@ func NewCmdVerify() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&policyFile, "policy", "", "verification policy file (required)")
 	addOutputFlag(cmd, &output)
-	f.BoolVar(&offline, "offline", false, "use only pinned keys and bundle files, and the registry")
+	f.BoolVar(&offline, "offline", false, "use only pinned keys and bundle files, and the registry (or --oci-layout)")
 	f.StringArrayVar(&insecure, "insecure-registry", nil, "registry host:port to reach over plain HTTP (repeatable; loopback registries need not be listed)")
 	f.DurationVar(&timeout, "timeout", policy.DefaultTimeout, "time budget of the verification (0: none); beyond it verify fails (exit 2), never allows")
 	f.Int64Var(&maxBytes, "max-bytes", policy.DefaultMaxBytes, "bytes of referrer manifests and layers the verification may fetch, each blob once (0: no limit)")
@@ -100,6 +107,7 @@ func NewCmdVerify() *cobra.Command {
 	f.StringVar(&statementFile, "statement", "", "with --file: the transparent statement (default PATH"+attest.FileStatementSuffix+")")
 	f.StringVar(&preimageFile, "preimage", "", "with --file: the statement's preimage (default the one file STATEMENT.* next to it)")
 	f.StringVar(&credentialFile, "credential", "", "decide on this credential presentation (SD-JWT VC or SD-CWT) under the policy's credentials section, not on SCITT evidence; IMAGE must carry its digest")
+	f.StringVar(&layoutDir, "oci-layout", "", "read the image and its referrers from this OCI image layout directory instead of the registry (the image keeps its registry name); with --offline nothing is fetched from the network")
 	f.StringVar(&nonce, "nonce", "", "the nonce the credential presentation must carry (with --credential)")
 	_ = cmd.MarkFlagRequired("policy")
 	return cmd

@@ -47,7 +47,7 @@ type ciVerifier struct {
 	providers []*ciProvider
 	client    *http.Client
 	now       func() time.Time
-	replay    *wimse.ReplayCache
+	replay    wimse.Replayer
 }
 
 type ciProvider struct {
@@ -62,7 +62,7 @@ type ciProvider struct {
 	failure  error
 }
 
-func newCIVerifier(cfg *Config, client *http.Client, now func() time.Time, replay *wimse.ReplayCache) (*ciVerifier, error) {
+func newCIVerifier(cfg *Config, client *http.Client, now func() time.Time, replay wimse.Replayer) (*ciVerifier, error) {
 	v := &ciVerifier{client: client, now: now, replay: replay}
 	for i := range cfg.Providers {
 		p := &ciProvider{cfg: &cfg.Providers[i]}
@@ -224,7 +224,7 @@ func (v *ciVerifier) consumeJTI(t *CIToken) error {
 		return nil
 	}
 	key := sha256.Sum256([]byte(t.Issuer + "\x00" + t.JTI))
-	if err := v.replay.Use(hex.EncodeToString(key[:]), t.Expiry.Add(CITokenLeeway), v.now()); err != nil {
+	if err := v.replay.UseFor("", hex.EncodeToString(key[:]), t.Expiry.Add(CITokenLeeway), v.now()); err != nil {
 		return fmt.Errorf("CI token: %w", err)
 	}
 	return nil

@@ -39,7 +39,7 @@ func TestAttackDPoPFloodWithGarbageTokensDoesNotFillReplayCache(t *testing.T) {
 			t.Fatalf("garbage token %d: status %d, want 400", i, resp.StatusCode)
 		}
 	}
-	if n := e.s.dpop.Len(); n != 0 {
+	if n := e.s.dpop.(*wimse.ReplayCache).Len(); n != 0 {
 		t.Fatalf("the DPoP replay cache holds %d ids from unauthenticated requests", n)
 	}
 	for i := range 3 {
@@ -55,7 +55,7 @@ func TestDPoPRecordedAfterGenuineExchange(t *testing.T) {
 	if err := e.exchangeErr(t, mustMint(t, e)); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.s.dpop.Len(); n != 1 {
+	if n := e.s.dpop.(*wimse.ReplayCache).Len(); n != 1 {
 		t.Fatalf("DPoP replay cache holds %d ids after one exchange, want 1", n)
 	}
 }

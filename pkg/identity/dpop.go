@@ -36,8 +36,8 @@ type dpopProof struct {
 
 // use records the proof's jti as used; an error wraps ErrDPoP and
 // wimse.ErrReplay or wimse.ErrReplayCacheFull.
-func (p *dpopProof) use(replay *wimse.ReplayCache, now time.Time) error {
-	if err := replay.Use(p.id, p.expires, now); err != nil {
+func (p *dpopProof) use(replay wimse.Replayer, now time.Time) error {
+	if err := replay.UseFor("", p.id, p.expires, now); err != nil {
 		return fmt.Errorf("%w: %w", ErrDPoP, err)
 	}
 	return nil

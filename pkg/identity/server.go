@@ -29,7 +29,7 @@ type Server struct {
 	key      *keys.PrivateKey
 	bundle   *wimse.Bundle
 	ci       *ciVerifier
-	dpop     *wimse.ReplayCache
+	dpop     wimse.Replayer
 	now      func() time.Time
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -46,6 +46,7 @@ type options struct {
 	now     func() time.Time
 	log     *slog.Logger
 	replay  int
+	shared  func(scope string) wimse.Replayer
 }
 
 // WithSigningKey sets the WIT signing key. Default: Config.SigningKey when
@@ -83,6 +84,14 @@ func WithReplayCapacity(n int) Option {
 	return func(o *options) error { o.replay = n; return nil }
 }
 
+// WithSharedReplay records used CI token and DPoP jti values in a store
+// shared by every replica (scope "ci" or "dpop"), in front of the in-memory
+// caches, so that a token used on one replica is refused by the others
+// (storage/aws.Replay on the replicas' database). Default: memory only.
+func WithSharedReplay(store func(scope string) wimse.Replayer) Option {
+	return func(o *options) error { o.shared = store; return nil }
+}
+
 // NewFromFile loads the configuration file and calls New.
 func NewFromFile(ctx context.Context, file string, opts ...Option) (*Server, error) {
 	cfg, err := LoadConfig(file)
@@ -90,6 +99,16 @@ func NewFromFile(ctx context.Context, file string, opts ...Option) (*Server, err
 		return nil, err
 	}
 	return New(ctx, *cfg, opts...)
+}
+
+// replayer is the jti record of one scope: memory, behind the shared store
+// when one is configured.
+func (o *options) replayer(scope string) wimse.Replayer {
+	local := wimse.NewReplayCache(o.replay)
+	if o.shared == nil {
+		return local
+	}
+	return wimse.Layered(o.shared(scope), local)
 }
 
 // New validates cfg and returns the server. cfg.Issuer must be set (the serve
@@ -127,11 +146,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("%w: the signing key needs a kid", ErrConfig)
 	}
 	s := &Server{
-		cfg: cfg, key: o.key, now: o.now, log: o.log, dpop: wimse.NewReplayCache(o.replay),
+		cfg: cfg, key: o.key, now: o.now, log: o.log, dpop: o.replayer("dpop"),
 		tokenURL: strings.TrimSuffix(cfg.Issuer, "/") + wimse.TokenPath,
 	}
 	s.bundle = &wimse.Bundle{TrustDomain: cfg.TrustDomain, Issuers: []string{cfg.Issuer}, Keys: append([]jose.JSONWebKey{o.key.PublicJWK()}, o.retired...)}
-	ci, err := newCIVerifier(&s.cfg, o.client, o.now, wimse.NewReplayCache(o.replay))
+	ci, err := newCIVerifier(&s.cfg, o.client, o.now, o.replayer("ci"))
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +339,7 @@ func oauthError(err error) (int, string) {
 		return http.StatusBadRequest, "invalid_target"
 	case errors.Is(err, ErrIssuerUnavailable):
 		return http.StatusServiceUnavailable, "temporarily_unavailable"
-	case errors.Is(err, wimse.ErrReplayCacheFull):
+	case errors.Is(err, wimse.ErrReplayCacheFull), errors.Is(err, wimse.ErrReplayUnavailable):
 		return http.StatusServiceUnavailable, "temporarily_unavailable"
 	case errors.Is(err, errServer), errors.Is(err, ErrConfig):
 		return http.StatusInternalServerError, "server_error"

@@ -32,7 +32,8 @@
 // Authentication uses go-containerregistry's default keychain (docker config, credential
 // helpers) after GITHUB_TOKEN for ghcr.io and CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for the
 // GitLab registry; see [Keychain]. Plain HTTP is used only for localhost and for registries
-// named with [WithInsecureRegistry].
+// named with [WithInsecureRegistry]. [WithLayout] reads an OCI image layout on disk instead
+// of any registry (a gate with no network).
 package oci
 
 import (

@@ -60,8 +60,22 @@ func encodeProof(a, b uint64, path [][]byte) ([]byte, error) {
 }
 
 func issue(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, proofLabel int64, proofBytes, root []byte) ([]byte, error) {
+	protected, sig, err := signReceiptHeader(ctx, key, claims, proofLabel, root)
+	if err != nil {
+		return nil, err
+	}
+	return buildReceipt(protected, sig, proofLabel, proofBytes, claims.Checkpoint)
+}
+
+// signReceiptHeader builds a receipt's protected header and signs it over
+// the detached root. The signature covers nothing else (RFC 9942 §4), so
+// one signature serves every receipt with the same header and root.
+func signReceiptHeader(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, proofLabel int64, root []byte) (protected, sig []byte, err error) {
 	if len(root) != sha256.Size {
-		return nil, fmt.Errorf("issue receipt: %w: root of %d bytes", ErrProofMismatch, len(root))
+		return nil, nil, fmt.Errorf("issue receipt: %w: root of %d bytes", ErrProofMismatch, len(root))
+	}
+	if len(claims.Checkpoint) > MaxCheckpointSize {
+		return nil, nil, fmt.Errorf("issue receipt: checkpoint of %d bytes (at most %d)", len(claims.Checkpoint), MaxCheckpointSize)
 	}
 	cwt := map[int64]any{}
 	if claims.Issuer != "" {
@@ -88,22 +102,82 @@ func issue(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, proo
 	if proofLabel == proofConsistency {
 		hdr[LabelReceiptKind] = KindConsistency
 	}
-	protected, sig, err := signProtected(ctx, key, hdr, root)
+	protected, sig, err = signProtected(ctx, key, hdr, root)
 	if err != nil {
-		return nil, fmt.Errorf("issue receipt: %w", err)
+		return nil, nil, fmt.Errorf("issue receipt: %w", err)
 	}
+	return protected, sig, nil
+}
+
+// buildReceipt assembles a receipt from a signed protected header and the
+// unprotected proof (and optional checkpoint).
+func buildReceipt(protected, sig []byte, proofLabel int64, proofBytes, checkpoint []byte) ([]byte, error) {
 	uh := map[any]any{
 		int64(LabelVDP): map[int64]any{proofLabel: []cbor.RawMessage{cosewire.AppendBstr(nil, proofBytes)}},
 	}
-	if len(claims.Checkpoint) > 0 {
-		if len(claims.Checkpoint) > MaxCheckpointSize {
-			return nil, fmt.Errorf("issue receipt: checkpoint of %d bytes (at most %d)", len(claims.Checkpoint), MaxCheckpointSize)
-		}
-		uh[LabelCheckpoint] = claims.Checkpoint
+	if len(checkpoint) > 0 {
+		uh[LabelCheckpoint] = checkpoint
 	}
 	unprotected, err := cosewire.Enc.Marshal(uh)
 	if err != nil {
 		return nil, fmt.Errorf("issue receipt: %w", err)
 	}
 	return cosewire.Build(protected, unprotected, nil, sig), nil
+}
+
+// TreeSignature is one receipt signature over the root of a tree, shared by
+// the inclusion receipts of every entry in that tree: a receipt's signature
+// covers only its protected header and the detached root, and the per-entry
+// inclusion proof sits in the unprotected header (RFC 9942 §4), so the
+// service signs once per checkpoint instead of once per entry. The shared
+// header has no per-entry CWT sub; its iat is when the tree was observed, so
+// it says "the entry was in the log by iat" (docs/design/transparency.md).
+type TreeSignature struct {
+	size       uint64
+	root       []byte
+	protected  []byte
+	sig        []byte
+	checkpoint []byte
+}
+
+// SignTree signs the inclusion-receipt header for the tree of the given size
+// and root. claims.Subject must be empty: a shared signature cannot name one
+// entry.
+func SignTree(ctx context.Context, key *keys.PrivateKey, claims ReceiptClaims, size uint64, root []byte) (*TreeSignature, error) {
+	if claims.Subject != "" {
+		return nil, fmt.Errorf("sign tree: a signature shared by every entry cannot carry the subject %q", claims.Subject)
+	}
+	if size == 0 {
+		return nil, fmt.Errorf("sign tree: %w: empty tree", ErrProofMismatch)
+	}
+	if claims.Leaf != "" {
+		if c, err := ParseLeafConvention(claims.Leaf); err != nil || c == LeafAuto {
+			return nil, fmt.Errorf("sign tree: leaf convention %q: want ietf or direct", claims.Leaf)
+		}
+	}
+	protected, sig, err := signReceiptHeader(ctx, key, claims, proofInclusion, root)
+	if err != nil {
+		return nil, err
+	}
+	return &TreeSignature{size: size, root: append([]byte(nil), root...), protected: protected, sig: sig, checkpoint: claims.Checkpoint}, nil
+}
+
+// Size is the tree size the signature covers.
+func (t *TreeSignature) Size() uint64 { return t.size }
+
+// Receipt returns the inclusion receipt of the leaf at p.LeafIndex; p must
+// be a proof against this signature's tree (p.TreeSize equal to Size). The
+// caller checks the proof against the root (as for IssueReceipt).
+func (t *TreeSignature) Receipt(p InclusionProof) ([]byte, error) {
+	if p.TreeSize != t.size {
+		return nil, fmt.Errorf("issue receipt: %w: proof for tree size %d, signature for %d", ErrProofMismatch, p.TreeSize, t.size)
+	}
+	if p.LeafIndex >= p.TreeSize {
+		return nil, fmt.Errorf("issue receipt: %w: leaf index %d is not below tree size %d", ErrProofMismatch, p.LeafIndex, p.TreeSize)
+	}
+	enc, err := encodeProof(p.TreeSize, p.LeafIndex, p.Path)
+	if err != nil {
+		return nil, fmt.Errorf("issue receipt: %w", err)
+	}
+	return buildReceipt(t.protected, t.sig, proofInclusion, enc, t.checkpoint)
 }

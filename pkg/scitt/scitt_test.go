@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -517,4 +518,69 @@ func hexString(b []byte) string {
 		out = append(out, digits[c>>4], digits[c&15])
 	}
 	return string(out)
+}
+
+// TestTreeSignature checks one signature per tree serves the receipts of
+// different entries, that each verifies, and that SignTree refuses a
+// per-entry subject and a proof for another tree size.
+func TestTreeSignature(t *testing.T) {
+	key := serviceKey(t)
+	issuer := mustKey(t, cose.AlgorithmES256)
+	const size = 9
+	var stmts [2][]byte
+	tr := testonly.New(rfc6962.DefaultHasher)
+	for i := range size {
+		if i < 2 {
+			s, err := SignStatement(ctx, issuer, testClaims(), fmt.Append(nil, "payload ", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stmts[i] = s
+			p, _ := ParseStatement(s)
+			tr.Append(LeafHash(p.Registered(), LeafIETF))
+			continue
+		}
+		tr.Append(rfc6962.DefaultHasher.HashLeaf(fmt.Append(nil, i)))
+	}
+	if _, err := SignTree(ctx, key, ReceiptClaims{Issuer: "https://ts.example", Subject: "entry"}, size, tr.Hash()); err == nil {
+		t.Fatal("SignTree accepted a per-entry subject")
+	}
+	ts, err := SignTree(ctx, key, ReceiptClaims{Issuer: "https://ts.example", IssuedAt: time.Now(), Leaf: "ietf"}, size, tr.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs [2][]byte
+	for i, s := range stmts {
+		path, err := tr.InclusionProof(uint64(i), size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := ts.Receipt(InclusionProof{TreeSize: size, LeafIndex: uint64(i), Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ParseReceipt(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.VerifyInclusion(s, keys.Set{key.Public()}, LeafIETF); err != nil {
+			t.Fatalf("receipt %d: %v", i, err)
+		}
+		if r.Subject != "" || r.Kind != KindInclusion {
+			t.Fatalf("receipt %d: sub %q kind %q", i, r.Subject, r.Kind)
+		}
+		sigs[i] = raw[len(raw)-64:]
+		// The other statement's receipt must not verify this one.
+		if i == 1 {
+			if _, err := r.VerifyInclusion(stmts[0], keys.Set{key.Public()}, LeafIETF); err == nil {
+				t.Fatal("receipt 1 verified statement 0")
+			}
+		}
+	}
+	if !bytes.Equal(sigs[0], sigs[1]) {
+		t.Fatal("receipts of one tree carry different signatures")
+	}
+	if _, err := ts.Receipt(InclusionProof{TreeSize: size + 1, LeafIndex: 0}); !errors.Is(err, ErrProofMismatch) {
+		t.Fatalf("proof for another size: %v, want ErrProofMismatch", err)
+	}
 }

@@ -31,7 +31,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/veraison/go-cose"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trustfabric/trustfabric/internal/atomicfile"
 	"github.com/trustfabric/trustfabric/pkg/identity"
@@ -126,6 +125,9 @@ type Server struct {
 	tls      *certReloader
 	metrics  *metrics
 	draining atomic.Bool
+	// replay is the replicas' shared record of used token ids (AWS
+	// storage only).
+	replay *awsstorage.Replay
 }
 
 // New builds the services of cfg and listens. On error, nothing is left open.
@@ -140,6 +142,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	defer func() {
 		if err != nil && s.ln != nil {
 			s.ln.Close()
+		}
+		if err != nil && s.replay != nil {
+			s.replay.Close()
 		}
 	}()
 	if s.ln == nil {
@@ -164,6 +169,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// One client IP address may hold at most maxConns connections (slow or
 	// idle clients must not exhaust the server).
 	s.ln = transparency.LimitConnsPerClient(s.ln, tsOpts.maxConns)
+	if tsOpts.sharedDB != "" {
+		// Replicas share one record of used CI token, DPoP and WPT ids, so
+		// that a token used on one replica is refused by the others.
+		if s.replay, err = awsstorage.OpenReplay(ctx, tsOpts.sharedDB, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.buildIdentity(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -192,8 +204,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if require {
 		// Each workload identity gets a share of the WPT replay cache, so
 		// that one authenticated caller cannot fill it for everyone.
-		h = transparency.RequireWIMSE(h, &wimse.Authenticator{Bundles: s.Bundles, Origins: []string{s.URL},
-			Replay: wimse.NewReplayCache(1<<20, wimse.WithOwnerLimit(wimse.DefaultProofsPerCaller))})
+		local := wimse.NewReplayCache(1<<20, wimse.WithOwnerLimit(wimse.DefaultProofsPerCaller))
+		var replay wimse.Replayer = local
+		if s.replay != nil {
+			replay = wimse.Layered(s.replay.Scope("wpt"), local)
+		}
+		h = transparency.RequireWIMSE(h, &wimse.Authenticator{Bundles: s.Bundles, Origins: []string{s.URL}, Replay: replay})
 	}
 	if s.Identity != nil {
 		mux := http.NewServeMux()
@@ -251,6 +267,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	if cerr := s.TS.Close(sctx); cerr != nil && err == nil {
 		err = cerr
 	}
+	if s.replay != nil {
+		if cerr := s.replay.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -288,6 +309,9 @@ type tsConfig struct {
 	pc       transparency.PolicyConfig
 	handler  transparency.HandlerOptions
 	maxConns int
+	// sharedDB is the replicas' database DSN (AWS storage), which also
+	// holds the shared replay record.
+	sharedDB string
 }
 
 // tsOptions reads the Transparency Service's configuration file and flags.
@@ -349,18 +373,19 @@ func tsOptions(cfg Config) (tsConfig, error) {
 			}
 		}
 		o.SharedLog = true
+		o.sharedDB = sc.DB
 		// The checkpoint is an S3 object here, published at most once a
 		// second: polling it every 5 ms (the POSIX default, a file read)
 		// would cost a signed GET each time for nothing.
 		o.PollInterval = 50 * time.Millisecond
-		o.Backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
+		o.Backend = func(ctx context.Context, bc transparency.BackendConfig) (storage.Log, storage.Statements, error) {
 			ci := o.CheckpointInterval
 			if ci == 0 {
 				ci = transparency.DefaultCheckpointInterval
 			}
 			return awsstorage.Open(ctx, awsstorage.Config{DSN: sc.DB, Bucket: sc.S3Bucket, Endpoint: sc.S3Endpoint,
-				PathStyle: sc.S3PathStyle, BucketPrefix: sc.S3Prefix, ClaimTimeout: claim, Signer: signer, CheckpointInterval: max(ci, time.Second),
-				BatchMaxAge: o.BatchMaxAge, Logger: cfg.Logger})
+				PathStyle: sc.S3PathStyle, BucketPrefix: sc.S3Prefix, ClaimTimeout: claim, Signer: bc.Signer, CheckpointInterval: max(ci, time.Second),
+				BatchMaxAge: o.BatchMaxAge, Witnesses: bc.Witnesses, WitnessOptions: bc.WitnessOptions, Logger: cfg.Logger})
 		}
 	default:
 		return tsConfig{}, fmt.Errorf("%w: storage kind %q: want %q or %q", transparency.ErrConfig, sc.Kind, StoragePOSIX, StorageAWS)
@@ -406,6 +431,9 @@ func (s *Server) buildIdentity(ctx context.Context, cfg Config) error {
 			c.Issuer = s.URL
 		}
 		opts := []identity.Option{identity.WithLogger(cfg.Logger)}
+		if s.replay != nil {
+			opts = append(opts, identity.WithSharedReplay(s.replay.Scope))
+		}
 		if c.SigningKey == "" {
 			key, err := loadOrCreateKey(filepath.Join(cfg.Dir, identityKeyFile))
 			if err != nil {

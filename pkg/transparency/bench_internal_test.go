@@ -1,6 +1,7 @@
 package transparency
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -14,28 +15,33 @@ import (
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
 )
 
-// BenchmarkIssueReceipt measures producing one receipt on demand: the
-// inclusion proof from cached tiles plus one ES256 signature.
-func BenchmarkIssueReceipt(b *testing.B) {
+// serviceWithEntries opens a service with n appended entries and returns it
+// with the record of entry 300 and the checkpoint covering all n.
+func serviceWithEntries(tb testing.TB, n int) (*Service, storage.Record, *checkpoint) {
 	issuer, _ := keys.Generate(cose.AlgorithmES256)
 	pub, _ := issuer.Public().MarshalJWK()
-	kf := b.TempDir() + "/issuer.jwk"
-	os.WriteFile(kf, pub, 0o644)
-	pol, _ := NewPolicy(PolicyConfig{}, []string{kf}, nil)
-	svc, err := Open(b.Context(), Options{Dir: b.TempDir(), Policy: pol})
-	if err != nil {
-		b.Fatal(err)
+	kf := tb.TempDir() + "/issuer.jwk"
+	if err := os.WriteFile(kf, pub, 0o644); err != nil {
+		tb.Fatal(err)
 	}
-	defer svc.Close(b.Context())
+	pol, err := NewPolicy(PolicyConfig{}, []string{kf}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc, err := Open(tb.Context(), Options{Dir: tb.TempDir(), Policy: pol})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { svc.Close(context.Background()) })
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var rec storage.Record
-	for i := range 600 {
+	for i := range n {
 		wg.Go(func() {
 			e := sha256.Sum256(fmt.Append(nil, i))
-			idx, err := svc.log.Append(b.Context(), e)
+			idx, err := svc.log.Append(tb.Context(), e)
 			if err != nil {
-				b.Error(err)
+				tb.Error(err)
 			}
 			if i == 300 {
 				mu.Lock()
@@ -45,13 +51,30 @@ func BenchmarkIssueReceipt(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	cp, err := svc.follow.await(b.Context(), 600)
+	cp, err := svc.follow.await(tb.Context(), uint64(n))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	for b.Loop() {
-		if _, err := svc.issueReceipt(b.Context(), rec, cp); err != nil {
-			b.Fatal(err)
-		}
+	return svc, rec, cp
+}
+
+// BenchmarkIssueReceipt measures producing one receipt on demand: the
+// inclusion proof from cached tiles plus, per entry, one ES256 signature
+// ("per-entry": a receipt fetched after SharedReceiptWindow) or the
+// checkpoint's shared signature ("shared": the receipt of a registration).
+func BenchmarkIssueReceipt(b *testing.B) {
+	svc, rec, cp := serviceWithEntries(b, 600)
+	for _, c := range []struct {
+		name       string
+		registered time.Time
+	}{{"shared", cp.At}, {"per-entry", cp.At.Add(-time.Hour)}} {
+		b.Run(c.name, func(b *testing.B) {
+			rec.Registered = c.registered
+			for b.Loop() {
+				if _, err := svc.issueReceipt(b.Context(), rec, cp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -21,6 +21,9 @@ type checkpoint struct {
 	Size uint64
 	Root []byte
 	Raw  []byte
+	// At is when this service first saw the checkpoint published: every
+	// entry it covers was in the log by then.
+	At time.Time
 }
 
 // follower polls the log's published checkpoint and wakes the goroutines
@@ -88,7 +91,7 @@ func (f *follower) refresh(ctx context.Context) error {
 				slog.Uint64("size", cp.Size), slog.Int("cosignatures", len(names)), slog.Int("threshold", f.witnesses.Threshold), slog.Any("error", err))
 		}
 	}
-	f.cur = &checkpoint{Size: cp.Size, Root: cp.Hash, Raw: raw}
+	f.cur = &checkpoint{Size: cp.Size, Root: cp.Hash, Raw: raw, At: time.Now()}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	return nil

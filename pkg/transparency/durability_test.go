@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/veraison/go-cose"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
@@ -244,8 +243,8 @@ func TestDurabilityPowerLoss(t *testing.T) {
 	// records follow the last fsync.
 	gate := make(chan struct{})
 	r := d.start(func(o *transparency.Options) {
-		o.Backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
-			lg, st, err := posix.Open(ctx, posix.Config{Dir: d.dir, Signer: signer, BatchMaxAge: 10 * time.Millisecond})
+		o.Backend = func(ctx context.Context, bc transparency.BackendConfig) (storage.Log, storage.Statements, error) {
+			lg, st, err := posix.Open(ctx, posix.Config{Dir: d.dir, Signer: bc.Signer, BatchMaxAge: 10 * time.Millisecond})
 			return gatedLog{lg, gate}, st, err
 		}
 	})
@@ -459,8 +458,8 @@ func (l failingLog) Append(ctx context.Context, e storage.Entry) (uint64, error)
 
 func faultyBackend(d *durEnv, full, failing *atomic.Bool) func(*transparency.Options) {
 	return func(o *transparency.Options) {
-		o.Backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
-			lg, st, err := posix.Open(ctx, posix.Config{Dir: d.dir, Signer: signer, BatchMaxAge: 10 * time.Millisecond})
+		o.Backend = func(ctx context.Context, bc transparency.BackendConfig) (storage.Log, storage.Statements, error) {
+			lg, st, err := posix.Open(ctx, posix.Config{Dir: d.dir, Signer: bc.Signer, BatchMaxAge: 10 * time.Millisecond})
 			if err != nil {
 				return nil, nil, err
 			}

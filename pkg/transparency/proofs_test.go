@@ -15,6 +15,9 @@ import (
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trustfabric/trustfabric/pkg/keys"
+	"github.com/trustfabric/trustfabric/pkg/scitt"
+	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage/posix"
 )
 
@@ -119,4 +122,84 @@ func equalPaths(a, b [][]byte) bool {
 		}
 	}
 	return true
+}
+
+func TestSharesTreeSignature(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, c := range []struct {
+		name             string
+		registered, seen time.Time
+		want             bool
+	}{
+		{"seen just after registration", now, now.Add(200 * time.Millisecond), true},
+		{"at the window's end", now, now.Add(SharedReceiptWindow), true},
+		{"fetched long after registration", now, now.Add(SharedReceiptWindow + time.Millisecond), false},
+		{"registration after the checkpoint (clock step)", now.Add(time.Second), now, false},
+		{"no registration time", time.Time{}, now, false},
+		{"no checkpoint time", now, time.Time{}, false},
+	} {
+		if got := sharesTreeSignature(c.registered, c.seen); got != c.want {
+			t.Errorf("%s: sharesTreeSignature = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestReceiptSignatureShapes checks both ways a receipt is signed: shared by
+// the checkpoint (no sub, iat = when the checkpoint was seen, the same
+// signature for every entry) and per entry (sub = entry id, iat = the
+// registration time), and that each verifies against the root.
+func TestReceiptSignatureShapes(t *testing.T) {
+	svc, rec, cp := serviceWithEntries(t, 600)
+	parse := func(raw []byte) *scitt.Receipt {
+		t.Helper()
+		r, err := scitt.ParseReceipt(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	rec.Registered = cp.At.Add(-300 * time.Millisecond)
+	raw, err := svc.issueReceipt(t.Context(), rec, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := parse(raw)
+	verify := func(raw []byte, e storage.Entry) {
+		t.Helper()
+		r := parse(raw)
+		if _, err := r.VerifyInclusionOfLeaf(rfc6962.DefaultHasher.HashLeaf(e[:]), keys.Set{svc.keys.current.Public()}); err != nil {
+			t.Fatalf("receipt does not verify: %v", err)
+		}
+	}
+	verify(raw, rec.Entry)
+	if shared.Subject != "" || shared.IssuedAt.Unix() != cp.At.Unix() {
+		t.Fatalf("shared receipt: sub %q iat %s; want no sub and iat %s", shared.Subject, shared.IssuedAt, cp.At)
+	}
+	other := rec
+	other.Entry = sha256.Sum256(fmt.Append(nil, 301))
+	other.Index = rec.Index + 1
+	if other.Index >= cp.Size {
+		other.Index = rec.Index - 1
+	}
+	raw2, err := svc.issueReceipt(t.Context(), other, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify(raw2, other.Entry)
+	if a, b := raw[len(raw)-64:], raw2[len(raw2)-64:]; !bytes.Equal(a, b) {
+		t.Fatal("two receipts against one checkpoint carry different signatures; want the shared one")
+	}
+
+	svc.receipts = newReceiptCache(16)
+	rec.Registered = cp.At.Add(-time.Hour)
+	raw, err = svc.issueReceipt(t.Context(), rec, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := parse(raw)
+	verify(raw, rec.Entry)
+	if per.Subject != fmt.Sprintf("%x", rec.Entry[:]) || per.IssuedAt.Unix() != rec.Registered.Unix() {
+		t.Fatalf("per-entry receipt: sub %q iat %s; want %x and %s", per.Subject, per.IssuedAt, rec.Entry[:], rec.Registered)
+	}
 }

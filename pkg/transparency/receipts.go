@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -83,14 +84,70 @@ func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *chec
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, rec.Index, cp.Size, leaf, path, cp.Root); err != nil {
 		return nil, fmt.Errorf("inclusion proof of %d does not match checkpoint %d: %w", rec.Index, cp.Size, err)
 	}
-	r, err := scitt.IssueReceipt(ctx, s.keys.current,
-		scitt.ReceiptClaims{Issuer: s.issuer, Subject: hex.EncodeToString(rec.Entry[:]), IssuedAt: rec.Registered, Leaf: LeafConvention.String(), Checkpoint: s.anchor(cp)},
-		scitt.InclusionProof{TreeSize: cp.Size, LeafIndex: rec.Index, Path: path}, cp.Root)
-	if err != nil {
-		return nil, fmt.Errorf("issue receipt: %w", err)
+	p := scitt.InclusionProof{TreeSize: cp.Size, LeafIndex: rec.Index, Path: path}
+	var r []byte
+	if sharesTreeSignature(rec.Registered, cp.At) {
+		ts, err := s.treeSig.get(ctx, s, cp)
+		if err != nil {
+			return nil, err
+		}
+		r, err = ts.Receipt(p)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		r, err = scitt.IssueReceipt(ctx, s.keys.current,
+			scitt.ReceiptClaims{Issuer: s.issuer, Subject: hex.EncodeToString(rec.Entry[:]), IssuedAt: rec.Registered, Leaf: LeafConvention.String(), Checkpoint: s.anchor(cp)},
+			p, cp.Root)
+		if err != nil {
+			return nil, fmt.Errorf("issue receipt: %w", err)
+		}
 	}
 	s.receipts.put(rec.Entry, r)
 	return r, nil
+}
+
+// SharedReceiptWindow bounds how long after its registration an entry's
+// receipt may use the checkpoint's shared signature, whose iat is when the
+// checkpoint was seen rather than when the entry was registered. Within it
+// (the normal case: a receipt issued as its first checkpoint appears, ~0.2 s
+// after registration) the gate's registration-time checks see a time at most
+// this much late, well inside the WIT leeway (wimse.DefaultLeeway, 1 min).
+// Later receipts (fetched after the cache evicted them) are signed per entry
+// with sub = entry id and iat = the recorded registration time.
+const SharedReceiptWindow = 10 * time.Second
+
+func sharesTreeSignature(registered, seen time.Time) bool {
+	if registered.IsZero() || seen.IsZero() || seen.Before(registered) {
+		return false
+	}
+	return seen.Sub(registered) <= SharedReceiptWindow
+}
+
+// treeSigner keeps the receipt signature of the newest checkpoint: one ES256
+// signature per checkpoint serves every receipt issued against it.
+type treeSigner struct {
+	mu  sync.Mutex
+	cp  *checkpoint // the checkpoint cur signs (its Raw may carry cosignatures)
+	cur *scitt.TreeSignature
+}
+
+func (t *treeSigner) get(ctx context.Context, s *Service, cp *checkpoint) (*scitt.TreeSignature, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cp == cp {
+		return t.cur, nil
+	}
+	ts, err := scitt.SignTree(ctx, s.keys.current,
+		scitt.ReceiptClaims{Issuer: s.issuer, IssuedAt: cp.At, Leaf: LeafConvention.String(), Checkpoint: s.anchor(cp)},
+		cp.Size, cp.Root)
+	if err != nil {
+		return nil, fmt.Errorf("issue receipt: %w", err)
+	}
+	if t.cp == nil || cp.Size >= t.cp.Size {
+		t.cp, t.cur = cp, ts
+	}
+	return ts, nil
 }
 
 // anchor is the checkpoint a receipt carries: the published checkpoint with

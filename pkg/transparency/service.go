@@ -43,6 +43,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trustfabric/trustfabric/internal/atomicfile"
@@ -64,8 +65,20 @@ const (
 	maxPendingAppends = 4096
 )
 
-// Backend opens the storage of the service. signer signs checkpoints.
-type Backend func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error)
+// Backend opens the storage of the service as cfg says.
+type Backend func(ctx context.Context, cfg BackendConfig) (storage.Log, storage.Statements, error)
+
+// BackendConfig is what the service gives its [Backend].
+type BackendConfig struct {
+	// Signer signs checkpoints.
+	Signer note.Signer
+	// Witnesses, when it has components, must cosign every new checkpoint
+	// before it is published, as WitnessOptions say (Tessera's
+	// WithWitnesses; C2SP tlog-witness). A backend that cannot do that must
+	// fail rather than publish uncosigned checkpoints.
+	Witnesses      tessera.WitnessGroup
+	WitnessOptions tessera.WitnessOptions
+}
 
 // Options configures [Open].
 type Options struct {
@@ -99,8 +112,9 @@ type Options struct {
 	PollInterval time.Duration
 	// Witnessing, when it names witnesses, sends every new checkpoint to
 	// them and publishes it with their cosignatures; receipts then carry the
-	// cosigned checkpoint (scitt.LabelCheckpoint). Only the embedded POSIX
-	// backend is wired to it; with another Backend it is an ErrConfig.
+	// cosigned checkpoint (scitt.LabelCheckpoint). The Backend is given the
+	// witnesses (BackendConfig); the embedded POSIX backend and storage/aws
+	// pass them to Tessera.
 	Witnessing *Witnessing
 	// Backend opens the storage; nil means the embedded POSIX backend in Dir.
 	Backend Backend
@@ -131,6 +145,7 @@ type Service struct {
 	follow   *follower
 	proofs   *proofCache
 	receipts *receiptCache
+	treeSig  treeSigner
 
 	mu       sync.Mutex
 	inflight map[storage.Entry]*operation
@@ -218,20 +233,18 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		return nil, err
 	}
 	backend := opts.Backend
-	if backend != nil && wit != nil {
-		return nil, fmt.Errorf("%w: witnessing is wired for the embedded POSIX backend only", ErrConfig)
-	}
 	if backend == nil {
-		backend = func(ctx context.Context, signer note.Signer) (storage.Log, storage.Statements, error) {
-			cfg := posix.Config{Dir: opts.Dir, Signer: signer,
-				CheckpointInterval: opts.CheckpointInterval, BatchMaxAge: opts.BatchMaxAge, Logger: opts.Logger}
-			if wit != nil {
-				cfg.Witnesses, cfg.WitnessOptions = wit.group, wit.opts
-			}
-			return posix.Open(ctx, cfg)
+		backend = func(ctx context.Context, bc BackendConfig) (storage.Log, storage.Statements, error) {
+			return posix.Open(ctx, posix.Config{Dir: opts.Dir, Signer: bc.Signer,
+				CheckpointInterval: opts.CheckpointInterval, BatchMaxAge: opts.BatchMaxAge, Logger: opts.Logger,
+				Witnesses: bc.Witnesses, WitnessOptions: bc.WitnessOptions})
 		}
 	}
-	lg, st, err := backend(ctx, signer)
+	bc := BackendConfig{Signer: signer}
+	if wit != nil {
+		bc.Witnesses, bc.WitnessOptions = wit.group, wit.opts
+	}
+	lg, st, err := backend(ctx, bc)
 	if err != nil {
 		if errors.Is(err, storage.ErrCorrupt) {
 			return nil, fmt.Errorf("%w; the service will not start on damaged state: stop every server using %s, then run `trustfabric serve --data %s --repair` (docs/design/transparency.md, \"Durability and corruption\")",

@@ -167,8 +167,14 @@ func TestRegisterEndToEnd(t *testing.T) {
 	}
 	r := verifyReceipt(t, stmt, reg.Receipt, ks)
 	entry, _ := scitt.EntryHash(stmt)
-	if reg.EntryID != hex.EncodeToString(entry[:]) || r.Subject != reg.EntryID || r.Issuer != "https://ts.test" {
-		t.Fatalf("entry id %q, receipt sub %q iss %q; want %x and https://ts.test", reg.EntryID, r.Subject, r.Issuer, entry)
+	// A receipt issued as its first checkpoint appears shares the
+	// checkpoint's signature: no per-entry sub, iat when the checkpoint was
+	// seen (just after registration).
+	if reg.EntryID != hex.EncodeToString(entry[:]) || r.Subject != "" || r.Issuer != "https://ts.test" {
+		t.Fatalf("entry id %q, receipt sub %q iss %q; want %x, no sub and https://ts.test", reg.EntryID, r.Subject, r.Issuer, entry)
+	}
+	if age := time.Since(r.IssuedAt); age < -time.Second || age > transparency.SharedReceiptWindow {
+		t.Fatalf("receipt iat %s is not close to now", r.IssuedAt)
 	}
 
 	// The transparent statement verifies too.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -168,7 +169,7 @@ func TestIndependentClientVerifiesLog(t *testing.T) {
 		}
 		idx := int64(r.Inclusion[0].LeafIndex)
 		data := c.entry(idx, size1)
-		stmt := c.get("entries/" + r.Subject + "/statement")
+		stmt := c.get("entries/" + hex.EncodeToString(data) + "/statement")
 		if sum := sha256.Sum256(stmt); !bytes.Equal(data, sum[:]) {
 			t.Fatalf("entry %d is not SHA-256 of its statement", idx)
 		}

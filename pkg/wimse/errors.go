@@ -35,6 +35,10 @@ var (
 	// ErrReplayCacheFull: the replay cache is full of unexpired entries; the
 	// token is refused rather than accepted unchecked.
 	ErrReplayCacheFull = errors.New("replay cache full")
+	// ErrReplayUnavailable: the shared record of used ids (a replicated
+	// service's database) could not be read or written; the token is
+	// refused (503, retry later).
+	ErrReplayUnavailable = errors.New("replay state unavailable")
 	// ErrReplayQuota: one caller (WIT subject) already holds its share of
 	// the replay cache ([WithOwnerLimit]); its token is refused so that it
 	// cannot fill the cache for everyone else.

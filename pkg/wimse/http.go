@@ -83,8 +83,9 @@ type Authenticator struct {
 	Origins []string
 	// Audiences are further exact aud values accepted (deployment specific).
 	Audiences []string
-	// Replay is the WPT jti cache; it must not be nil.
-	Replay *ReplayCache
+	// Replay records WPT jti values (a [ReplayCache], or [Layered] over a
+	// store shared by replicas); it must not be nil.
+	Replay Replayer
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// ProofLeeway is the clock skew tolerated on a WPT's exp, nbf and iat;
@@ -167,7 +168,7 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 // what authentication the resource wants.
 func (a *Authenticator) Challenge(w http.ResponseWriter, err error) int {
 	switch {
-	case errors.Is(err, ErrReplayCacheFull):
+	case errors.Is(err, ErrReplayCacheFull), errors.Is(err, ErrReplayUnavailable):
 		w.Header().Set("Retry-After", "1")
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrReplayQuota):

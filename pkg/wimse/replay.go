@@ -10,6 +10,43 @@ import (
 // MaxJTILen bounds the length of a jti kept in a ReplayCache.
 const MaxJTILen = 256
 
+// Replayer records one-time token ids (jti): UseFor returns an error
+// wrapping [ErrReplay] for an id already used and unexpired, [ErrReplayQuota]
+// when owner holds too many, [ErrReplayCacheFull] or [ErrReplayUnavailable]
+// when it cannot record it (the caller refuses the token: fail closed).
+// [ReplayCache] keeps them in memory; a replicated service shares one
+// through its database (storage/aws.Replay) so that a token used on one
+// replica is refused by every other.
+type Replayer interface {
+	UseFor(owner, id string, expires, now time.Time) error
+}
+
+// Layered checks shared first (the replicas' common record of used ids),
+// then local (this process's cache, which also applies the per-owner
+// limit). An id the shared store refuses or cannot record is not put in
+// local, so a client may retry once the shared store is back.
+func Layered(shared Replayer, local *ReplayCache) Replayer {
+	return layered{shared: shared, local: local}
+}
+
+type layered struct {
+	shared Replayer
+	local  *ReplayCache
+}
+
+func (l layered) UseFor(owner, id string, expires, now time.Time) error {
+	if id == "" || len(id) > MaxJTILen {
+		return fmt.Errorf("%w: jti must be 1 to %d bytes", ErrMalformed, MaxJTILen)
+	}
+	if owner != "" && l.local.overQuota(owner, now) {
+		return l.local.UseFor(owner, id, expires, now) // names the quota
+	}
+	if err := l.shared.UseFor(owner, id, expires, now); err != nil {
+		return err
+	}
+	return l.local.UseFor(owner, id, expires, now)
+}
+
 // ReplayCache remembers token ids (jti) until they expire, with bounded memory:
 // at most Capacity live entries. Expired entries are dropped first (a min-heap
 // on expiry keeps that O(log n)); when every slot holds an unexpired id the
@@ -69,17 +106,7 @@ func (c *ReplayCache) UseFor(owner, id string, expires, now time.Time) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.order.Len() > 0 && !c.order[0].exp.After(now) {
-		e := heap.Pop(&c.order).(expiryEntry)
-		if c.seen[e.id].Equal(e.exp) {
-			delete(c.seen, e.id)
-			if e.owner != "" {
-				if c.owners[e.owner]--; c.owners[e.owner] <= 0 {
-					delete(c.owners, e.owner)
-				}
-			}
-		}
-	}
+	c.expire(now)
 	if exp, ok := c.seen[id]; ok && exp.After(now) {
 		return fmt.Errorf("%w: jti was already used", ErrReplay)
 	}
@@ -95,6 +122,29 @@ func (c *ReplayCache) UseFor(owner, id string, expires, now time.Time) error {
 	}
 	heap.Push(&c.order, expiryEntry{id: id, owner: owner, exp: expires})
 	return nil
+}
+
+// overQuota reports whether owner already holds its limit of unexpired ids.
+func (c *ReplayCache) overQuota(owner string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expire(now)
+	return c.ownerLimit > 0 && c.owners[owner] >= c.ownerLimit
+}
+
+// expire drops the ids expired at now; c.mu is held.
+func (c *ReplayCache) expire(now time.Time) {
+	for c.order.Len() > 0 && !c.order[0].exp.After(now) {
+		e := heap.Pop(&c.order).(expiryEntry)
+		if c.seen[e.id].Equal(e.exp) {
+			delete(c.seen, e.id)
+			if e.owner != "" {
+				if c.owners[e.owner]--; c.owners[e.owner] <= 0 {
+					delete(c.owners, e.owner)
+				}
+			}
+		}
+	}
 }
 
 // Len returns the number of ids currently remembered.

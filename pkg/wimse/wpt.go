@@ -83,7 +83,7 @@ type ProofPolicy struct {
 	Audiences []string
 	// Replay remembers jti values, per WIT subject (see [WithOwnerLimit]);
 	// nil disables the replay check (not recommended).
-	Replay *ReplayCache
+	Replay Replayer
 	// Leeway is the clock skew tolerated on exp, nbf and iat; zero means
 	// DefaultProofLeeway; capped at MaxProofLeeway. A WithLeeway option
 	// given to VerifyWPT takes precedence (also capped).

@@ -83,6 +83,12 @@ type Config struct {
 	// ClaimTimeout is how long another replica's unresolved claim on an
 	// entry is honoured before it is taken over. Default 30 s.
 	ClaimTimeout time.Duration
+	// Witnesses, when it has components, are sent every new checkpoint
+	// (C2SP tlog-witness) and their cosignatures are added to it before it
+	// is published, as WitnessOptions say (Tessera's WithWitnesses). Every
+	// replica must be given the same witnesses.
+	Witnesses      tessera.WitnessGroup
+	WitnessOptions tessera.WitnessOptions
 	// Logger receives the rare events of the backend (claims taken over).
 	// Default: discard.
 	Logger *slog.Logger
@@ -195,6 +201,10 @@ func openLog(ctx context.Context, cfg Config, db *sql.DB) (*Log, error) {
 		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
 		WithPushback(cfg.Pushback).
 		WithCheckpointRepublishInterval(10 * time.Minute)
+	if len(cfg.Witnesses.Components) > 0 {
+		wo := cfg.WitnessOptions
+		opts = opts.WithWitnesses(cfg.Witnesses, &wo)
+	}
 	app, shutdown, reader, err := tessera.NewAppender(lctx, driver, opts)
 	if err != nil {
 		cancel()

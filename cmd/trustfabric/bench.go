@@ -23,9 +23,10 @@ func newCmdBenchRegister() *cobra.Command {
 	var cfg loadgen.Config
 	var keyFile, output string
 	cmd := &cobra.Command{
-		Use:   "register --ts URL --key FILE --count N --concurrency C [--payload-size B] [--window W] [--sync] [--output json]",
+		Use:   "register --ts URL --key FILE --count N --concurrency C [--payload-size B] [--window W] [--sync] [--duration D [--warmup W]] [--output json]",
 		Short: "Register N pre-signed statements from C concurrent clients and report rate and receipt latency",
 		Example: `  trustfabric bench register --ts http://127.0.0.1:8080 --key issuer.jwk --count 10000 --concurrency 64
+  trustfabric bench register --ts http://127.0.0.1:8080 --key issuer.jwk --count 20000 --concurrency 64 --sync --window 1 --duration 30s --warmup 5s   # closed loop
   trustfabric bench register --ts http://127.0.0.1:8080 --key issuer.jwk --count 1000 --concurrency 8 --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,7 +54,9 @@ func newCmdBenchRegister() *cobra.Command {
 	f.IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent clients")
 	f.IntVar(&cfg.PayloadSize, "payload-size", 1024, "payload bytes per statement")
 	f.IntVar(&cfg.Window, "window", 16, "registrations a client may have in flight (waiting for their receipt)")
-	f.BoolVar(&cfg.Sync, "sync", false, "one POST per registration that waits for the receipt (201) instead of 303 + GET")
+	f.BoolVar(&cfg.Sync, "sync", false, "one POST per registration that waits for the receipt (201) instead of 303 + GET; with --window 1 a closed loop")
+	f.DurationVar(&cfg.Duration, "duration", 0, "start registrations for this long, then let those in flight finish; rate and latency are those of the receipts that arrive between --warmup and --duration (--count is then the pre-signed pool; 0: run until --count are done)")
+	f.DurationVar(&cfg.Warmup, "warmup", 0, "with --duration: receipts that arrive before this are not measured")
 	cmd.MarkFlagRequired("ts")
 	cmd.MarkFlagRequired("key")
 	addOutputFlag(cmd, &output)

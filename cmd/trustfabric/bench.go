@@ -77,6 +77,11 @@ type benchReport struct {
 	LatencyMs       latencyJSON `json:"latencyMs"`
 	Verified        int         `json:"verified"`
 	VerifyElapsedMs float64     `json:"verifyElapsedMs"`
+	// A timed run (--duration): its settings and the receipts of the
+	// measured window the rate and latencies are taken from.
+	DurationMs float64 `json:"durationMs,omitempty"`
+	WarmupMs   float64 `json:"warmupMs,omitempty"`
+	Measured   int     `json:"measured,omitempty"`
 }
 
 type latencyJSON struct {
@@ -96,8 +101,12 @@ func newBenchReport(r *loadgen.Report) benchReport {
 	if r.Elapsed > 0 {
 		rate = r.Rate()
 	}
-	return benchReport{Mode: mode, Count: r.Count, Concurrency: r.Concurrency, Window: r.Window, PayloadSize: r.PayloadSize,
+	out := benchReport{Mode: mode, Count: r.Count, Concurrency: r.Concurrency, Window: r.Window, PayloadSize: r.PayloadSize,
 		ElapsedMs: ms(r.Elapsed), SubmitElapsedMs: ms(r.SubmitElapsed), RatePerSecond: rate,
 		LatencyMs: latencyJSON{P50: ms(r.P50), P90: ms(r.P90), P99: ms(r.P99), Max: ms(r.Max)},
 		Verified:  r.Verified, VerifyElapsedMs: ms(r.VerifyElapsed)}
+	if r.Duration > 0 {
+		out.DurationMs, out.WarmupMs, out.Measured = ms(r.Duration), ms(r.Warmup), r.Measured
+	}
+	return out
 }

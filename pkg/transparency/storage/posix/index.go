@@ -2,11 +2,14 @@ package posix
 
 import (
 	"bytes"
+	"cmp"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/bits"
 	"os"
 	"slices"
 
@@ -63,6 +66,9 @@ type idxHeader struct {
 	// closed with: its size and the CRC-32C of its last (up to) 4 KiB.
 	storeSize int64
 	storeTail uint32
+	// key is a random key of the slot hash, chosen when the index is
+	// created, so that registrants cannot aim many entries at one slot.
+	key [2]uint64
 }
 
 func (h *idxHeader) marshal() []byte {
@@ -76,7 +82,9 @@ func (h *idxHeader) marshal() []byte {
 	binary.BigEndian.PutUint64(b[24:], h.maxIndex)
 	binary.BigEndian.PutUint64(b[32:], uint64(h.storeSize))
 	binary.BigEndian.PutUint32(b[40:], h.storeTail)
-	binary.BigEndian.PutUint32(b[44:], crc32.Checksum(b[:44], castagnoli))
+	binary.BigEndian.PutUint64(b[48:], h.key[0])
+	binary.BigEndian.PutUint64(b[56:], h.key[1])
+	binary.BigEndian.PutUint32(b[64:], crc32.Checksum(b[:64], castagnoli))
 	return b
 }
 
@@ -84,7 +92,7 @@ func (h *idxHeader) unmarshal(b []byte) error {
 	if len(b) < idxHeaderSize || string(b[:8]) != idxMagic {
 		return errors.New("not an entry index")
 	}
-	if crc32.Checksum(b[:44], castagnoli) != binary.BigEndian.Uint32(b[44:]) {
+	if crc32.Checksum(b[:64], castagnoli) != binary.BigEndian.Uint32(b[64:]) {
 		return errors.New("entry index header checksum mismatch")
 	}
 	h.bits, h.clean = b[8], b[9] == 1
@@ -95,6 +103,7 @@ func (h *idxHeader) unmarshal(b []byte) error {
 	h.maxIndex = binary.BigEndian.Uint64(b[24:])
 	h.storeSize = int64(binary.BigEndian.Uint64(b[32:]))
 	h.storeTail = binary.BigEndian.Uint32(b[40:])
+	h.key = [2]uint64{binary.BigEndian.Uint64(b[48:]), binary.BigEndian.Uint64(b[56:])}
 	return nil
 }
 
@@ -136,6 +145,9 @@ type indexFile struct {
 	path string
 	f    *os.File
 	hdr  idxHeader
+	// broken is set when a damaged slot was found: the index is then not
+	// marked clean at close, so the next start rebuilds it.
+	broken bool
 }
 
 // openIndex opens the index at path. trusted reports whether it describes
@@ -164,6 +176,11 @@ func openIndex(path string, storeSize int64, storeTail uint32) (x *indexFile, tr
 	}
 	if !trusted {
 		h = idxHeader{bits: idxMinBits}
+		var k [16]byte
+		if _, err := rand.Read(k[:]); err != nil {
+			return nil, false, fmt.Errorf("entry index key: %w", err)
+		}
+		h.key = [2]uint64{binary.BigEndian.Uint64(k[:]), binary.BigEndian.Uint64(k[8:])}
 		if err := f.Truncate(0); err != nil {
 			return nil, false, fmt.Errorf("reset entry index: %w", err)
 		}
@@ -197,8 +214,20 @@ func writeZeros(f io.WriterAt, off int64, n uint64) error {
 	return nil
 }
 
+// hash is the slot hash of an entry: the first 16 bytes mixed with the
+// index's key (splitmix64's finalizer). An entry's home slot at 2^bits home
+// slots is the top bits of its hash, so a table twice the size keeps the
+// order of homes.
+func (h *idxHeader) hash(e []byte) uint64 {
+	z := binary.LittleEndian.Uint64(e[:8]) ^ h.key[0]
+	z ^= bits.RotateLeft64(binary.LittleEndian.Uint64(e[8:16])^h.key[1], 31)
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
 func (x *indexFile) home(e storage.Entry) uint64 {
-	return binary.BigEndian.Uint64(e[:8]) >> (64 - x.hdr.bits)
+	return x.hdr.hash(e[:]) >> (64 - x.hdr.bits)
 }
 
 // errFull: a probe ran off the end of the table (grow it).
@@ -233,6 +262,7 @@ func (x *indexFile) lookup(e storage.Entry) (m meta, slot uint64, found bool, er
 }
 
 func (x *indexFile) damaged(slot uint64, err error) error {
+	x.broken = true
 	return fmt.Errorf("%w: entry index %s: slot %d: %w (it is rebuilt from the statement store at the next start)",
 		storage.ErrCorrupt, x.path, slot, err)
 }
@@ -316,9 +346,9 @@ func (x *indexFile) grow() error {
 	w := &slotWriter{f: nf, total: ntotal, buf: make([]byte, idxStream*slotSize)}
 	var cluster [][slotSize]byte
 	emit := func() error {
-		slices.SortFunc(cluster, func(a, b [slotSize]byte) int { return bytes.Compare(a[:], b[:]) })
+		slices.SortFunc(cluster, func(a, b [slotSize]byte) int { return cmp.Compare(nh.hash(a[:]), nh.hash(b[:])) })
 		for _, s := range cluster {
-			h := binary.BigEndian.Uint64(s[:8]) >> (64 - nbits)
+			h := nh.hash(s[:]) >> (64 - nbits)
 			if err := w.place(h, s[:]); err != nil {
 				return err
 			}
@@ -371,6 +401,27 @@ func (x *indexFile) scan(fn func(slot uint64, b []byte) error) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// verify reads the whole table and checks every slot's checksum and that
+// the header's count and highest index agree with the slots. A clean index
+// is verified before it is trusted: damage that a checksum cannot show (a
+// zeroed slot) still changes the count.
+func (x *indexFile) verify() error {
+	var n, maxIndex uint64
+	err := x.each(func(_ storage.Entry, m meta) {
+		n++
+		maxIndex = max(maxIndex, m.index)
+	})
+	if err != nil {
+		return err
+	}
+	if n != x.hdr.count || maxIndex != x.hdr.maxIndex {
+		x.broken = true
+		return fmt.Errorf("%w: entry index %s: %d entries with highest index+1 %d, its header says %d and %d",
+			storage.ErrCorrupt, x.path, n, maxIndex, x.hdr.count, x.hdr.maxIndex)
 	}
 	return nil
 }
@@ -438,7 +489,7 @@ func (w *slotWriter) finish() error {
 // that vouches for them.
 func (x *indexFile) close(storeSize int64, storeTail uint32, clean bool) error {
 	err := x.f.Sync()
-	if err == nil && clean {
+	if err == nil && clean && !x.broken {
 		h := x.hdr
 		h.clean, h.storeSize, h.storeTail = true, storeSize, storeTail
 		if _, err = x.f.WriteAt(h.marshal(), 0); err == nil {

@@ -229,6 +229,17 @@ func (s *statementFile) replay() error {
 		return err
 	}
 	s.idx = idx
+	if trusted {
+		if err := idx.verify(); err != nil {
+			if !errors.Is(err, storage.ErrCorrupt) {
+				return err
+			}
+			s.logger.Warn("statement store: the entry index is damaged; rebuilding it", slog.String("error", err.Error()))
+			if trusted, err = false, s.resetIndex(); err != nil {
+				return err
+			}
+		}
+	}
 	for {
 		end, cut, err := s.scan(size, !trusted)
 		if err != nil {
@@ -237,10 +248,7 @@ func (s *statementFile) replay() error {
 		if cut && trusted {
 			// The store changed under a clean index (it cannot after a
 			// clean close): rebuild the index after all.
-			if err := s.idx.close(0, 0, false); err != nil {
-				return err
-			}
-			if s.idx, _, err = openIndex(s.path+".index", -1, 0); err != nil {
+			if err := s.resetIndex(); err != nil {
 				return err
 			}
 			trusted, size = false, end
@@ -253,6 +261,16 @@ func (s *statementFile) replay() error {
 		}
 		return nil
 	}
+}
+
+// resetIndex replaces the index by an empty one (to be rebuilt).
+func (s *statementFile) resetIndex() error {
+	if err := s.idx.close(0, 0, false); err != nil {
+		return err
+	}
+	idx, _, err := openIndex(s.path+".index", -1, 0)
+	s.idx = idx
+	return err
 }
 
 // scan checks every record of the store (the first size bytes) and, when

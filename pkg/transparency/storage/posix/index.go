@@ -148,6 +148,8 @@ type indexFile struct {
 	// broken is set when a damaged slot was found: the index is then not
 	// marked clean at close, so the next start rebuilds it.
 	broken bool
+	// gen counts the times the table grew (slot numbers change).
+	gen uint32
 }
 
 // openIndex opens the index at path. trusted reports whether it describes
@@ -377,6 +379,7 @@ func (x *indexFile) grow() error {
 	}
 	x.f.Close()
 	x.f, x.hdr = nf, nh
+	x.gen = (x.gen + 1) % staleSlot
 	return nil
 }
 

@@ -346,3 +346,95 @@ func TestIndexTable(t *testing.T) {
 		t.Fatalf("absent entry: found %v, %v", found, err)
 	}
 }
+
+// BenchmarkEntryIndex compares the on-disk index with the Go map it
+// replaced, in the same run: inserting into a table of n entries, and
+// looking up an entry that is there (hit) or not (miss, what every new
+// registration does first). The store in front of the index also has a
+// cache of recent entries; these figures are without it.
+func BenchmarkEntryIndex(b *testing.B) {
+	const n = 200_000
+	keys := make([]storage.Entry, n)
+	for i := range keys {
+		keys[i] = testEntry(i)
+	}
+	m := meta{off: 4096, size: 300, registered: 1, index: 7}
+	b.Run("map/insert", func(b *testing.B) {
+		mp := make(map[storage.Entry]meta)
+		for i := 0; b.Loop(); i++ {
+			if i%n == 0 {
+				mp = make(map[storage.Entry]meta)
+			}
+			mp[keys[i%n]] = m
+		}
+	})
+	b.Run("disk/insert", func(b *testing.B) {
+		dir := b.TempDir()
+		var x *indexFile
+		for i := 0; b.Loop(); i++ {
+			if i%n == 0 {
+				if x != nil {
+					x.close(0, 0, false)
+				}
+				var err error
+				if x, _, err = openIndex(filepath.Join(dir, fmt.Sprint(i)), 0, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := x.reserve(1); err != nil {
+				b.Fatal(err)
+			}
+			if err := x.put(keys[i%n], m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		x.close(0, 0, false)
+	})
+	mp := make(map[storage.Entry]meta, n)
+	x, _, err := openIndex(filepath.Join(b.TempDir(), "idx"), 0, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.close(0, 0, false)
+	for _, k := range keys {
+		mp[k] = m
+		if err := x.reserve(1); err != nil {
+			b.Fatal(err)
+		}
+		if err := x.put(k, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	missing := testEntry(-7)
+	var sink bool
+	b.Run("map/lookup-hit", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			_, ok := mp[keys[i%n]]
+			sink = sink != ok
+		}
+	})
+	b.Run("disk/lookup-hit", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			_, _, ok, err := x.lookup(keys[i%n])
+			if err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("map/lookup-miss", func(b *testing.B) {
+		for b.Loop() {
+			_, ok := mp[missing]
+			sink = sink != ok
+		}
+	})
+	b.Run("disk/lookup-miss", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			e := missing
+			e[0], e[1], e[2] = byte(i), byte(i>>8), byte(i>>16)
+			if _, _, ok, err := x.lookup(e); err != nil || ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	_ = sink
+}

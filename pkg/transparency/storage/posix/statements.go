@@ -328,8 +328,8 @@ func (e recordError) Error() string { return string(e) }
 // lookup returns what the store knows of e: from the cache of recent
 // entries, else from the index. The caller holds s.mu.
 func (s *statementFile) lookup(e storage.Entry) (meta, bool, error) {
-	if m, ok := s.recent.get(e); ok {
-		return m, true, nil
+	if c, ok := s.recent.get(e); ok {
+		return c.meta, true, nil
 	}
 	m, _, found, err := s.idx.lookup(e)
 	if errors.Is(err, errFull) {
@@ -343,10 +343,27 @@ func (s *statementFile) lookup(e storage.Entry) (meta, bool, error) {
 func (s *statementFile) apply(p []byte, payloadOff int64) error {
 	var e storage.Entry
 	copy(e[:], p[1:])
-	m, ok, err := s.lookup(e)
-	if err != nil {
-		return err
+	// Where e is (or would go) in the index: known from the cache when e
+	// was written since the table last grew.
+	c, ok := s.recent.get(e)
+	if !ok || c.gen != s.idx.gen {
+		m, slot, found, err := s.idx.lookup(e)
+		switch {
+		case errors.Is(err, errFull):
+			// Not in the table (the probe found neither it nor a free
+			// slot): put grows the table.
+			c = cached{gen: staleSlot}
+		case err != nil:
+			return err
+		default:
+			c = cached{meta: m, slot: slot, gen: s.idx.gen}
+		}
+		if ok && !found {
+			return fmt.Errorf("%w: entry index %s lost entry %x", storage.ErrCorrupt, s.idx.path, e[:])
+		}
+		ok = found
 	}
+	m := c.meta
 	switch {
 	case p[0] == recPut && len(p) >= putHeader:
 		if ok && !m.lost {
@@ -371,10 +388,18 @@ func (s *statementFile) apply(p []byte, payloadOff int64) error {
 	default:
 		return recordError(fmt.Sprintf("unknown record type 0x%02x", p[0]))
 	}
-	if err := s.idx.put(e, m); err != nil {
-		return err
+	if c.gen == s.idx.gen {
+		if err := s.idx.store(c.slot, e, m, !ok); err != nil {
+			return err
+		}
+	} else {
+		if err := s.idx.put(e, m); err != nil {
+			return err
+		}
+		c.gen = staleSlot
 	}
-	s.recent.put(e, m)
+	c.meta = m
+	s.recent.put(e, c)
 	return nil
 }
 
@@ -672,19 +697,30 @@ func (s *statementFile) has(e storage.Entry) (bool, error) {
 const recentEntries = 8192
 
 // metaCache is a bounded two-generation cache of what the store wrote
-// last: a registration reads its entry back right after storing and
-// indexing it, which then costs no pread. It is changed only under the
-// store's write lock and read under its read lock.
+// last, with the index slot it is in: a registration reads its entry back
+// right after storing it and then indexes it, which then costs no pread. It
+// is changed only under the store's write lock and read under its read lock.
 type metaCache struct {
 	max       int
-	cur, prev map[storage.Entry]meta
+	cur, prev map[storage.Entry]cached
 }
+
+// cached is a cache entry: the meta, and its slot in the index while the
+// index's table is generation gen.
+type cached struct {
+	meta
+	slot uint64
+	gen  uint32
+}
+
+// staleSlot is a generation no table has: the slot is unknown.
+const staleSlot = ^uint32(0)
 
 func newMetaCache(max int) *metaCache {
-	return &metaCache{max: max, cur: make(map[storage.Entry]meta, max)}
+	return &metaCache{max: max, cur: make(map[storage.Entry]cached, max)}
 }
 
-func (c *metaCache) get(e storage.Entry) (meta, bool) {
+func (c *metaCache) get(e storage.Entry) (cached, bool) {
 	if m, ok := c.cur[e]; ok {
 		return m, true
 	}
@@ -692,9 +728,9 @@ func (c *metaCache) get(e storage.Entry) (meta, bool) {
 	return m, ok
 }
 
-func (c *metaCache) put(e storage.Entry, m meta) {
+func (c *metaCache) put(e storage.Entry, m cached) {
 	if _, ok := c.cur[e]; !ok && len(c.cur) >= c.max {
-		c.prev, c.cur = c.cur, make(map[storage.Entry]meta, c.max)
+		c.prev, c.cur = c.cur, make(map[storage.Entry]cached, c.max)
 	}
 	c.cur[e] = m
 }

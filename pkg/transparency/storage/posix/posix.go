@@ -5,11 +5,11 @@
 //
 // Layout of the data directory (see docs/design/transparency.md):
 //
-//	lock          held (flock) by the process that has the directory open
-//	log/          the Tessera tlog-tiles tree (checkpoint, tile/…, .state/)
-//	statements    the statement store (see OpenStatements)
-//	statements.index  its entry index (derived; rebuilt from statements when
-//	              it was not closed cleanly)
+//	lock              held (flock) by the process that has the directory open
+//	log/              the Tessera tlog-tiles tree (checkpoint, tile/…, .state/)
+//	statements        the statement store (see OpenStatements)
+//	statements.index  its entry index (derived: rebuilt from statements when
+//	                  it was not closed cleanly)
 //
 // [Open] refuses, with an error wrapping [storage.ErrLocked], a directory that
 // another process has open, and, with an error wrapping [storage.ErrCorrupt],

@@ -308,7 +308,7 @@ func (x *indexFile) put(e storage.Entry, m meta) error {
 // commit, so that a full disk fails the commit, not the index update after
 // it.
 func (x *indexFile) reserve(n uint64) error {
-	for (x.hdr.count+n)*4 > 3<<x.hdr.bits {
+	for x.needsGrow(n) {
 		if err := x.grow(); err != nil {
 			return err
 		}
@@ -316,28 +316,50 @@ func (x *indexFile) reserve(n uint64) error {
 	return nil
 }
 
-// grow replaces the table by one with twice the home slots. Entries are read
-// cluster by cluster (a cluster is a run of used slots: every entry in it has
-// its home inside it, so clusters come in the order of their entries'
-// homes), sorted, and written in order of their new homes, each at its home
-// or the slot after the previous one: exactly where linear probing would put
-// them. The new table is written sequentially into a new file that replaces
-// the old one.
+// grow replaces the table by one with twice the home slots (build, then
+// install).
 func (x *indexFile) grow() error {
+	g, err := x.build()
+	if err != nil {
+		return err
+	}
+	return x.install(g)
+}
+
+// needsGrow reports whether n more entries would take the table past its
+// load limit of 3/4.
+func (x *indexFile) needsGrow(n uint64) bool { return (x.hdr.count+n)*4 > 3<<x.hdr.bits }
+
+// grown is a table built by build, not yet installed.
+type grown struct {
+	f   *os.File
+	tmp string
+	hdr idxHeader
+}
+
+// build writes a table with twice the home slots into a new file, only
+// reading this one: the statement store holds only its read lock meanwhile,
+// so lookups go on. Entries are read cluster by cluster (a cluster is a run
+// of used slots: every entry in it has its home inside it, so clusters come
+// in the order of their entries' homes), sorted, and written in order of
+// their new homes, each at its home or the slot after the previous one:
+// exactly where linear probing would put them. The new table is written
+// sequentially.
+func (x *indexFile) build() (*grown, error) {
 	bits := uint(x.hdr.bits)
 	if bits >= idxMaxBits {
-		return errors.New("entry index: table at its maximum size")
+		return nil, errors.New("entry index: table at its maximum size")
 	}
 	nbits := bits + 1
 	tmp := x.path + ".grow"
 	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fmt.Errorf("grow entry index: %w", err)
+		return nil, fmt.Errorf("grow entry index: %w", err)
 	}
-	fail := func(err error) error {
+	fail := func(err error) (*grown, error) {
 		nf.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("grow entry index: %w", noSpace(err))
+		return nil, fmt.Errorf("grow entry index: %w", noSpace(err))
 	}
 	nh := x.hdr
 	nh.bits, nh.clean = uint8(nbits), false
@@ -374,11 +396,19 @@ func (x *indexFile) grow() error {
 	if err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmp, x.path); err != nil {
-		return fail(err)
+	return &grown{f: nf, tmp: tmp, hdr: nh}, nil
+}
+
+// install puts a table from build in place of this one, which must not
+// have changed since (the statement store holds its write lock).
+func (x *indexFile) install(g *grown) error {
+	if err := os.Rename(g.tmp, x.path); err != nil {
+		g.f.Close()
+		os.Remove(g.tmp)
+		return fmt.Errorf("grow entry index: %w", err)
 	}
 	x.f.Close()
-	x.f, x.hdr = nf, nh
+	x.f, x.hdr = g.f, g.hdr
 	x.gen = (x.gen + 1) % staleSlot
 	return nil
 }

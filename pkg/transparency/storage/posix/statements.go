@@ -451,16 +451,26 @@ func (s *statementFile) commit(batch []writeReq) {
 	for _, r := range batch {
 		buf = append(buf, r.buf...)
 	}
-	s.mu.Lock()
+	// Room in the index first: a full disk then fails this commit before
+	// anything is written, not the index update after it. Only this
+	// goroutine changes the index, so it is read under the read lock and
+	// lookups go on while a bigger table is built.
+	s.mu.RLock()
 	start, failed := s.end, s.failed
-	if failed == nil {
-		// Room in the index first: a full disk then fails this commit
-		// before anything is written, not the index update after it.
-		if err := s.idx.reserve(uint64(len(batch))); err != nil {
+	for failed == nil && s.idx.needsGrow(uint64(len(batch))) {
+		g, err := s.idx.build()
+		s.mu.RUnlock()
+		if err == nil {
+			s.mu.Lock()
+			err = s.idx.install(g)
+			s.mu.Unlock()
+		}
+		s.mu.RLock()
+		if err != nil {
 			failed = fmt.Errorf("statement store %s: %w", s.path, err)
 		}
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if failed != nil {
 		for _, r := range batch {
 			r.done <- failed

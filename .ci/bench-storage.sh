@@ -10,9 +10,11 @@
 # bucket, each driven by its own `bench register` with half the statements
 # and half the clients, at the same time.
 #
-# Prints `bench register`'s report(s), then per server its peak RSS (VmHWM)
-# and CPU time (utime+stime) per registration. TF names the binary (default:
-# built from this checkout).
+# Prints `bench register`'s report(s), then per server its peak RSS (VmHWM),
+# the peaks of its Go heap in use and goroutine stacks (sampled from
+# /metrics every 2 s), the goroutines at that peak, and CPU time
+# (utime+stime) per registration. TF names the binary (default: built from
+# this checkout).
 set -euo pipefail
 
 mode=${1:-}; count=${2:-}; conc=${3:-64}; window=${4:-20}
@@ -76,6 +78,18 @@ cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -a cpu0
 for i in "${!pids[@]}"; do cpu0[i]=$(cpu "${pids[i]}"); done
 
+# Sample each server's Go memory while the load runs: the peak heap in use
+# (live objects plus garbage not yet collected), stacks and goroutines.
+spids=()
+for i in "${!urls[@]}"; do
+  ( while kill -0 "${pids[i]}" 2>/dev/null; do
+      curl -s "${urls[i]}/metrics" | awk '/^go_memstats_heap_inuse_bytes /{h=$2} /^go_memstats_stack_inuse_bytes /{s=$2}
+        /^go_goroutines /{g=$2} END {if (h != "") printf "%d %d %d\n", h, s, g}'
+      sleep 2
+    done >"$work/mem$i" ) &
+  spids+=($!)
+done
+
 echo "== $mode: $count registrations, $conc clients x window $window, $replicas server(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 bpids=()
 for i in "${!urls[@]}"; do
@@ -89,7 +103,10 @@ for i in "${!urls[@]}"; do
   [ "$replicas" -gt 1 ] && echo "-- bench against replica $((i + 1))"
   cat "$work/bench$i.out"
 done
+for p in "${spids[@]}"; do kill "$p" 2>/dev/null || true; done
 for i in "${!pids[@]}"; do
+  awk -v i="$((i + 1))" '$1 > h {h = $1; g = $3} $2 > s {s = $2} END {
+    printf "server %d: Go heap in use peak %.1f MiB, stacks peak %.1f MiB, %d goroutines at the heap peak\n", i, h / 1048576, s / 1048576, g }' "$work/mem$i"
   hwm=$(awk '/^VmHWM/ {print $2}' "/proc/${pids[i]}/status")
   used=$(( $(cpu "${pids[i]}") - cpu0[i] ))
   awk -v h="$hwm" -v u="$used" -v t="$tck" -v n="$count" -v r="$replicas" -v i="$((i + 1))" 'BEGIN {

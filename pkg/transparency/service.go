@@ -256,7 +256,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		opts: opts, issuer: opts.Issuer, origin: signer.Name(), vkey: vkey, log: lg, store: st, keys: keys,
 		policy: opts.Policy, logger: opts.Logger,
 		proofs:      newProofCache(lg.ReadTile),
-		receipts:    newReceiptCache(1 << 14),
+		receipts:    newReceiptCache(1 << 12),
 		inflight:    map[storage.Entry]*operation{},
 		appendSlots: make(chan struct{}, maxPendingAppends),
 	}

@@ -5,9 +5,11 @@
 //
 // Layout of the data directory (see docs/design/transparency.md):
 //
-//	lock          held (flock) by the process that has the directory open
-//	log/          the Tessera tlog-tiles tree (checkpoint, tile/…, .state/)
-//	statements    the statement store (see OpenStatements)
+//	lock              held (flock) by the process that has the directory open
+//	log/              the Tessera tlog-tiles tree (checkpoint, tile/…, .state/)
+//	statements        the statement store (see OpenStatements)
+//	statements.index  its entry index (derived: rebuilt from statements when
+//	                  it was not closed cleanly)
 //
 // [Open] refuses, with an error wrapping [storage.ErrLocked], a directory that
 // another process has open, and, with an error wrapping [storage.ErrCorrupt],
@@ -238,7 +240,10 @@ func Open(ctx context.Context, cfg Config) (*Log, storage.Statements, error) {
 // store knows nothing about means the store lost acknowledged records
 // (truncated, replaced or restored from an older copy).
 func checkCovered(ctx context.Context, lg *Log, st *statementFile, size uint64, logDir string) error {
-	recorded := st.indexedSet(size)
+	recorded, err := st.indexedSet(size)
+	if err != nil {
+		return fmt.Errorf("check the statement store against the log: %w", err)
+	}
 	first := uint64(0)
 	for first < size && recorded[first/64]&(1<<(first%64)) != 0 {
 		first++
@@ -264,7 +269,11 @@ func checkCovered(ctx context.Context, lg *Log, st *statementFile, size uint64, 
 		if j >= uint64(len(eb.Entries)) || len(eb.Entries[j]) != storage.EntrySize {
 			return fmt.Errorf("%w: log %s: entry %d is missing or malformed in its bundle", storage.ErrCorrupt, logDir, i)
 		}
-		if !st.has(storage.Entry(eb.Entries[j])) {
+		ok, err := st.has(storage.Entry(eb.Entries[j]))
+		if err != nil {
+			return fmt.Errorf("check the statement store against the log: %w", err)
+		}
+		if !ok {
 			return fmt.Errorf("%w: the log in %s holds entry %x at index %d but the statement store %s has no record of it (the store was truncated, replaced or restored from an older copy)",
 				storage.ErrCorrupt, logDir, eb.Entries[j], i, st.path)
 		}

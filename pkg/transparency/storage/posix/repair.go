@@ -228,6 +228,11 @@ func Repair(ctx context.Context, dir string) (_ *RepairReport, err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return nil, fmt.Errorf("repair: install the new statement store (the old one is %s): %w", rep.Backup, err)
 	}
+	// The entry index described the old store; the next start rebuilds it
+	// (it would anyway: it no longer matches the store's size and tail).
+	if err := os.Remove(path + ".index"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("repair: remove the old entry index: %w", err)
+	}
 	if err := syncDir(dir); err != nil {
 		return nil, fmt.Errorf("repair: %w", err)
 	}

@@ -30,8 +30,12 @@ import (
 // record is written only by Repair: the log holds the entry at index but its
 // statement could not be recovered.
 //
-// At open the file is replayed into an in-memory map. A damaged record is
-// handled by where it is (docs/design/transparency.md, "Durability and
+// What the store knows of each entry (where its statement is, its
+// registration time and log index) is kept in the entry index, a file next
+// to the store (index.go), with a bounded cache of the entries written last:
+// memory does not grow with the store. At open every record is checked; when
+// the index was not closed cleanly together with this very file it is
+// rebuilt from the records. A damaged record is handled by where it is (docs/design/transparency.md, "Durability and
 // corruption"):
 //   - a torn tail (the last record is incomplete: its header or its bytes run
 //     past the end of the file, or its length is impossible, and no intact
@@ -111,12 +115,14 @@ type statementFile struct {
 	f      storeFile
 	logger *slog.Logger
 
-	mu       sync.RWMutex
-	m        map[storage.Entry]meta
-	end      int64  // offset of the next record
-	maxIndex uint64 // highest index+1 recorded; 0 = none
-	failed   error  // sticky: a failed write could not be undone
-	closed   bool   // guarded by closeMu
+	// mu guards idx, recent, end and failed. Lookups take it for reading
+	// (pread on the index), every change for writing.
+	mu     sync.RWMutex
+	idx    *indexFile
+	recent *metaCache
+	end    int64 // offset of the next record
+	failed error // sticky: a failed write could not be undone
+	closed bool  // guarded by closeMu
 
 	// closeMu orders Close against submitters so that nothing is queued
 	// after the writer stopped.
@@ -186,9 +192,12 @@ func newStatementFile(path string, f storeFile, o options) (*statementFile, erro
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	s := &statementFile{path: path, f: f, logger: o.logger, m: make(map[storage.Entry]meta),
+	s := &statementFile{path: path, f: f, logger: o.logger, recent: newMetaCache(recentEntries),
 		queue: make(chan writeReq, 4096), quit: make(chan struct{})}
 	if err := s.replay(); err != nil {
+		if s.idx != nil {
+			_ = s.idx.close(0, 0, false) // the replay error is the one to report
+		}
 		return nil, err
 	}
 	s.wg.Add(1)
@@ -211,26 +220,89 @@ func (s *statementFile) replay() error {
 		return fmt.Errorf("stat statement store: %w", err)
 	}
 	size := st.Size()
+	tail, err := storeTailCRC(s.f, size)
+	if err != nil {
+		return err
+	}
+	idx, trusted, err := openIndex(s.path+".index", size, tail)
+	if err != nil {
+		return err
+	}
+	s.idx = idx
+	if trusted {
+		if err := idx.verify(); err != nil {
+			if !errors.Is(err, storage.ErrCorrupt) {
+				return err
+			}
+			s.logger.Warn("statement store: the entry index is damaged; rebuilding it", slog.String("error", err.Error()))
+			if trusted, err = false, s.resetIndex(); err != nil {
+				return err
+			}
+		}
+	}
+	for {
+		end, cut, err := s.scan(size, !trusted)
+		if err != nil {
+			return err
+		}
+		if cut && trusted {
+			// The store changed under a clean index (it cannot after a
+			// clean close): rebuild the index after all.
+			if err := s.resetIndex(); err != nil {
+				return err
+			}
+			trusted, size = false, end
+			continue
+		}
+		s.end = end
+		if !trusted {
+			s.logger.Info("statement store: entry index rebuilt", slog.String("file", s.idx.path),
+				slog.Uint64("entries", s.idx.hdr.count))
+		}
+		return nil
+	}
+}
+
+// resetIndex replaces the index by an empty one (to be rebuilt).
+func (s *statementFile) resetIndex() error {
+	if err := s.idx.close(0, 0, false); err != nil {
+		return err
+	}
+	idx, _, err := openIndex(s.path+".index", -1, 0)
+	s.idx = idx
+	return err
+}
+
+// scan checks every record of the store (the first size bytes) and, when
+// rebuild is set, applies it to the index. A torn tail is cut (cut true);
+// end is where the next record goes.
+func (s *statementFile) scan(size int64, rebuild bool) (end int64, cut bool, err error) {
 	var off int64
 	var buf []byte
 	for off < size {
 		p, bad, err := readFrame(s.f, off, size, &buf)
 		if err != nil {
-			return err
+			return 0, false, err
 		}
 		if bad == nil {
-			if err := s.apply(p, off+frameHeader); err != nil {
-				return &CorruptError{Path: s.path, Offset: off, Reason: err.Error(), Next: -1}
+			if rebuild {
+				if err := s.apply(p, off+frameHeader); err != nil {
+					var re recordError
+					if errors.As(err, &re) {
+						return 0, false, &CorruptError{Path: s.path, Offset: off, Reason: err.Error(), Next: -1}
+					}
+					return 0, false, err
+				}
 			}
 			off += frameHeader + int64(len(p))
 			continue
 		}
 		next, err := nextFrame(s.f, off+1, size)
 		if err != nil {
-			return err
+			return 0, false, err
 		}
 		if next >= 0 || bad.complete {
-			return &CorruptError{Path: s.path, Offset: off, Reason: bad.reason, Next: next}
+			return 0, false, &CorruptError{Path: s.path, Offset: off, Reason: bad.reason, Next: next}
 		}
 		// A torn tail: the last record's write was cut short by a crash;
 		// its writers were never released. Cut it so that new records
@@ -238,22 +310,60 @@ func (s *statementFile) replay() error {
 		s.logger.Warn("statement store: cutting a torn tail left by a crash", slog.String("file", s.path),
 			slog.Int64("offset", off), slog.Int64("bytes", size-off), slog.String("reason", bad.reason))
 		if err := s.f.Truncate(off); err != nil {
-			return fmt.Errorf("truncate torn statement store tail: %w", err)
+			return 0, false, fmt.Errorf("truncate torn statement store tail: %w", err)
 		}
 		if err := s.f.Sync(); err != nil {
-			return fmt.Errorf("sync statement store: %w", err)
+			return 0, false, fmt.Errorf("sync statement store: %w", err)
 		}
-		break
+		return off, true, nil
 	}
-	s.end = off
-	return nil
+	return off, false, nil
 }
 
-// apply updates the map from one record payload found at payloadOff.
+// recordError is a record whose content contradicts the records before it.
+type recordError string
+
+func (e recordError) Error() string { return string(e) }
+
+// lookup returns what the store knows of e: from the cache of recent
+// entries, else from the index. The caller holds s.mu.
+func (s *statementFile) lookup(e storage.Entry) (meta, bool, error) {
+	if c, ok := s.recent.get(e); ok {
+		return c.meta, true, nil
+	}
+	m, _, found, err := s.idx.lookup(e)
+	if errors.Is(err, errFull) {
+		err = nil
+	}
+	return m, found, err
+}
+
+// apply updates the index from one record payload found at payloadOff. The
+// caller holds s.mu for writing (or has the store to itself).
 func (s *statementFile) apply(p []byte, payloadOff int64) error {
 	var e storage.Entry
 	copy(e[:], p[1:])
-	m, ok := s.m[e]
+	// Where e is (or would go) in the index: known from the cache when e
+	// was written since the table last grew.
+	c, ok := s.recent.get(e)
+	if !ok || c.gen != s.idx.gen {
+		m, slot, found, err := s.idx.lookup(e)
+		switch {
+		case errors.Is(err, errFull):
+			// Not in the table (the probe found neither it nor a free
+			// slot): put grows the table.
+			c = cached{gen: staleSlot}
+		case err != nil:
+			return err
+		default:
+			c = cached{meta: m, slot: slot, gen: s.idx.gen}
+		}
+		if ok && !found {
+			return fmt.Errorf("%w: entry index %s lost entry %x", storage.ErrCorrupt, s.idx.path, e[:])
+		}
+		ok = found
+	}
+	m := c.meta
 	switch {
 	case p[0] == recPut && len(p) >= putHeader:
 		if ok && !m.lost {
@@ -262,25 +372,34 @@ func (s *statementFile) apply(p []byte, payloadOff int64) error {
 		// A lost entry keeps its log index and gets its bytes back.
 		m.off, m.size, m.lost = payloadOff+putHeader, int32(len(p)-putHeader), false
 		m.registered = int64(binary.BigEndian.Uint64(p[1+storage.EntrySize:]))
-		s.m[e] = m
 	case p[0] == recIndex && len(p) == indexLen:
 		if !ok {
-			return errors.New("index record for an entry with no statement record before it")
+			return recordError("index record for an entry with no statement record before it")
 		}
-		if m.index == 0 {
-			m.index = binary.BigEndian.Uint64(p[1+storage.EntrySize:]) + 1
-			s.m[e] = m
-			s.maxIndex = max(s.maxIndex, m.index)
+		if m.index != 0 {
+			return nil
 		}
+		m.index = binary.BigEndian.Uint64(p[1+storage.EntrySize:]) + 1
 	case p[0] == recLost && len(p) == indexLen:
-		if !ok {
-			m = meta{lost: true, index: binary.BigEndian.Uint64(p[1+storage.EntrySize:]) + 1}
-			s.m[e] = m
-			s.maxIndex = max(s.maxIndex, m.index)
+		if ok {
+			return nil
 		}
+		m = meta{lost: true, index: binary.BigEndian.Uint64(p[1+storage.EntrySize:]) + 1}
 	default:
-		return fmt.Errorf("unknown record type 0x%02x", p[0])
+		return recordError(fmt.Sprintf("unknown record type 0x%02x", p[0]))
 	}
+	if c.gen == s.idx.gen {
+		if err := s.idx.store(c.slot, e, m, !ok); err != nil {
+			return err
+		}
+	} else {
+		if err := s.idx.put(e, m); err != nil {
+			return err
+		}
+		c.gen = staleSlot
+	}
+	c.meta = m
+	s.recent.put(e, c)
 	return nil
 }
 
@@ -332,9 +451,26 @@ func (s *statementFile) commit(batch []writeReq) {
 	for _, r := range batch {
 		buf = append(buf, r.buf...)
 	}
-	s.mu.Lock()
+	// Room in the index first: a full disk then fails this commit before
+	// anything is written, not the index update after it. Only this
+	// goroutine changes the index, so it is read under the read lock and
+	// lookups go on while a bigger table is built.
+	s.mu.RLock()
 	start, failed := s.end, s.failed
-	s.mu.Unlock()
+	for failed == nil && s.idx.needsGrow(uint64(len(batch))) {
+		g, err := s.idx.build()
+		s.mu.RUnlock()
+		if err == nil {
+			s.mu.Lock()
+			err = s.idx.install(g)
+			s.mu.Unlock()
+		}
+		s.mu.RLock()
+		if err != nil {
+			failed = fmt.Errorf("statement store %s: %w", s.path, err)
+		}
+	}
+	s.mu.RUnlock()
 	if failed != nil {
 		for _, r := range batch {
 			r.done <- failed
@@ -363,14 +499,20 @@ func (s *statementFile) commit(batch []writeReq) {
 	}
 	s.mu.Lock()
 	off := start
+	var ierr error
 	for _, r := range batch {
-		_ = s.apply(r.buf[frameHeader:], off+frameHeader)
+		if err := s.apply(r.buf[frameHeader:], off+frameHeader); err != nil && ierr == nil {
+			// The records are durable but the index missed one: refuse
+			// every later write; the index is rebuilt at the next start.
+			ierr = fmt.Errorf("statement store %s: updating the entry index failed (%w); restart the service", s.path, err)
+			s.failed = ierr
+		}
 		off += int64(len(r.buf))
 	}
 	s.end = off
 	s.mu.Unlock()
 	for _, r := range batch {
-		r.done <- nil
+		r.done <- ierr
 	}
 }
 
@@ -419,8 +561,11 @@ func (s *statementFile) Put(ctx context.Context, entry storage.Entry, statement 
 
 func (s *statementFile) Get(_ context.Context, entry storage.Entry) (storage.Record, error) {
 	s.mu.RLock()
-	m, ok := s.m[entry]
+	m, ok, err := s.lookup(entry)
 	s.mu.RUnlock()
+	if err != nil {
+		return storage.Record{}, err
+	}
 	if !ok {
 		return storage.Record{}, fmt.Errorf("%x: %w", entry[:], storage.ErrNotFound)
 	}
@@ -440,8 +585,11 @@ func toRecord(e storage.Entry, m meta) storage.Record {
 
 func (s *statementFile) Statement(_ context.Context, entry storage.Entry) ([]byte, error) {
 	s.mu.RLock()
-	m, ok := s.m[entry]
+	m, ok, err := s.lookup(entry)
 	s.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, fmt.Errorf("%x: %w", entry[:], storage.ErrNotFound)
 	}
@@ -479,10 +627,13 @@ func (s *statementFile) Unindexed(context.Context) ([]storage.Entry, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []storage.Entry
-	for e, m := range s.m {
+	err := s.idx.each(func(e storage.Entry, m meta) {
 		if m.index == 0 {
 			out = append(out, e)
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -498,6 +649,17 @@ func (s *statementFile) Close() error {
 	close(s.quit)
 	s.wg.Wait()
 	err := s.f.Sync()
+	// The index vouches for the store only if it saw every record of it.
+	clean := err == nil && s.failed == nil
+	var tail uint32
+	if clean {
+		var terr error
+		tail, terr = storeTailCRC(s.f, s.end)
+		clean = terr == nil
+	}
+	if ierr := s.idx.close(s.end, tail, clean); err == nil {
+		err = ierr
+	}
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
@@ -514,29 +676,73 @@ func (s *statementFile) Close() error {
 func (s *statementFile) maxIndexed() (uint64, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.maxIndex, len(s.m) > 0
+	return s.idx.hdr.maxIndex, s.idx.hdr.count > 0
 }
 
 // indexedSet returns a bit set of the log indices below size that the store
-// records.
-func (s *statementFile) indexedSet(size uint64) []uint64 {
+// records (read from the index in one pass; a damaged index slot is an
+// error).
+func (s *statementFile) indexedSet(size uint64) ([]uint64, error) {
 	set := make([]uint64, (size+63)/64)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, m := range s.m {
+	err := s.idx.each(func(_ storage.Entry, m meta) {
 		if i := m.index; i != 0 && i-1 < size {
 			set[(i-1)/64] |= 1 << ((i - 1) % 64)
 		}
-	}
-	return set
+	})
+	return set, err
 }
 
 // has reports whether the store has a record of entry.
-func (s *statementFile) has(e storage.Entry) bool {
+func (s *statementFile) has(e storage.Entry) (bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, ok := s.m[e]
-	return ok
+	_, ok, err := s.lookup(e)
+	return ok, err
+}
+
+// recentEntries is the size of one generation of the cache of recently
+// written entries (two generations: at most 2 × 8192 entries, ≈ 2 MB).
+const recentEntries = 8192
+
+// metaCache is a bounded two-generation cache of what the store wrote
+// last, with the index slot it is in: a registration reads its entry back
+// right after storing it and then indexes it, which then costs no pread. It
+// is changed only under the store's write lock and read under its read lock.
+type metaCache struct {
+	max       int
+	cur, prev map[storage.Entry]cached
+}
+
+// cached is a cache entry: the meta, and its slot in the index while the
+// index's table is generation gen.
+type cached struct {
+	meta
+	slot uint64
+	gen  uint32
+}
+
+// staleSlot is a generation no table has: the slot is unknown.
+const staleSlot = ^uint32(0)
+
+func newMetaCache(max int) *metaCache {
+	return &metaCache{max: max, cur: make(map[storage.Entry]cached, max)}
+}
+
+func (c *metaCache) get(e storage.Entry) (cached, bool) {
+	if m, ok := c.cur[e]; ok {
+		return m, true
+	}
+	m, ok := c.prev[e]
+	return m, ok
+}
+
+func (c *metaCache) put(e storage.Entry, m cached) {
+	if _, ok := c.cur[e]; !ok && len(c.cur) >= c.max {
+		c.prev, c.cur = c.cur, make(map[storage.Entry]cached, c.max)
+	}
+	c.cur[e] = m
 }
 
 // noSpace marks err as a full-disk error (storage.ErrNoSpace) when it is one.

@@ -92,12 +92,6 @@ type meta struct {
 	lost       bool   // the log holds the entry, the statement is lost
 }
 
-type writeReq struct {
-	buf  []byte
-	sync bool
-	done chan error
-}
-
 // storeFile is what the statement store needs of its file; *os.File
 // implements it, tests inject faults (dropped unsynced writes, a full disk).
 type storeFile interface {
@@ -403,138 +397,6 @@ func (s *statementFile) apply(p []byte, payloadOff int64) error {
 	return nil
 }
 
-// writer performs group commits until quit is closed and the queue is drained.
-func (s *statementFile) writer() {
-	defer s.wg.Done()
-	var batch []writeReq
-	for {
-		var first writeReq
-		select {
-		case first = <-s.queue:
-		case <-s.quit:
-			// Drain what is left, then stop.
-			batch = batch[:0]
-			for {
-				select {
-				case r := <-s.queue:
-					batch = append(batch, r)
-				default:
-					if len(batch) > 0 {
-						s.commit(batch)
-					}
-					return
-				}
-			}
-		}
-		batch = append(batch[:0], first)
-	more:
-		for len(batch) < 4096 {
-			select {
-			case r := <-s.queue:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		s.commit(batch)
-	}
-}
-
-func (s *statementFile) commit(batch []writeReq) {
-	var size int
-	needSync := false
-	for _, r := range batch {
-		size += len(r.buf)
-		needSync = needSync || r.sync
-	}
-	buf := make([]byte, 0, size)
-	for _, r := range batch {
-		buf = append(buf, r.buf...)
-	}
-	// Room in the index first: a full disk then fails this commit before
-	// anything is written, not the index update after it. Only this
-	// goroutine changes the index, so it is read under the read lock and
-	// lookups go on while a bigger table is built.
-	s.mu.RLock()
-	start, failed := s.end, s.failed
-	for failed == nil && s.idx.needsGrow(uint64(len(batch))) {
-		g, err := s.idx.build()
-		s.mu.RUnlock()
-		if err == nil {
-			s.mu.Lock()
-			err = s.idx.install(g)
-			s.mu.Unlock()
-		}
-		s.mu.RLock()
-		if err != nil {
-			failed = fmt.Errorf("statement store %s: %w", s.path, err)
-		}
-	}
-	s.mu.RUnlock()
-	if failed != nil {
-		for _, r := range batch {
-			r.done <- failed
-		}
-		return
-	}
-	_, err := s.f.WriteAt(buf, start)
-	if err == nil && needSync {
-		err = s.f.Sync()
-	}
-	if err != nil {
-		err = noSpace(fmt.Errorf("write statement store: %w", err))
-		// Undo the partial write: left in place, a shorter later batch would
-		// leave part of it after the last record, which reads as damage at
-		// the next start. If it cannot be undone, refuse every later write.
-		if terr := s.f.Truncate(start); terr != nil {
-			s.mu.Lock()
-			s.failed = fmt.Errorf("statement store %s: a failed write could not be undone (%w); restart the service: %w",
-				s.path, terr, err)
-			s.mu.Unlock()
-		}
-		for _, r := range batch {
-			r.done <- err
-		}
-		return
-	}
-	s.mu.Lock()
-	off := start
-	var ierr error
-	for _, r := range batch {
-		if err := s.apply(r.buf[frameHeader:], off+frameHeader); err != nil && ierr == nil {
-			// The records are durable but the index missed one: refuse
-			// every later write; the index is rebuilt at the next start.
-			ierr = fmt.Errorf("statement store %s: updating the entry index failed (%w); restart the service", s.path, err)
-			s.failed = ierr
-		}
-		off += int64(len(r.buf))
-	}
-	s.end = off
-	s.mu.Unlock()
-	for _, r := range batch {
-		r.done <- ierr
-	}
-}
-
-func (s *statementFile) submit(ctx context.Context, payload []byte, sync bool) error {
-	req := writeReq{buf: frame(payload), sync: sync, done: make(chan error, 1)}
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return storage.ErrClosed
-	}
-	select {
-	case s.queue <- req:
-	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return ctx.Err()
-	}
-	s.closeMu.RUnlock()
-	// Once queued the write happens; wait for it even if ctx ends so that the
-	// caller's view (an error) never contradicts a durable record for long.
-	return <-req.done
-}
-
 func (s *statementFile) Put(ctx context.Context, entry storage.Entry, statement []byte, registered time.Time) (storage.Record, bool, error) {
 	if len(statement) > MaxStatementSize {
 		return storage.Record{}, false, fmt.Errorf("statement of %d bytes exceeds the store limit of %d", len(statement), MaxStatementSize)
@@ -700,49 +562,6 @@ func (s *statementFile) has(e storage.Entry) (bool, error) {
 	defer s.mu.RUnlock()
 	_, ok, err := s.lookup(e)
 	return ok, err
-}
-
-// recentEntries is the size of one generation of the cache of recently
-// written entries (two generations: at most 2 × 8192 entries, ≈ 2 MB).
-const recentEntries = 8192
-
-// metaCache is a bounded two-generation cache of what the store wrote
-// last, with the index slot it is in: a registration reads its entry back
-// right after storing it and then indexes it, which then costs no pread. It
-// is changed only under the store's write lock and read under its read lock.
-type metaCache struct {
-	max       int
-	cur, prev map[storage.Entry]cached
-}
-
-// cached is a cache entry: the meta, and its slot in the index while the
-// index's table is generation gen.
-type cached struct {
-	meta
-	slot uint64
-	gen  uint32
-}
-
-// staleSlot is a generation no table has: the slot is unknown.
-const staleSlot = ^uint32(0)
-
-func newMetaCache(max int) *metaCache {
-	return &metaCache{max: max, cur: make(map[storage.Entry]cached, max)}
-}
-
-func (c *metaCache) get(e storage.Entry) (cached, bool) {
-	if m, ok := c.cur[e]; ok {
-		return m, true
-	}
-	m, ok := c.prev[e]
-	return m, ok
-}
-
-func (c *metaCache) put(e storage.Entry, m cached) {
-	if _, ok := c.cur[e]; !ok && len(c.cur) >= c.max {
-		c.prev, c.cur = c.cur, make(map[storage.Entry]cached, c.max)
-	}
-	c.cur[e] = m
 }
 
 // noSpace marks err as a full-disk error (storage.ErrNoSpace) when it is one.

@@ -195,16 +195,8 @@ func openLog(ctx context.Context, cfg Config, db *sql.DB) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("open tessera aws driver: %w", err)
 	}
-	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(cfg.Signer).
-		WithCheckpointInterval(cfg.CheckpointInterval).
-		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
-		WithPushback(cfg.Pushback).
-		WithCheckpointRepublishInterval(10 * time.Minute)
-	if len(cfg.Witnesses.Components) > 0 {
-		wo := cfg.WitnessOptions
-		opts = opts.WithWitnesses(cfg.Witnesses, &wo)
-	}
+	opts := storage.AppendOptions(cfg.Signer, cfg.CheckpointInterval, cfg.BatchMaxAge, cfg.BatchMaxSize, cfg.Pushback,
+		cfg.Witnesses, cfg.WitnessOptions)
 	app, shutdown, reader, err := tessera.NewAppender(lctx, driver, opts)
 	if err != nil {
 		cancel()

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/veraison/go-cose"
 
 	"github.com/trustfabric/trustfabric/internal/cosewire"
+	"github.com/trustfabric/trustfabric/internal/merklehash"
 	"github.com/trustfabric/trustfabric/pkg/keys"
 )
 
@@ -137,7 +137,7 @@ func (c LeafConvention) String() string {
 // whose unprotected header is already {}) under convention c (LeafAuto
 // hashes as LeafIETF).
 func LeafHash(registered []byte, c LeafConvention) []byte {
-	h := rfc6962.DefaultHasher
+	h := merklehash.Default
 	if c == LeafDirect {
 		return h.HashLeaf(registered)
 	}
@@ -501,7 +501,7 @@ func (r *Receipt) verifyInclusion(res *Result, leafHash []byte, ks keys.Set) err
 		_, err := res.fail(CheckReceiptProof, fmt.Errorf("%w: leaf index %d is not below tree size %d", ErrProofMismatch, p.LeafIndex, p.TreeSize))
 		return err
 	}
-	root, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, p.LeafIndex, p.TreeSize, leafHash, p.Path)
+	root, err := proof.RootFromInclusionProof(merklehash.Default, p.LeafIndex, p.TreeSize, leafHash, p.Path)
 	if err != nil {
 		_, err = res.fail(CheckReceiptProof, fmt.Errorf("%w: %w", ErrProofMismatch, err))
 		return err
@@ -517,7 +517,7 @@ func (r *Receipt) Root(leafHash []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: no inclusion proof", ErrProofMismatch)
 	}
 	p := r.Inclusion[0]
-	root, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, p.LeafIndex, p.TreeSize, leafHash, p.Path)
+	root, err := proof.RootFromInclusionProof(merklehash.Default, p.LeafIndex, p.TreeSize, leafHash, p.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProofMismatch, err)
 	}
@@ -574,7 +574,7 @@ func consistencyRoot(p ConsistencyProof, oldRoot []byte) ([]byte, error) {
 	}
 	probe := bytes.Clone(oldRoot)
 	probe[0] ^= 0xff
-	err := proof.VerifyConsistency(rfc6962.DefaultHasher, p.TreeSize1, p.TreeSize2, p.Path, oldRoot, probe)
+	err := proof.VerifyConsistency(merklehash.Default, p.TreeSize1, p.TreeSize2, p.Path, oldRoot, probe)
 	var mm proof.RootMismatchError
 	if errors.As(err, &mm) && bytes.Equal(mm.ExpectedRoot, probe) {
 		return mm.CalculatedRoot, nil

@@ -7,10 +7,10 @@ import (
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
+	"github.com/trustfabric/trustfabric/internal/merklehash"
 )
 
 // proofCache builds RFC 9162 proofs from the log's hash tiles. It plays the
@@ -67,7 +67,7 @@ func (c *proofCache) tile(ctx context.Context, id tileID) (*tileLevels, error) {
 	for prev := ht.Nodes; len(prev) >= 2; {
 		next := make([][]byte, len(prev)/2)
 		for j := range next {
-			next[j] = rfc6962.DefaultHasher.HashChildren(prev[2*j], prev[2*j+1])
+			next[j] = merklehash.Default.HashChildren(prev[2*j], prev[2*j+1])
 		}
 		t.levels = append(t.levels, next)
 		prev = next
@@ -115,7 +115,7 @@ func (c *proofCache) build(ctx context.Context, size uint64, nodes proof.Nodes) 
 		}
 		hashes[i] = h
 	}
-	return nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	return nodes.Rehash(hashes, merklehash.Default.HashChildren)
 }
 
 // inclusion returns the RFC 9162 audit path of index in the tree of size.

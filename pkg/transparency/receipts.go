@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/trustfabric/trustfabric/internal/merklehash"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
 )
@@ -80,8 +80,8 @@ func (s *Service) issueReceipt(ctx context.Context, rec storage.Record, cp *chec
 	if err != nil {
 		return nil, err
 	}
-	leaf := rfc6962.DefaultHasher.HashLeaf(rec.Entry[:])
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, rec.Index, cp.Size, leaf, path, cp.Root); err != nil {
+	leaf := merklehash.Default.HashLeaf(rec.Entry[:])
+	if err := proof.VerifyInclusion(merklehash.Default, rec.Index, cp.Size, leaf, path, cp.Root); err != nil {
 		return nil, fmt.Errorf("inclusion proof of %d does not match checkpoint %d: %w", rec.Index, cp.Size, err)
 	}
 	p := scitt.InclusionProof{TreeSize: cp.Size, LeafIndex: rec.Index, Path: path}

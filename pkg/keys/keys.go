@@ -109,6 +109,15 @@ func (k *PublicKey) Verify(alg cose.Algorithm, tbs, sig []byte) error {
 	if err := CheckStatementAlgorithm(alg, k.Key); err != nil {
 		return err
 	}
+	if pub, ok := k.Key.(*ecdsa.PublicKey); ok && alg == cose.AlgorithmES256 {
+		// The registration path's one verification: without go-cose's
+		// digest object and big.Int round trip (same checks, tested
+		// against go-cose in TestES256MatchesGoCOSE).
+		if !verifyES256(pub, tbs, sig) {
+			return fmt.Errorf("%w: %w", ErrBadSignature, cose.ErrVerification)
+		}
+		return nil
+	}
 	v, err := cose.NewVerifier(alg, k.Key)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnsupportedAlgorithm, err)

@@ -146,6 +146,7 @@ type Service struct {
 	proofs   *proofCache
 	receipts *receiptCache
 	treeSig  treeSigner
+	checks   *checkers
 
 	mu       sync.Mutex
 	inflight map[storage.Entry]*operation
@@ -275,6 +276,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		defer s.wg.Done()
 		s.follow.run(fctx)
 	}()
+	s.checks = startCheckers(fctx, s.policy, s.logger, s.wg.Go)
 	if s.dedup() && opts.SharedLog {
 		s.wg.Add(1)
 		go func() {
@@ -365,7 +367,7 @@ func (s *Service) Register(ctx context.Context, statement []byte) (*Registration
 	if err != nil {
 		return nil, err
 	}
-	if err := s.policy.Check(ctx, st, time.Now()); err != nil {
+	if err := s.checks.check(ctx, s.policy, st, time.Now()); err != nil {
 		return nil, err
 	}
 	return s.register(ctx, st)
@@ -378,9 +380,8 @@ func (s *Service) Register(ctx context.Context, statement []byte) (*Registration
 func (s *Service) register(ctx context.Context, st *scitt.Statement) (*Registration, error) {
 	registered := st.Registered()
 	entry := sha256.Sum256(registered)
-	if rec, err := s.store.Get(ctx, entry); err == nil && rec.Indexed && !rec.Lost {
-		return &Registration{Entry: entry, Index: rec.Index, Indexed: true}, nil
-	}
+	// No lookup here: the store's Put finds an entry registered before
+	// (one index probe per registration, not two).
 	s.mu.Lock()
 	op, joined := s.inflight[entry]
 	if !joined {
@@ -398,6 +399,13 @@ func (s *Service) register(ctx context.Context, st *scitt.Statement) (*Registrat
 	}
 	if op.storeErr != nil {
 		return nil, op.storeErr
+	}
+	select {
+	case <-op.done: // registered before: Put found its index
+		if op.err == nil {
+			return &Registration{Entry: entry, Index: op.index, Indexed: true}, nil
+		}
+	default:
 	}
 	return &Registration{Entry: entry}, nil
 }

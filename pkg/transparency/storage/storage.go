@@ -15,6 +15,7 @@ package storage
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -29,6 +30,17 @@ type Entry = [EntrySize]byte
 
 // ErrNotFound is returned by [Statements] when no record exists for an entry.
 var ErrNotFound = errors.New("entry not found")
+
+// NotFound returns the error for an unknown entry: it wraps [ErrNotFound]
+// and names the entry. The message is formatted only when read (most of
+// these errors are lookups of new entries, on every registration).
+func NotFound(e Entry) error { return notFound(e) }
+
+type notFound Entry
+
+func (e notFound) Error() string { return hex.EncodeToString(e[:]) + ": " + ErrNotFound.Error() }
+
+func (notFound) Unwrap() error { return ErrNotFound }
 
 // ErrClosed is returned by backends used after Close.
 var ErrClosed = errors.New("storage closed")

@@ -84,7 +84,7 @@ func (s *Statements) Get(ctx context.Context, entry storage.Entry) (storage.Reco
 	err := s.db.QueryRowContext(ctx, "SELECT registered, idx, size FROM tf_statements WHERE entry = ?", entry[:]).
 		Scan(&reg, &idx, &size)
 	if errors.Is(err, sql.ErrNoRows) {
-		return storage.Record{}, fmt.Errorf("%x: %w", entry[:], storage.ErrNotFound)
+		return storage.Record{}, storage.NotFound(entry)
 	}
 	if err != nil {
 		return storage.Record{}, dbErr("read statement record", err)
@@ -97,7 +97,7 @@ func (s *Statements) Statement(ctx context.Context, entry storage.Entry) ([]byte
 	var b []byte
 	err := s.db.QueryRowContext(ctx, "SELECT statement FROM tf_statements WHERE entry = ?", entry[:]).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%x: %w", entry[:], storage.ErrNotFound)
+		return nil, storage.NotFound(entry)
 	}
 	if err != nil {
 		return nil, dbErr("read statement", err)

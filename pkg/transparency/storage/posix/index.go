@@ -12,6 +12,7 @@ import (
 	"math/bits"
 	"os"
 	"slices"
+	"sync"
 
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
 )
@@ -237,9 +238,16 @@ var errFull = errors.New("entry index: probe ran off the end of the table")
 
 // lookup returns e's meta and slot number if present, else the free slot
 // where it would go (found false). errFull means there is none.
+// chunkBufs holds lookup's read buffers: lookups run concurrently (under
+// the store's read lock), and a buffer per call would be 1 KiB of garbage
+// per registration.
+var chunkBufs = sync.Pool{New: func() any { return new([idxChunk * slotSize]byte) }}
+
 func (x *indexFile) lookup(e storage.Entry) (m meta, slot uint64, found bool, err error) {
 	total := tableSlots(uint(x.hdr.bits))
-	var buf [idxChunk * slotSize]byte
+	bp := chunkBufs.Get().(*[idxChunk * slotSize]byte)
+	defer chunkBufs.Put(bp)
+	buf := bp[:]
 	for pos := x.home(e); pos < total; pos += idxChunk {
 		n := min(uint64(idxChunk), total-pos)
 		if _, err := x.f.ReadAt(buf[:n*slotSize], idxHeaderSize+int64(pos)*slotSize); err != nil {

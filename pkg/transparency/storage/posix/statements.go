@@ -429,7 +429,7 @@ func (s *statementFile) Get(_ context.Context, entry storage.Entry) (storage.Rec
 		return storage.Record{}, err
 	}
 	if !ok {
-		return storage.Record{}, fmt.Errorf("%x: %w", entry[:], storage.ErrNotFound)
+		return storage.Record{}, storage.NotFound(entry)
 	}
 	return toRecord(entry, m), nil
 }
@@ -453,7 +453,7 @@ func (s *statementFile) Statement(_ context.Context, entry storage.Entry) ([]byt
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%x: %w", entry[:], storage.ErrNotFound)
+		return nil, storage.NotFound(entry)
 	}
 	if m.lost {
 		return nil, fmt.Errorf("%x (log index %d): %w", entry[:], m.index-1, storage.ErrLost)

@@ -230,7 +230,7 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 	// taken: slow or idle clients must not hold registration slots.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(h.bodyTimeout)) // unsupported by some writers (tests): ReadTimeout still applies
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
@@ -260,11 +260,13 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	// The audit trail: which entry, and, when registration is authenticated
 	// with WIMSE headers, which workload asked for it.
-	attrs := []slog.Attr{slog.String("entry", reg.ID())}
-	if id, ok := wimse.FromContext(r.Context()); ok {
-		attrs = append(attrs, slog.String("caller", id.WIT.ID.String()))
+	if h.s.logger.Enabled(r.Context(), slog.LevelInfo) {
+		attrs := []slog.Attr{slog.String("entry", reg.ID())}
+		if id, ok := wimse.FromContext(r.Context()); ok {
+			attrs = append(attrs, slog.String("caller", id.WIT.ID.String()))
+		}
+		h.s.logger.LogAttrs(r.Context(), slog.LevelInfo, "registered", attrs...)
 	}
-	h.s.logger.LogAttrs(r.Context(), slog.LevelInfo, "registered", attrs...)
 	loc := "/entries/" + reg.ID()
 	async, wait, release := h.waitFor(r)
 	defer release()
@@ -289,6 +291,34 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", loc)
 	w.Header().Set("Retry-After", retryAfterSeconds)
 	w.WriteHeader(http.StatusSeeOther)
+}
+
+// readBody reads a request body of the announced length (the caller has
+// checked it against the limit) into one buffer of that size, instead of
+// io.ReadAll's doubling; a body without Content-Length, or longer than
+// announced, is read the general way (the reader enforces the limit).
+func readBody(r io.Reader, announced int64) ([]byte, error) {
+	if announced <= 0 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, announced, announced+1)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("the body ended after fewer than the %d bytes of its Content-Length: %w", announced, err)
+		}
+		return nil, err
+	}
+	// net/http stops at Content-Length; a reader that does not is read on.
+	extra := buf[announced : announced+1]
+	n, err := io.ReadAtLeast(r, extra, 1)
+	switch {
+	case n == 0 && errors.Is(err, io.EOF):
+		return buf, nil
+	case n == 0:
+		return nil, err
+	}
+	rest, err := io.ReadAll(r)
+	return append(append(buf, extra[:n]...), rest...), err
 }
 
 // retryAfterSeconds is the Retry-After of 303, 302, 429 and 503 answers.

@@ -40,6 +40,23 @@ func (s *Service) AwaitReceipt(ctx context.Context, entry storage.Entry) ([]byte
 	if r := s.receipts.get(entry); r != nil {
 		return r, nil
 	}
+	// A registration in flight (the usual case: the POST that registered
+	// it) knows its record and, once appended, its index: no store reads
+	// (two database round trips per registration on the AWS backend).
+	s.mu.Lock()
+	op := s.inflight[entry]
+	s.mu.Unlock()
+	if op != nil {
+		if rec, ok, err := op.wait(ctx); ok {
+			cp, err := s.follow.await(ctx, rec.Index)
+			if err != nil {
+				return nil, fmt.Errorf("%x: %w", entry[:], ErrPending)
+			}
+			return s.issueReceipt(ctx, rec, cp)
+		} else if err != nil {
+			return nil, s.pending(entry)
+		}
+	}
 	rec, err := s.Lookup(ctx, entry)
 	if err != nil {
 		return nil, err

@@ -165,13 +165,31 @@ type Service struct {
 type operation struct {
 	stored   chan struct{} // closed once the statement is durable (or failed)
 	storeErr error
-	done     chan struct{} // closed once the entry has an index (or failed)
+	done     chan struct{}  // closed once the entry has an index (or failed)
+	rec      storage.Record // what Put returned; set before stored is closed
 	index    uint64
 	err      error
 
 	// appendErr is the error of the last failed log append while the
 	// service retries it (nil once an attempt succeeded).
 	appendErr atomic.Pointer[error]
+}
+
+// wait waits for the operation's append. ok: rec is the indexed record.
+// Otherwise err is ctx's error when ctx ended first, nil when the operation
+// failed (the caller then asks the store).
+func (op *operation) wait(ctx context.Context) (rec storage.Record, ok bool, err error) {
+	select {
+	case <-op.done:
+	case <-ctx.Done():
+		return storage.Record{}, false, ctx.Err()
+	}
+	if op.storeErr != nil || op.err != nil {
+		return storage.Record{}, false, nil
+	}
+	rec = op.rec
+	rec.Index, rec.Indexed = op.index, true
+	return rec, true, nil
 }
 
 // failing returns the error of the last failed append attempt, or nil.
@@ -442,6 +460,8 @@ func (s *Service) startAppend(rctx context.Context, op *operation, entry storage
 		finish(0, op.storeErr)
 		return
 	}
+	op.rec = rec
+	op.rec.Entry = entry
 	close(op.stored)
 	if rec.Indexed {
 		<-s.appendSlots

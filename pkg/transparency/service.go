@@ -147,6 +147,8 @@ type Service struct {
 	receipts *receiptCache
 	treeSig  treeSigner
 	checks   *checkers
+	// appenders run the appends of registrations (startAppend).
+	appenders workers
 
 	mu       sync.Mutex
 	inflight map[storage.Entry]*operation
@@ -279,6 +281,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		inflight:    map[storage.Entry]*operation{},
 		appendSlots: make(chan struct{}, maxPendingAppends),
 	}
+	s.appenders.wg = &s.wg
 	s.follow = newFollower(lg.ReadCheckpoint, s.origin, verifier, opts.PollInterval, opts.Logger)
 	if wit != nil {
 		s.witnessed = true
@@ -468,12 +471,10 @@ func (s *Service) startAppend(rctx context.Context, op *operation, entry storage
 		finish(rec.Index, nil)
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.appenders.Go(func() {
 		defer func() { <-s.appendSlots }()
 		finish(s.appendEntry(ctx, entry, op))
-	}()
+	})
 }
 
 // appendEntry appends a stored entry to the log, retrying while the log
@@ -613,6 +614,7 @@ func (s *Service) Close(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	s.appenders.close()
 	s.wg.Wait()
 	return s.closeStorage(ctx)
 }

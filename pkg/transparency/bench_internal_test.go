@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,5 +80,49 @@ func BenchmarkIssueReceipt(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestProofCacheOneReadPerTile checks concurrent requests for the same tile
+// share one read (a new checkpoint wakes every waiting registration at
+// once; on the AWS backend each read is an S3 GET).
+func TestProofCacheOneReadPerTile(t *testing.T) {
+	var reads atomic.Int64
+	release := make(chan struct{})
+	hashes := make([]byte, 0, 4*32)
+	for i := range 4 {
+		h := sha256.Sum256([]byte{byte(i)})
+		hashes = append(hashes, h[:]...)
+	}
+	c := newProofCache(func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+		reads.Add(1)
+		<-release
+		return hashes, nil
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Go(func() {
+			tl, err := c.tile(t.Context(), tileID{0, 0, 4})
+			if err == nil && len(tl.levels) != 3 {
+				err = fmt.Errorf("tile of 4 hashes has %d levels, want 3", len(tl.levels))
+			}
+			errs <- err
+		})
+	}
+	for reads.Load() == 0 {
+		runtime.Gosched()
+	}
+	time.Sleep(50 * time.Millisecond) // let the others join the read in progress
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("%d reads of one tile by 50 concurrent requests, want 1", n)
 	}
 }

@@ -29,6 +29,18 @@ type proofCache struct {
 
 	mu    sync.RWMutex
 	tiles map[tileID]*tileLevels
+	// loading holds the tile reads in progress: when a checkpoint appears,
+	// every waiting registration asks for the same new partial tiles at
+	// once, and one read serves them all (on the AWS backend each read is an
+	// S3 GET; without this, hundreds of identical GETs and their
+	// connections made the service's memory peak, docs/benchmarks.md).
+	loading map[tileID]*tileLoad
+}
+
+type tileLoad struct {
+	done chan struct{}
+	t    *tileLevels
+	err  error
 }
 
 type tileID struct {
@@ -45,7 +57,7 @@ type tileLevels struct {
 const maxCachedTiles = 512
 
 func newProofCache(fetch client.TileFetcherFunc) *proofCache {
-	return &proofCache{fetch: fetch, tiles: map[tileID]*tileLevels{}}
+	return &proofCache{fetch: fetch, tiles: map[tileID]*tileLevels{}, loading: map[tileID]*tileLoad{}}
 }
 
 func (c *proofCache) tile(ctx context.Context, id tileID) (*tileLevels, error) {
@@ -55,6 +67,33 @@ func (c *proofCache) tile(ctx context.Context, id tileID) (*tileLevels, error) {
 	if t != nil {
 		return t, nil
 	}
+	c.mu.Lock()
+	if t := c.tiles[id]; t != nil {
+		c.mu.Unlock()
+		return t, nil
+	}
+	if l := c.loading[id]; l != nil {
+		c.mu.Unlock()
+		select {
+		case <-l.done:
+			return l.t, l.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	l := &tileLoad{done: make(chan struct{})}
+	c.loading[id] = l
+	c.mu.Unlock()
+	l.t, l.err = c.load(context.WithoutCancel(ctx), id)
+	c.mu.Lock()
+	delete(c.loading, id)
+	c.mu.Unlock()
+	close(l.done)
+	return l.t, l.err
+}
+
+// load reads a tile, computes its inner levels and caches it.
+func (c *proofCache) load(ctx context.Context, id tileID) (*tileLevels, error) {
 	raw, err := c.fetch(ctx, id.level, id.index, id.width)
 	if err != nil {
 		return nil, fmt.Errorf("read tile %d/%d.p/%d: %w", id.level, id.index, id.width, err)
@@ -63,7 +102,7 @@ func (c *proofCache) tile(ctx context.Context, id tileID) (*tileLevels, error) {
 	if err := ht.UnmarshalText(raw); err != nil {
 		return nil, fmt.Errorf("parse tile %d/%d: %w", id.level, id.index, err)
 	}
-	t = &tileLevels{levels: [][][]byte{ht.Nodes}}
+	t := &tileLevels{levels: [][][]byte{ht.Nodes}}
 	for prev := ht.Nodes; len(prev) >= 2; {
 		next := make([][]byte, len(prev)/2)
 		for j := range next {

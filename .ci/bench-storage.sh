@@ -13,8 +13,9 @@
 # Prints `bench register`'s report(s), then per server its peak RSS (VmHWM),
 # the peaks of its Go heap in use and goroutine stacks (sampled from
 # /metrics every 2 s), the goroutines at that peak, and CPU time
-# (utime+stime) per registration. TF names the binary (default: built from
-# this checkout).
+# (utime+stime) per registration, and how many lines it logged (at warn and
+# above unless TF_LOG_LEVEL says otherwise) with the first few. TF names the
+# binary (default: built from this checkout).
 set -euo pipefail
 
 mode=${1:-}; count=${2:-}; conc=${3:-64}; window=${4:-20}
@@ -61,7 +62,7 @@ fi
 urls=()
 for i in $(seq "$replicas"); do
   "$tf" serve --addr 127.0.0.1:0 --data "$work/data$i" --trust-key "$work/issuer.pub.jwk" --key "$work/ts.jwk" \
-    --issuer https://bench.example.com --log-level warn "${storage[@]}" >"$work/serve$i.out" 2>"$work/serve$i.err" &
+    --issuer https://bench.example.com --log-level ${TF_LOG_LEVEL:-warn} "${storage[@]}" >"$work/serve$i.out" 2>"$work/serve$i.err" &
   pids+=($!)
   for _ in $(seq 300); do
     addr=$(sed -n 's/^listening on //p' "$work/serve$i.out")
@@ -111,5 +112,9 @@ for i in "${!pids[@]}"; do
   used=$(( $(cpu "${pids[i]}") - cpu0[i] ))
   awk -v h="$hwm" -v u="$used" -v t="$tck" -v n="$count" -v r="$replicas" -v i="$((i + 1))" 'BEGIN {
     printf "server %d: VmHWM %.1f MiB, CPU %.1f s = %.0f us per registration (of all %d)\n", i, h / 1024, u / t, u / t / n * 1e6, n }'
+  # What the server logged at warn and above: the count and the first lines.
+  n=$(grep -c . "$work/serve$((i + 1)).err" || true)
+  echo "server $((i + 1)): $n log lines at warn and above"
+  head -c 2000 "$work/serve$((i + 1)).err" | head -n 5
 done
 exit $status

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trustfabric/trustfabric/pkg/transparency/storage"
@@ -189,5 +189,68 @@ func TestAppendUnclaimed(t *testing.T) {
 	}
 	if size, err := lg.IntegratedSize(ctx); err != nil || size != 2 {
 		t.Fatalf("log size = %d, %v; want 2", size, err)
+	}
+}
+
+// TestLockConflictsRetried holds the lock on a statement's row past the
+// database's lock wait timeout (1 s for this test's connections): SetIndex
+// runs its update again instead of failing with Error 1205, and succeeds
+// once the lock is released. (A deadlock, Error 1213, is retried the same
+// way; one cannot be produced on demand.)
+func TestLockConflictsRetried(t *testing.T) {
+	tg := awstest.New(t)
+	ctx := t.Context()
+	cfg, err := mysql.ParseDSN(tg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["innodb_lock_wait_timeout"] = "1"
+	c := config(tg, signer(t, "example.com/locks"))
+	c.DSN = cfg.FormatDSN()
+	lg, st, err := aws.Open(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { st.Close(); lg.Close(ctx) }()
+
+	e := storage.Entry(sha256.Sum256([]byte("locked")))
+	if _, _, err := st.Put(ctx, e, []byte("statement"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", tg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	if err := tx.QueryRowContext(ctx, "SELECT entry FROM tf_statements WHERE entry = ? FOR UPDATE", e[:]).Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	const held = 1500 * time.Millisecond
+	released := make(chan error, 1)
+	go func() {
+		time.Sleep(held)
+		released <- tx.Commit()
+	}()
+	start := time.Now()
+	if err := st.SetIndex(ctx, e, 7); err != nil {
+		t.Fatalf("SetIndex while another transaction held the row for %v: %v", held, err)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("SetIndex returned after %v: the row lock did not hold it back, so nothing was retried", waited)
+	}
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	rec, err := st.Get(ctx, e)
+	if err != nil || !rec.Indexed || rec.Index != 7 {
+		t.Fatalf("after SetIndex: %+v, %v; want index 7", rec, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -63,7 +64,7 @@ func (s *Statements) Put(ctx context.Context, entry storage.Entry, statement []b
 	if len(statement) > MaxStatementSize {
 		return storage.Record{}, false, fmt.Errorf("statement of %d bytes exceeds the store limit of %d", len(statement), MaxStatementSize)
 	}
-	res, err := s.db.ExecContext(ctx,
+	res, err := s.exec(ctx,
 		"INSERT IGNORE INTO tf_statements (entry, registered, size, statement) VALUES (?, ?, ?, ?)",
 		entry[:], registered.UnixNano(), len(statement), statement)
 	if err != nil {
@@ -107,7 +108,7 @@ func (s *Statements) Statement(ctx context.Context, entry storage.Entry) ([]byte
 
 // SetIndex implements storage.Statements.
 func (s *Statements) SetIndex(ctx context.Context, entry storage.Entry, index uint64) error {
-	res, err := s.db.ExecContext(ctx, "UPDATE tf_statements SET idx = ? WHERE entry = ? AND idx IS NULL", index, entry[:])
+	res, err := s.exec(ctx, "UPDATE tf_statements SET idx = ? WHERE entry = ? AND idx IS NULL", index, entry[:])
 	if err != nil {
 		return dbErr("record log index", err)
 	}
@@ -126,31 +127,90 @@ func (s *Statements) SetIndex(ctx context.Context, entry storage.Entry, index ui
 
 // Unindexed implements storage.Statements. Entries whose append another
 // replica completed are indexed first, so only the pending ones are listed.
+//
+// Both steps read without locks (InnoDB's consistent reads) and index one
+// row per statement, the same single-row update as SetIndex: one UPDATE
+// joining the two tables locked every pending row and its secondary index
+// entry at once, and deadlocked (Error 1213) with the SetIndex of
+// registrations in flight on the other replicas.
 func (s *Statements) Unindexed(ctx context.Context) ([]storage.Entry, error) {
-	if _, err := s.db.ExecContext(ctx, `UPDATE tf_statements s JOIN tf_log_index l ON s.entry = l.entry
-		SET s.idx = l.idx WHERE s.idx IS NULL AND l.idx IS NOT NULL`); err != nil {
-		return nil, dbErr("index statements appended by other replicas", err)
-	}
-	rows, err := s.db.QueryContext(ctx, "SELECT entry FROM tf_statements WHERE idx IS NULL")
+	done, err := s.entries(ctx, "index statements appended by other replicas",
+		`SELECT s.entry, l.idx FROM tf_statements s JOIN tf_log_index l ON s.entry = l.entry
+		WHERE s.idx IS NULL AND l.idx IS NOT NULL`)
 	if err != nil {
-		return nil, dbErr("list unindexed statements", err)
+		return nil, err
+	}
+	for i, e := range done.entries {
+		if err := s.SetIndex(ctx, e, done.indexes[i]); err != nil {
+			return nil, err
+		}
+	}
+	pending, err := s.entries(ctx, "list unindexed statements", "SELECT entry, NULL FROM tf_statements WHERE idx IS NULL")
+	if err != nil {
+		return nil, err
+	}
+	return pending.entries, nil
+}
+
+// entryRows are the rows of a query of (entry, index or NULL).
+type entryRows struct {
+	entries []storage.Entry
+	indexes []uint64
+}
+
+func (s *Statements) entries(ctx context.Context, what, query string) (entryRows, error) {
+	var out entryRows
+	rows, err := s.db.QueryContext(ctx, query)
+	if err != nil {
+		return out, dbErr(what, err)
 	}
 	defer rows.Close()
-	var out []storage.Entry
 	for rows.Next() {
 		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, dbErr("list unindexed statements", err)
+		var idx sql.NullInt64
+		if err := rows.Scan(&b, &idx); err != nil {
+			return out, dbErr(what, err)
 		}
 		if len(b) != storage.EntrySize {
-			return nil, fmt.Errorf("%w: tf_statements holds an entry of %d bytes", storage.ErrCorrupt, len(b))
+			return out, fmt.Errorf("%w: tf_statements holds an entry of %d bytes", storage.ErrCorrupt, len(b))
 		}
-		out = append(out, storage.Entry(b))
+		out.entries = append(out.entries, storage.Entry(b))
+		out.indexes = append(out.indexes, uint64(idx.Int64))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, dbErr("list unindexed statements", err)
+		return out, dbErr(what, err)
 	}
 	return out, nil
+}
+
+// Transient lock conflicts: InnoDB rolls back one statement of a deadlock
+// and asks for it to be run again; a lock wait can time out under load.
+const (
+	errLockDeadlock    = 1213
+	errLockWaitTimeout = 1205
+	lockRetries        = 5
+)
+
+// exec runs a single-statement write, running it again (after a short,
+// growing pause) when the database chose it as a deadlock's victim or its
+// lock wait timed out. Each is one autocommit statement, so running it again
+// is exactly what the database asks for.
+func (s *Statements) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	pause := time.Millisecond
+	for attempt := 1; ; attempt++ {
+		res, err := s.db.ExecContext(ctx, query, args...)
+		var me *mysql.MySQLError
+		if err == nil || attempt == lockRetries || !errors.As(err, &me) ||
+			(me.Number != errLockDeadlock && me.Number != errLockWaitTimeout) {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause + time.Duration(rand.Int64N(int64(pause)))):
+		}
+		pause *= 4
+	}
 }
 
 // Close implements storage.Statements.

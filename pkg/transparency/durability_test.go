@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -564,5 +565,57 @@ func TestAppendFailureIsRetried(t *testing.T) {
 				t.Fatalf("log size %d, want 2 (policy + the entry once)", n)
 			}
 		})
+	}
+}
+
+// slowStore is a statement store whose reads do not answer (until the
+// caller gives up) while slow is set, as a database whose connection pool is
+// saturated.
+type slowStore struct {
+	storage.Statements
+	slow *atomic.Bool
+}
+
+func (s slowStore) Get(ctx context.Context, e storage.Entry) (storage.Record, error) {
+	if s.slow.Load() {
+		<-ctx.Done()
+		return storage.Record{}, fmt.Errorf("read statement record: %w", ctx.Err())
+	}
+	return s.Statements.Get(ctx, e)
+}
+
+// TestStorageBusy: a receipt request whose storage read outlasts the wait
+// gets 503 "Storage Busy" with Retry-After and a detail saying so (before:
+// "Request Cancelled", as if the client had gone away).
+func TestStorageBusy(t *testing.T) {
+	d := newDurEnv(t)
+	var slow atomic.Bool
+	r := d.start(func(o *transparency.Options) {
+		o.RegistrationWait = 300 * time.Millisecond
+		o.Backend = func(ctx context.Context, bc transparency.BackendConfig) (storage.Log, storage.Statements, error) {
+			lg, st, err := posix.Open(ctx, posix.Config{Dir: d.dir, Signer: bc.Signer, BatchMaxAge: 10 * time.Millisecond})
+			return lg, slowStore{st, &slow}, err
+		}
+	})
+	defer r.stop(t)
+	slow.Store(true)
+	id := strings.Repeat("ab", 32)
+	resp, err := http.Get(r.srv.URL + "/entries/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := readProblem(t, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		p.Title != "Storage Busy" || !strings.Contains(p.Detail, "did not answer within 300ms") {
+		t.Fatalf("GET with the store not answering = %d, Retry-After %q, problem %+v; want 503 Storage Busy with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), p)
+	}
+	slow.Store(false)
+	resp, err = http.Get(r.srv.URL + "/entries/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := readProblem(t, resp); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET of an unknown entry once the store answers = %d %+v, want 404", resp.StatusCode, p)
 	}
 }

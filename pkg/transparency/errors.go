@@ -32,4 +32,8 @@ var (
 	// ErrAppendFailing: the statement is stored durably but appending it to
 	// the log keeps failing; the service retries until it succeeds.
 	ErrAppendFailing = errors.New("log append failing")
+	// ErrStorageBusy: the storage did not answer within the time a request
+	// may wait (a saturated database connection pool, a slow object store);
+	// retry later.
+	ErrStorageBusy = errors.New("storage busy")
 )

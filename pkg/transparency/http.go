@@ -144,6 +144,8 @@ func problemFor(err error) (int, string) {
 		return http.StatusServiceUnavailable, "Log Append Failing"
 	case errors.Is(err, storage.ErrUnavailable):
 		return http.StatusServiceUnavailable, "Storage Unavailable"
+	case errors.Is(err, ErrStorageBusy):
+		return http.StatusServiceUnavailable, "Storage Busy"
 	case errors.Is(err, ErrPending):
 		return http.StatusServiceUnavailable, "Not Yet Available"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -170,6 +172,19 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		detail = "the service failed to process the request; see the service logs"
 	}
 	h.problem(w, r, status, title, detail)
+}
+
+// waitExpired tells apart, in an error of a receipt wait of at most wait,
+// a deadline that passed while the service's storage was still answering
+// (the client is still there: 503 Storage Busy, not "Request Cancelled";
+// the wait itself running out is ErrPending, 302/303) from the client
+// going away.
+func waitExpired(r *http.Request, wait time.Duration, err error) error {
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrPending) || r.Context().Err() != nil {
+		return err
+	}
+	return fmt.Errorf("%w: the service's storage (database or object store) did not answer within %s, the longest a request waits; retry later (%w)",
+		ErrStorageBusy, wait, err)
 }
 
 // preferences reads RFC 7240 Prefer: respond-async and wait=N.
@@ -271,6 +286,7 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		receipt, err := h.s.AwaitReceipt(ctx, reg.Entry)
 		cancel()
+		err = waitExpired(r, wait, err)
 		if err == nil {
 			w.Header().Set("Location", loc)
 			h.writeReceipt(w, r, http.StatusCreated, receipt)
@@ -358,6 +374,7 @@ func (h *handler) getEntry(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		receipt, err = h.s.AwaitReceipt(ctx, e)
 		cancel()
+		err = waitExpired(r, wait, err)
 	} else {
 		receipt, err = h.s.Receipt(r.Context(), e)
 	}

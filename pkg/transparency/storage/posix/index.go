@@ -23,7 +23,8 @@ import (
 // the service does not grow with the log: an open-addressing hash table of
 // fixed-size slots, read and written with pread/pwrite (not mmap, whose pages
 // would count in the process's RSS), resized by streaming it into a table
-// twice the size.
+// twice the size. The first write of a registration's slot (before its log
+// index is known) is held in memory until the second (writeback.go).
 //
 //	file = header (4096 bytes) ‖ slot × (2^bits + overflow)
 //	slot = entry(32) ‖ u64 statement offset (0: lost) ‖ i64 registered (Unix ns)
@@ -151,6 +152,8 @@ type indexFile struct {
 	broken bool
 	// gen counts the times the table grew (slot numbers change).
 	gen uint32
+	// deferred holds slots written in memory only (writeback.go).
+	deferred map[uint64][slotSize]byte
 }
 
 // openIndex opens the index at path. trusted reports whether it describes
@@ -255,6 +258,9 @@ func (x *indexFile) lookup(e storage.Entry) (m meta, slot uint64, found bool, er
 		}
 		for i := range n {
 			b := buf[i*slotSize : (i+1)*slotSize]
+			if d, ok := x.deferred[pos+i]; ok {
+				b = d[:]
+			}
 			if bytes.Equal(b, zeroSlot[:]) {
 				return meta{}, pos + i, false, nil
 			}
@@ -282,8 +288,8 @@ func (x *indexFile) damaged(slot uint64, err error) error {
 func (x *indexFile) store(slot uint64, e storage.Entry, m meta, created bool) error {
 	var b [slotSize]byte
 	encodeSlot(b[:], e, m)
-	if _, err := x.f.WriteAt(b[:], idxHeaderSize+int64(slot)*slotSize); err != nil {
-		return fmt.Errorf("write entry index: %w", noSpace(err))
+	if err := x.write(slot, &b, m.index == 0 && !m.lost); err != nil {
+		return err
 	}
 	if created {
 		x.hdr.count++
@@ -418,6 +424,9 @@ func (x *indexFile) install(g *grown) error {
 	x.f.Close()
 	x.f, x.hdr = g.f, g.hdr
 	x.gen = (x.gen + 1) % staleSlot
+	// build wrote the deferred slots too (scan shows them), at their
+	// places in the new table.
+	x.deferred = nil
 	return nil
 }
 
@@ -431,6 +440,7 @@ func (x *indexFile) scan(fn func(slot uint64, b []byte) error) error {
 		if _, err := x.f.ReadAt(buf[:n*slotSize], idxHeaderSize+int64(pos)*slotSize); err != nil {
 			return fmt.Errorf("read entry index: %w", err)
 		}
+		x.overlay(buf[:n*slotSize], pos)
 		for i := range n {
 			b := buf[i*slotSize : (i+1)*slotSize]
 			if bytes.Equal(b, zeroSlot[:]) {
@@ -529,7 +539,10 @@ func (w *slotWriter) finish() error {
 // and tail checksum, and closes it. The slots are synced before the header
 // that vouches for them.
 func (x *indexFile) close(storeSize int64, storeTail uint32, clean bool) error {
-	err := x.f.Sync()
+	err := x.flushDeferred()
+	if err == nil {
+		err = x.f.Sync()
+	}
 	if err == nil && clean && !x.broken {
 		h := x.hdr
 		h.clean, h.storeSize, h.storeTail = true, storeSize, storeTail

@@ -347,6 +347,76 @@ func TestIndexTable(t *testing.T) {
 	}
 }
 
+// TestIndexDeferredSlots: slots of entries with no log index yet are held
+// in memory (writeback.go) and are found, counted, carried through resizes,
+// written out when too many are held, and on disk after a clean close; the
+// second write of a slot (its log index) goes to the file.
+func TestIndexDeferredSlots(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idx")
+	x, _, err := openIndex(path, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[storage.Entry]meta{}
+	put := func(e storage.Entry, m meta) {
+		t.Helper()
+		if err := x.reserve(1); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.put(e, m); err != nil {
+			t.Fatal(err)
+		}
+		want[e] = m
+	}
+	const n = maxDeferred + 3000
+	for i := range n {
+		put(testEntry(i), meta{off: int64(100 + i), size: 1, registered: int64(i)})
+		if len(x.deferred) >= maxDeferred {
+			t.Fatalf("%d slots held after %d puts, want fewer than %d", len(x.deferred), i+1, maxDeferred)
+		}
+	}
+	if len(x.deferred) == 0 || len(x.deferred) == n {
+		t.Fatalf("%d of %d slots held: want some held and the rest written out", len(x.deferred), n)
+	}
+	held := len(x.deferred)
+	for i := n - 100; i < n; i++ { // these were held: their index goes to the file
+		m := want[testEntry(i)]
+		m.index = uint64(i + 1)
+		put(testEntry(i), m)
+	}
+	if len(x.deferred) != held-100 {
+		t.Fatalf("%d slots held after indexing 100 held ones, want %d", len(x.deferred), held-100)
+	}
+	check := func(x *indexFile) {
+		t.Helper()
+		if x.hdr.count != uint64(len(want)) {
+			t.Fatalf("count %d, want %d", x.hdr.count, len(want))
+		}
+		for e, m := range want {
+			got, _, found, err := x.lookup(e)
+			if err != nil || !found || got != m {
+				t.Fatalf("lookup %x = %+v, %v, %v; want %+v", e[:8], got, found, err, m)
+			}
+		}
+		if err := x.verify(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(x)
+	if err := x.close(1, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	y, trusted, err := openIndex(path, 1, 2)
+	if err != nil || !trusted {
+		t.Fatalf("reopen after a clean close: trusted %v, %v", trusted, err)
+	}
+	defer y.close(0, 0, false)
+	if len(y.deferred) != 0 {
+		t.Fatal("a reopened index holds slots")
+	}
+	check(y)
+}
+
 // BenchmarkEntryIndex compares the on-disk index with the Go map it
 // replaced, in the same run: inserting into a table of n entries, and
 // looking up an entry that is there (hit) or not (miss, what every new

@@ -259,7 +259,7 @@ func (x *indexFile) lookup(e storage.Entry) (m meta, slot uint64, found bool, er
 		for i := range n {
 			b := buf[i*slotSize : (i+1)*slotSize]
 			if d, ok := x.deferred[pos+i]; ok {
-				b = d[:]
+				copy(b, d[:])
 			}
 			if bytes.Equal(b, zeroSlot[:]) {
 				return meta{}, pos + i, false, nil

@@ -401,8 +401,15 @@ func (s *statementFile) Put(ctx context.Context, entry storage.Entry, statement 
 	if len(statement) > MaxStatementSize {
 		return storage.Record{}, false, fmt.Errorf("statement of %d bytes exceeds the store limit of %d", len(statement), MaxStatementSize)
 	}
-	if rec, err := s.Get(ctx, entry); err == nil && !rec.Lost {
-		return rec, false, nil
+	// Only the cache of recent entries is asked first, not the index: for a
+	// new entry (the usual case) that would be a read for nothing. An older
+	// entry registered again has its record written again, which the index
+	// ignores (the first record wins) and Put reports as not created.
+	s.mu.RLock()
+	c, ok := s.recent.get(entry)
+	s.mu.RUnlock()
+	if ok && !c.lost {
+		return toRecord(entry, c.meta), false, nil
 	}
 	p := make([]byte, putHeader+len(statement))
 	p[0] = recPut

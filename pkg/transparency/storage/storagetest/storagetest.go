@@ -106,6 +106,18 @@ func Run(t *testing.T, open Opener, origin string) {
 		if un, err := st2.Unindexed(ctx); err != nil || len(un) != 0 {
 			t.Fatalf("Unindexed after reopen = %d entries, %v; want none", len(un), err)
 		}
+		// Registered again after a restart (no cache of it): the first
+		// registration stands, with its time, index and bytes.
+		again, created, err := st2.Put(ctx, entries[1], []byte("other bytes"), reg.Add(time.Hour))
+		if err != nil || created || !again.Registered.Equal(reg) || !again.Indexed || again.Index != indices[1] {
+			t.Fatalf("Put of an entry stored before the reopen = %+v, created %v, %v; want the first record, not created", again, created, err)
+		}
+		if b, err := st2.Statement(ctx, entries[1]); err != nil || bytes.Equal(b, []byte("other bytes")) {
+			t.Fatalf("statement after a second Put = %q, %v; want the first bytes", b, err)
+		}
+		if rec, err := st2.Get(ctx, entries[1]); err != nil || !rec.Registered.Equal(reg) {
+			t.Fatalf("Get after a second Put = %+v, %v; want registered %v", rec, err, reg)
+		}
 		cp := awaitCheckpoint(t, lg2, origin, uint64(len(entries)))
 		testProofs(t, lg2, cp, entries, indices)
 		next := sha256.Sum256([]byte("after reopen"))

@@ -163,9 +163,9 @@ for c in "${clients[@]}"; do
     case $sys in
       trustfabric)
         start_trustfabric "$dir"
-        # Pool: at most one registration per 100 ms per client, capped at 4,000/s
+        # Pool: at most one registration per 100 ms per client, capped at 10,000/s
         # (a run that exhausts it ends its measured window there).
-        pool=$(( (c * 10 < 4000 ? c * 10 : 4000) * dur_s ))
+        pool=$(( (c * 10 < 10000 ? c * 10 : 10000) * dur_s ))
         cmd=("$tf" bench register --ts "$url" --key "$work/issuer.jwk" --concurrency "$c" --window 1 --sync
           --duration "$duration" --warmup "$warmup" --count "$pool")
         ;;

@@ -134,11 +134,14 @@ func walkMap(b []byte, depth int, out *[]Entry) ([]Entry, int, error) {
 	if arg > MaxMapPairs {
 		return nil, 0, fmt.Errorf("%w: map of %d pairs exceeds %d", ErrMalformed, arg, MaxMapPairs)
 	}
-	var keys [][]byte
-	if arg > 1 {
-		keys = make([][]byte, 0, arg)
-	}
+	// The keys seen, for the duplicate check: on the stack for the small
+	// maps COSE headers are.
+	var keyBuf [16][]byte
+	keys := keyBuf[:0]
 	var entries []Entry
+	if out != nil {
+		entries = make([]Entry, 0, min(arg, uint64(len(b)/2)))
+	}
 	for i := uint64(0); i < arg; i++ {
 		kl, err := skip(b[n:], depth+1)
 		if err != nil {

@@ -62,6 +62,22 @@ func BenchmarkStatementVerify(b *testing.B) {
 	}
 }
 
+// BenchmarkStatementParse measures parsing alone (what a registration does
+// before its one signature check): headers, CWT claims, entry hash.
+func BenchmarkStatementParse(b *testing.B) {
+	key := mustKey(b, cose.AlgorithmES256)
+	raw, err := SignStatement(ctx, key, testClaims(), make([]byte, 1024))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseStatement(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkReceiptVerify(b *testing.B) {
 	stmt, err := os.ReadFile("../../testdata/trustfabric-v1/valid/statement.cose")
 	if err != nil {

@@ -123,8 +123,8 @@ func decodeCCFProof(item []byte) (CCFInclusionProof, error) {
 	if l := m.raw(1); l != nil && cosewire.Major(l) != 4 {
 		return p, notCCF
 	}
-	for k := range m {
-		if k != int64(1) && k != int64(2) {
+	for _, e := range m {
+		if k := e.Key; k != int64(1) && k != int64(2) {
 			return p, fmt.Errorf("%w: unknown key %v (want only 1 leaf and 2 path)", ErrMalformed, k)
 		}
 	}

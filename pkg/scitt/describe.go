@@ -108,7 +108,7 @@ func describeSign1(m *cosewire.Sign1) (*Description, error) {
 		for _, pr := range r.Consistency {
 			d.Proofs = append(d.Proofs, ProofInfo{Kind: "consistency", TreeSize1: pr.TreeSize1, TreeSize2: pr.TreeSize2, Path: hexList(pr.Path)})
 		}
-		delete(u, int64(LabelVDP))
+		u.del(int64(LabelVDP))
 	} else {
 		s, err := statementFrom(m)
 		if err != nil {
@@ -125,7 +125,7 @@ func describeSign1(m *cosewire.Sign1) (*Description, error) {
 			}
 			d.Receipts = append(d.Receipts, rd)
 		}
-		delete(u, int64(LabelReceipts))
+		u.del(int64(LabelReceipts))
 	}
 	if len(u) > 0 {
 		d.Unprotected = describeHeader(u)
@@ -154,7 +154,8 @@ var cwtNames = map[any]string{int64(1): "iss", int64(2): "sub", int64(3): "aud",
 
 func describeHeader(h header) map[string]any {
 	out := make(map[string]any, len(h))
-	for k, raw := range h {
+	for _, e := range h {
+		k, raw := e.Key, e.Value
 		name := labelName(k, labelNames)
 		var v any
 		if err := cosewire.Dec.Unmarshal(raw, &v); err != nil {

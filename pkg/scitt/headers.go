@@ -50,26 +50,43 @@ const (
 	MediaTypeReceipt   = "application/scitt-receipt+cose"
 )
 
-// header is a decoded COSE header map keyed by int64 or string labels; the
-// values are raw encodings aliasing the message.
-type header map[any][]byte
+// header is a decoded COSE header map: its entries in encoded order, keyed
+// by int64 or string labels (no two alike: DecodeMap refuses duplicates),
+// the values raw encodings aliasing the message. A slice, not a Go map:
+// headers have a handful of entries, and a map per header was the largest
+// allocation of parsing a statement.
+type header []cosewire.Entry
 
 func decodeHeader(raw []byte, where string) (header, error) {
 	if len(raw) == 0 {
-		return header{}, nil
+		return nil, nil
 	}
 	entries, err := cosewire.DecodeMap(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s header: %w", where, err)
 	}
-	h := make(header, len(entries))
-	for _, e := range entries {
-		h[e.Key] = e.Value
-	}
-	return h, nil
+	return header(entries), nil
 }
 
-func (h header) has(label any) bool { _, ok := h[normLabel(label)]; return ok }
+func (h header) has(label any) bool { return h.raw(label) != nil }
+
+// del removes label, if present.
+func (h *header) del(label any) {
+	label = normLabel(label)
+	*h = slices.DeleteFunc(*h, func(e cosewire.Entry) bool { return e.Key == label })
+}
+
+// set replaces label's value, or adds it.
+func (h *header) set(label any, value []byte) {
+	label = normLabel(label)
+	for i := range *h {
+		if (*h)[i].Key == label {
+			(*h)[i].Value = value
+			return
+		}
+	}
+	*h = append(*h, cosewire.Entry{Key: label, Value: value})
+}
 
 func normLabel(label any) any {
 	if i, ok := label.(int); ok {
@@ -78,7 +95,15 @@ func normLabel(label any) any {
 	return label
 }
 
-func (h header) raw(label any) []byte { return h[normLabel(label)] }
+func (h header) raw(label any) []byte {
+	label = normLabel(label)
+	for _, e := range h {
+		if e.Key == label {
+			return e.Value
+		}
+	}
+	return nil
+}
 
 func (h header) int(label any, name string) (int64, bool, error) {
 	raw := h.raw(label)

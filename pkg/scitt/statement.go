@@ -382,7 +382,7 @@ func (s *Statement) Verify(ks keys.Set, opts ...VerifyOption) (*Result, error) {
 			return &Result{}, fmt.Errorf("verify options: %w", err)
 		}
 	}
-	r := &Result{}
+	r := &Result{Checks: make([]Check, 0, 5)}
 	switch {
 	case s.algErr != nil:
 		return r.fail(CheckStatementAlgorithm, s.algErr)

@@ -38,7 +38,7 @@ func AddReceipt(statement, receipt []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("add receipt: %w", err)
 	}
-	u[int64(LabelReceipts)] = enc
+	u.set(int64(LabelReceipts), enc)
 	return spliceUnprotected(m, u)
 }
 
@@ -64,7 +64,7 @@ func RemoveReceipts(statement []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remove receipts: %w", err)
 	}
-	delete(u, int64(LabelReceipts))
+	u.del(int64(LabelReceipts))
 	return spliceUnprotected(m, u)
 }
 
@@ -73,8 +73,8 @@ func spliceUnprotected(m *cosewire.Sign1, u header) ([]byte, error) {
 		return m.WithUnprotected(cosewire.EmptyMap), nil
 	}
 	out := make(map[any]cbor.RawMessage, len(u))
-	for k, v := range u {
-		out[k] = cbor.RawMessage(v)
+	for _, e := range u {
+		out[e.Key] = cbor.RawMessage(e.Value)
 	}
 	enc, err := cosewire.Enc.Marshal(out)
 	if err != nil {

@@ -98,8 +98,14 @@ func nextFrame(r io.ReaderAt, from, size int64) (int64, error) {
 
 func frame(payload []byte) []byte {
 	b := make([]byte, frameHeader+len(payload))
+	copy(b[frameHeader:], payload)
+	setFrameHeader(b)
+	return b
+}
+
+// setFrameHeader fills the header of a record whose payload follows it in b.
+func setFrameHeader(b []byte) {
+	payload := b[frameHeader:]
 	binary.BigEndian.PutUint32(b, uint32(len(payload)))
 	binary.BigEndian.PutUint32(b[4:], crc32.Checksum(payload, castagnoli))
-	copy(b[frameHeader:], payload)
-	return b
 }

@@ -411,12 +411,13 @@ func (s *statementFile) Put(ctx context.Context, entry storage.Entry, statement 
 	if ok && !c.lost {
 		return toRecord(entry, c.meta), false, nil
 	}
-	p := make([]byte, putHeader+len(statement))
+	r := make([]byte, frameHeader+putHeader+len(statement))
+	p := r[frameHeader:]
 	p[0] = recPut
 	copy(p[1:], entry[:])
 	binary.BigEndian.PutUint64(p[1+storage.EntrySize:], uint64(registered.UnixNano()))
 	copy(p[putHeader:], statement)
-	if err := s.submit(ctx, p, true); err != nil {
+	if err := s.submit(ctx, r, true); err != nil {
 		return storage.Record{}, false, err
 	}
 	rec, err := s.Get(ctx, entry)
@@ -483,13 +484,14 @@ func (s *statementFile) SetIndex(ctx context.Context, entry storage.Entry, index
 		}
 		return nil
 	}
-	p := make([]byte, indexLen)
+	r := make([]byte, frameHeader+indexLen)
+	p := r[frameHeader:]
 	p[0] = recIndex
 	copy(p[1:], entry[:])
 	binary.BigEndian.PutUint64(p[1+storage.EntrySize:], index)
 	// Index records are derived data (the log holds the truth), so they ride
 	// along with the next group commit's fsync instead of forcing one.
-	return s.submit(ctx, p, false)
+	return s.submit(ctx, r, false)
 }
 
 func (s *statementFile) Unindexed(context.Context) ([]storage.Entry, error) {

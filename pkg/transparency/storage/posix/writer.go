@@ -126,8 +126,11 @@ func (s *statementFile) commit(batch []writeReq) {
 	}
 }
 
-func (s *statementFile) submit(ctx context.Context, payload []byte, sync bool) error {
-	req := writeReq{buf: frame(payload), sync: sync, done: make(chan error, 1)}
+// submit queues one record: rec is its frame, the payload after
+// frameHeader bytes that submit fills in (no copy of the statement).
+func (s *statementFile) submit(ctx context.Context, rec []byte, sync bool) error {
+	setFrameHeader(rec)
+	req := writeReq{buf: rec, sync: sync, done: make(chan error, 1)}
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()

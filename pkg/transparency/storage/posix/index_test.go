@@ -330,18 +330,7 @@ func TestIndexTable(t *testing.T) {
 	}
 	lost := testEntry(99999)
 	add(lost, meta{lost: true, index: 7})
-	if x.hdr.count != uint64(len(want)) {
-		t.Fatalf("count %d, want %d", x.hdr.count, len(want))
-	}
-	for e, m := range want {
-		got, _, found, err := x.lookup(e)
-		if err != nil || !found || got != m {
-			t.Fatalf("lookup %x = %+v, %v, %v; want %+v", e[:8], got, found, err, m)
-		}
-	}
-	if err := x.verify(); err != nil {
-		t.Fatal(err)
-	}
+	checkTable(t, x, want)
 	if _, _, found, err := x.lookup(testEntry(-1)); found || err != nil {
 		t.Fatalf("absent entry: found %v, %v", found, err)
 	}
@@ -387,22 +376,7 @@ func TestIndexDeferredSlots(t *testing.T) {
 	if len(x.deferred) != held-100 {
 		t.Fatalf("%d slots held after indexing 100 held ones, want %d", len(x.deferred), held-100)
 	}
-	check := func(x *indexFile) {
-		t.Helper()
-		if x.hdr.count != uint64(len(want)) {
-			t.Fatalf("count %d, want %d", x.hdr.count, len(want))
-		}
-		for e, m := range want {
-			got, _, found, err := x.lookup(e)
-			if err != nil || !found || got != m {
-				t.Fatalf("lookup %x = %+v, %v, %v; want %+v", e[:8], got, found, err, m)
-			}
-		}
-		if err := x.verify(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	check(x)
+	checkTable(t, x, want)
 	if err := x.close(1, 2, true); err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +388,25 @@ func TestIndexDeferredSlots(t *testing.T) {
 	if len(y.deferred) != 0 {
 		t.Fatal("a reopened index holds slots")
 	}
-	check(y)
+	checkTable(t, y, want)
+}
+
+// checkTable checks that the table holds exactly want: its count, every
+// entry's meta, and every slot's checksum.
+func checkTable(t *testing.T, x *indexFile, want map[storage.Entry]meta) {
+	t.Helper()
+	if x.hdr.count != uint64(len(want)) {
+		t.Fatalf("count %d, want %d", x.hdr.count, len(want))
+	}
+	for e, m := range want {
+		got, _, found, err := x.lookup(e)
+		if err != nil || !found || got != m {
+			t.Fatalf("lookup %x = %+v, %v, %v; want %+v", e[:8], got, found, err, m)
+		}
+	}
+	if err := x.verify(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // BenchmarkEntryIndex compares the on-disk index with the Go map it

@@ -75,7 +75,7 @@ func BenchmarkIssueReceipt(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			rec.Registered = c.registered
 			for b.Loop() {
-				if _, err := svc.issueReceipt(b.Context(), rec, cp); err != nil {
+				if _, err := svc.issueReceipt(b.Context(), rec, cp, true); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -284,7 +284,7 @@ func (h *handler) postEntry(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	if !async && wait > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
-		receipt, err := h.s.AwaitReceipt(ctx, reg.Entry)
+		receipt, err := h.s.awaitReceipt(ctx, reg.Entry, false)
 		cancel()
 		err = waitExpired(r, wait, err)
 		if err == nil {

@@ -161,7 +161,7 @@ func TestReceiptSignatureShapes(t *testing.T) {
 	}
 
 	rec.Registered = cp.At.Add(-300 * time.Millisecond)
-	raw, err := svc.issueReceipt(t.Context(), rec, cp)
+	raw, err := svc.issueReceipt(t.Context(), rec, cp, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestReceiptSignatureShapes(t *testing.T) {
 	}
 	other := recs[1]
 	other.Registered = rec.Registered
-	raw2, err := svc.issueReceipt(t.Context(), other, cp)
+	raw2, err := svc.issueReceipt(t.Context(), other, cp, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestReceiptSignatureShapes(t *testing.T) {
 
 	svc.receipts = newReceiptCache(16)
 	rec.Registered = cp.At.Add(-time.Hour)
-	raw, err = svc.issueReceipt(t.Context(), rec, cp)
+	raw, err = svc.issueReceipt(t.Context(), rec, cp, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,13 @@ import (
 // serviceWithEntries opens a service with n (> 301) appended entries and
 // returns it with the records of entries 300 and 301 (appended
 // concurrently, so at any index) and the checkpoint covering all n.
-func serviceWithEntries(tb testing.TB, n int) (*Service, [2]storage.Record, *checkpoint) {
-	issuer, _ := keys.Generate(cose.AlgorithmES256)
+// trustingPolicy returns a new issuer key and a policy that trusts it.
+func trustingPolicy(tb testing.TB) (*keys.PrivateKey, *Policy) {
+	tb.Helper()
+	issuer, err := keys.Generate(cose.AlgorithmES256)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	pub, _ := issuer.Public().MarshalJWK()
 	kf := tb.TempDir() + "/issuer.jwk"
 	if err := os.WriteFile(kf, pub, 0o644); err != nil {
@@ -31,6 +36,11 @@ func serviceWithEntries(tb testing.TB, n int) (*Service, [2]storage.Record, *che
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return issuer, pol
+}
+
+func serviceWithEntries(tb testing.TB, n int) (*Service, [2]storage.Record, *checkpoint) {
+	_, pol := trustingPolicy(tb)
 	svc, err := Open(tb.Context(), Options{Dir: tb.TempDir(), Policy: pol})
 	if err != nil {
 		tb.Fatal(err)

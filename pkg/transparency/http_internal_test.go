@@ -7,15 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/trustfabric/trustfabric/pkg/keys"
 	"github.com/trustfabric/trustfabric/pkg/scitt"
 	"github.com/trustfabric/trustfabric/pkg/scitt/scrapi"
-	"github.com/veraison/go-cose"
 )
 
 // TestReadBody covers readBody's cases: exact, shorter than announced, longer
@@ -45,19 +42,7 @@ func TestReadBody(t *testing.T) {
 // has it); a GET of the entry answers a receipt that verifies, and that one
 // is kept.
 func TestRegisteringReceiptNotKept(t *testing.T) {
-	issuer, err := keys.Generate(cose.AlgorithmES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := issuer.Public().MarshalJWK()
-	kf := t.TempDir() + "/issuer.jwk"
-	if err := os.WriteFile(kf, pub, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := NewPolicy(PolicyConfig{}, []string{kf}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	issuer, pol := trustingPolicy(t)
 	svc, err := Open(t.Context(), Options{Dir: t.TempDir(), Policy: pol, BatchMaxAge: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

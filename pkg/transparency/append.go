@@ -129,12 +129,7 @@ func (s *Service) appendEntry(ctx context.Context, entry storage.Entry, op *oper
 			// recovery at the next start finds it in the log.
 			for op != nil && !s.closing.Load() {
 				failures++
-				ierr := fmt.Errorf("record index %d: %w", idx, err)
-				op.appendErr.Store(&ierr)
-				if failures == 1 || failures%100 == 0 {
-					s.logger.ErrorContext(ctx, "recording the log index failed; retrying",
-						slog.String("entry", hex.EncodeToString(entry[:])), slog.Int("failures", failures), slog.Any("error", ierr))
-				}
+				s.appendFailed(ctx, op, entry, failures, "recording the log index failed; retrying", fmt.Errorf("record index %d: %w", idx, err))
 				time.Sleep(wait)
 				wait = min(2*wait, time.Second)
 				if err = s.store.SetIndex(ctx, entry, idx); err == nil {
@@ -152,13 +147,20 @@ func (s *Service) appendEntry(ctx context.Context, entry storage.Entry, op *oper
 				return 0, err
 			}
 			failures++
-			op.appendErr.Store(&err)
-			if failures == 1 || failures%100 == 0 {
-				s.logger.ErrorContext(ctx, "append to log failed; retrying",
-					slog.String("entry", hex.EncodeToString(entry[:])), slog.Int("failures", failures), slog.Any("error", err))
-			}
+			s.appendFailed(ctx, op, entry, failures, "append to log failed; retrying", err)
 		}
 		time.Sleep(wait)
 		wait = min(2*wait, time.Second)
+	}
+}
+
+// appendFailed reports the failures-th failure of an append (or of
+// recording its index) to the operation, which GET answers with it, and
+// logs the first and every hundredth.
+func (s *Service) appendFailed(ctx context.Context, op *operation, entry storage.Entry, failures int, msg string, err error) {
+	op.appendErr.Store(&err)
+	if failures == 1 || failures%100 == 0 {
+		s.logger.ErrorContext(ctx, msg,
+			slog.String("entry", hex.EncodeToString(entry[:])), slog.Int("failures", failures), slog.Any("error", err))
 	}
 }

@@ -35,6 +35,11 @@ func (x *indexFile) write(slot uint64, b *[slotSize]byte, later bool) error {
 		}
 		return nil
 	}
+	return x.writeSlot(slot, b)
+}
+
+// writeSlot writes slot b to the file and drops its deferred copy.
+func (x *indexFile) writeSlot(slot uint64, b *[slotSize]byte) error {
 	if _, err := x.f.WriteAt(b[:], idxHeaderSize+int64(slot)*slotSize); err != nil {
 		return fmt.Errorf("write entry index: %w", noSpace(err))
 	}
@@ -46,10 +51,9 @@ func (x *indexFile) write(slot uint64, b *[slotSize]byte, later bool) error {
 func (x *indexFile) flushDeferred() error {
 	for _, slot := range slices.Sorted(maps.Keys(x.deferred)) {
 		b := x.deferred[slot]
-		if _, err := x.f.WriteAt(b[:], idxHeaderSize+int64(slot)*slotSize); err != nil {
-			return fmt.Errorf("write entry index: %w", noSpace(err))
+		if err := x.writeSlot(slot, &b); err != nil {
+			return err
 		}
-		delete(x.deferred, slot)
 	}
 	return nil
 }
